@@ -1,1 +1,5 @@
+//! vrrp-agent: a keepalived-compatible VRRP agent with an XDP datapath.
+
+pub mod config;
 pub mod datapath;
+pub mod vrrp;

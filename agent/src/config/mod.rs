@@ -1,0 +1,1 @@
+//! keepalived.conf parsing (owned by the config work).

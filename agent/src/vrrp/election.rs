@@ -1,0 +1,1 @@
+//! Election state machine (owned by the protocol-core work).

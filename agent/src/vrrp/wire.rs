@@ -1,0 +1,1 @@
+//! Wire codec (owned by the protocol-core work).
