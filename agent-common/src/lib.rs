@@ -1,1 +1,247 @@
+//! Types shared by the kernel programs (`agent-ebpf`) and the daemon (`agent`).
+//!
+//! Everything here crosses the user/kernel boundary through BPF maps or the
+//! ring buffer, so every struct is `#[repr(C)]` with explicit padding: the
+//! layout must be identical on both sides and contain no uninitialised bytes.
 #![no_std]
+
+/// `PeerKey::family` / `InstanceKey::family` for IPv4.
+pub const FAMILY_IPV4: u8 = 4;
+/// `PeerKey::family` / `InstanceKey::family` for IPv6.
+pub const FAMILY_IPV6: u8 = 6;
+
+/// Identifies one virtual router as seen on one link.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PeerKey {
+    pub ifindex: u32,
+    pub vrid: u8,
+    /// [`FAMILY_IPV4`] or [`FAMILY_IPV6`].
+    pub family: u8,
+    pub _pad: [u8; 2],
+}
+
+impl PeerKey {
+    pub const fn new(ifindex: u32, vrid: u8, family: u8) -> Self {
+        Self {
+            ifindex,
+            vrid,
+            family,
+            _pad: [0; 2],
+        }
+    }
+}
+
+/// The receive filter for one configured instance is keyed like a peer.
+pub type InstanceKey = PeerKey;
+
+/// `PeerState::flags`: the last advert's VRRPv3-over-IPv4 checksum covered the
+/// pseudo-header (keepalived's default) rather than the message alone.
+pub const PEER_FLAG_PSEUDO_HEADER_CHECKSUM: u8 = 1;
+
+/// What the kernel last saw from the master of a virtual router.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PeerState {
+    /// `bpf_ktime_get_ns()` (CLOCK_MONOTONIC) when the last valid advert arrived.
+    pub last_seen_ns: u64,
+    /// Valid adverts accepted for this key since the program was loaded.
+    pub adverts: u64,
+    /// Source address of the last advert; IPv4 uses the first 4 bytes.
+    pub source: [u8; 16],
+    /// Advertised interval in centiseconds (VRRPv2 seconds are converted).
+    pub interval_cs: u16,
+    pub priority: u8,
+    /// VRRP version, 2 or 3.
+    pub version: u8,
+    /// `PEER_FLAG_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+}
+
+/// `PeerEvent::changes` bits: why the kernel woke userspace up.
+pub const CHANGE_FIRST: u8 = 1 << 0;
+pub const CHANGE_SOURCE: u8 = 1 << 1;
+pub const CHANGE_PRIORITY: u8 = 1 << 2;
+pub const CHANGE_PRIORITY_ZERO: u8 = 1 << 3;
+pub const CHANGE_INTERVAL: u8 = 1 << 4;
+pub const CHANGE_VERSION: u8 = 1 << 5;
+
+/// Ring-buffer record pushed when something an election cares about changed.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PeerEvent {
+    pub key: PeerKey,
+    /// `CHANGE_*` bits.
+    pub changes: u8,
+    pub _pad: [u8; 7],
+    pub state: PeerState,
+}
+
+/// `InterfaceConfig::flags`: accept adverts for every VRID without checking
+/// instance filters, and pass everything on (the `monitor` command).
+pub const IFACE_OBSERVE_ONLY: u8 = 1 << 0;
+/// `InterfaceConfig::flags`: pass valid adverts to the network stack after
+/// recording them (so tcpdump and raw sockets still see them) instead of
+/// dropping them.
+pub const IFACE_PASS_CONSUMED: u8 = 1 << 1;
+
+/// Per-interface behaviour, keyed by ifindex. An interface without an entry
+/// is not ours: every packet passes untouched.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct InterfaceConfig {
+    /// `IFACE_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+}
+
+/// `InstanceFilter::auth_type` values (VRRPv2 only).
+pub const AUTH_NONE: u8 = 0;
+pub const AUTH_PASS: u8 = 1;
+
+/// What a configured instance accepts; VRRPv3 ignores the auth fields.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct InstanceFilter {
+    /// 2 or 3: adverts of the other version are dropped, as keepalived does.
+    pub version: u8,
+    pub auth_type: u8,
+    /// VRRPv2 only: the advert interval in seconds must match (RFC 3768 §7.1).
+    pub advert_int_s: u8,
+    pub _pad: u8,
+    /// NUL-padded PASS data, compared byte for byte.
+    pub auth_pass: [u8; 8],
+}
+
+/// Key of the map of the node's own addresses, whose adverts must be ignored.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct LocalAddress {
+    pub family: u8,
+    pub _pad: [u8; 3],
+    pub address: [u8; 16],
+}
+
+/// Indices into the per-CPU `COUNTERS` array. `Accepted` counts valid adverts;
+/// every other value is a reason an advert was dropped.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    Accepted = 0,
+    /// TTL / hop limit not 255 (RFC 5798 §7.1).
+    Ttl = 1,
+    /// VRRP version neither 2 nor 3, or not the instance's version.
+    Version = 2,
+    /// Type other than 1 (advertisement).
+    Type = 3,
+    /// Truncated, or length inconsistent with the address count.
+    Length = 4,
+    /// Checksum matches none of the accepted forms.
+    Checksum = 5,
+    /// No instance configured for this VRID, interface and family.
+    UnknownVrid = 6,
+    /// VRRPv2 authentication type differs from the instance's.
+    AuthType = 7,
+    /// VRRPv2 PASS data differs from the instance's.
+    AuthData = 8,
+    /// VRRPv2 advert interval differs from the instance's.
+    AdvertInterval = 9,
+    /// Sent from one of this node's own addresses.
+    OwnAddress = 10,
+    /// A ring-buffer event could not be queued (userspace too slow).
+    EventLost = 11,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 12;
+
+    pub const ALL: [Counter; Self::COUNT as usize] = [
+        Counter::Accepted,
+        Counter::Ttl,
+        Counter::Version,
+        Counter::Type,
+        Counter::Length,
+        Counter::Checksum,
+        Counter::UnknownVrid,
+        Counter::AuthType,
+        Counter::AuthData,
+        Counter::AdvertInterval,
+        Counter::OwnAddress,
+        Counter::EventLost,
+    ];
+
+    /// Stable snake_case name, used in metrics, JSON and status output.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::Accepted => "accepted",
+            Counter::Ttl => "ttl",
+            Counter::Version => "version",
+            Counter::Type => "type",
+            Counter::Length => "length",
+            Counter::Checksum => "checksum",
+            Counter::UnknownVrid => "unknown_vrid",
+            Counter::AuthType => "auth_type",
+            Counter::AuthData => "auth_data",
+            Counter::AdvertInterval => "advert_interval",
+            Counter::OwnAddress => "own_address",
+            Counter::EventLost => "event_lost",
+        }
+    }
+
+    /// Whether this counter records a dropped advert.
+    pub const fn is_drop(self) -> bool {
+        !matches!(self, Counter::Accepted | Counter::EventLost)
+    }
+}
+
+/// Map names, shared so loader and programs cannot drift apart.
+pub mod map_names {
+    pub const PEERS: &str = "PEERS";
+    pub const EVENTS: &str = "EVENTS";
+    pub const COUNTERS: &str = "COUNTERS";
+    pub const INTERFACES: &str = "INTERFACES";
+    pub const INSTANCES: &str = "INSTANCES";
+    pub const LOCAL_ADDRESSES: &str = "LOCAL_ADDRESSES";
+}
+
+/// Program names, as the loader finds them in the object.
+pub mod program_names {
+    pub const VRRP_RX: &str = "vrrp_rx";
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: all of these are repr(C) with explicit padding and only integer
+    // fields, so every bit pattern is valid and there are no hidden bytes.
+    unsafe impl aya::Pod for PeerKey {}
+    unsafe impl aya::Pod for PeerState {}
+    unsafe impl aya::Pod for PeerEvent {}
+    unsafe impl aya::Pod for InterfaceConfig {}
+    unsafe impl aya::Pod for InstanceFilter {}
+    unsafe impl aya::Pod for LocalAddress {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::size_of;
+
+    #[test]
+    fn layouts_have_no_implicit_padding() {
+        assert_eq!(size_of::<PeerKey>(), 8);
+        assert_eq!(size_of::<PeerState>(), 8 + 8 + 16 + 2 + 1 + 1 + 1 + 3);
+        assert_eq!(size_of::<PeerEvent>(), 8 + 1 + 7 + size_of::<PeerState>());
+        assert_eq!(size_of::<InterfaceConfig>(), 4);
+        assert_eq!(size_of::<InstanceFilter>(), 12);
+        assert_eq!(size_of::<LocalAddress>(), 20);
+    }
+
+    #[test]
+    fn counter_table_is_indexed_by_discriminant() {
+        for (index, counter) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*counter as usize, index, "{}", counter.name());
+        }
+    }
+}

@@ -1,11 +1,213 @@
+//! Kernel half of vrrp-agent: `vrrp_rx` validates VRRP adverts at XDP and
+//! records each virtual router's master in `PEERS`, waking userspace through
+//! `EVENTS` only when something an election cares about changed.
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::xdp_action, macros::xdp, programs::XdpContext};
+mod checksum;
+mod packet;
+
+use agent_common::{
+    CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_SOURCE,
+    CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey,
+    InterfaceConfig, LocalAddress, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent, PeerKey, PeerState,
+};
+use aya_ebpf::{
+    bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
+    macros::{map, xdp},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::XdpContext,
+};
+use aya_log_ebpf::info;
+
+use crate::packet::{Advert, Verdict, parse_advert};
+
+const MAX_ROUTERS: u32 = 4096;
+
+#[map]
+static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTERS, 0);
+
+#[map]
+static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+#[map]
+static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+
+#[map]
+static INTERFACES: HashMap<u32, InterfaceConfig> = HashMap::with_max_entries(256, 0);
+
+#[map]
+static INSTANCES: HashMap<InstanceKey, InstanceFilter> = HashMap::with_max_entries(MAX_ROUTERS, 0);
+
+#[map]
+static LOCAL_ADDRESSES: HashMap<LocalAddress, u8> = HashMap::with_max_entries(1024, 0);
 
 #[xdp]
-pub fn vrrp_rx(_ctx: XdpContext) -> u32 {
-    xdp_action::XDP_PASS
+pub fn vrrp_rx(ctx: XdpContext) -> u32 {
+    let located = match packet::locate_vrrp(&ctx) {
+        Some(located) => located,
+        None => return xdp_action::XDP_PASS,
+    };
+    let ifindex = ctx.ingress_ifindex() as u32;
+    // SAFETY: the value is plain data copied out before any update.
+    let interface = match unsafe { INTERFACES.get(ifindex) } {
+        Some(interface) => *interface,
+        None => return xdp_action::XDP_PASS,
+    };
+    let observe_only = interface.flags & IFACE_OBSERVE_ONLY != 0;
+
+    let outcome = parse_advert(&ctx, &located).and_then(|advert| {
+        check_against_config(&advert, ifindex, observe_only)?;
+        Ok(advert)
+    });
+    match outcome {
+        Ok(advert) => {
+            count(Counter::Accepted);
+            record(&ctx, &advert, ifindex);
+            if observe_only || interface.flags & IFACE_PASS_CONSUMED != 0 {
+                xdp_action::XDP_PASS
+            } else {
+                xdp_action::XDP_DROP
+            }
+        }
+        Err(Verdict::Drop(reason)) => {
+            count(reason);
+            if observe_only {
+                xdp_action::XDP_PASS
+            } else {
+                xdp_action::XDP_DROP
+            }
+        }
+    }
+}
+
+/// The checks that depend on what this node is configured for. The monitor
+/// (observe-only) wants to see every virtual router, so it skips them.
+#[inline(always)]
+fn check_against_config(advert: &Advert, ifindex: u32, observe_only: bool) -> Result<(), Verdict> {
+    if !observe_only {
+        let key = InstanceKey::new(ifindex, advert.vrid, advert.family);
+        // SAFETY: the filter is copied before use; userspace only replaces it whole.
+        let filter = match unsafe { INSTANCES.get(key) } {
+            Some(filter) => *filter,
+            None => return Err(Verdict::Drop(Counter::UnknownVrid)),
+        };
+        if filter.version != advert.version {
+            return Err(Verdict::Drop(Counter::Version));
+        }
+        if advert.version == 2 {
+            if advert.auth_type != filter.auth_type {
+                return Err(Verdict::Drop(Counter::AuthType));
+            }
+            if filter.auth_type == agent_common::AUTH_PASS && advert.auth_data != filter.auth_pass {
+                return Err(Verdict::Drop(Counter::AuthData));
+            }
+            if advert.interval_field as u8 != filter.advert_int_s {
+                return Err(Verdict::Drop(Counter::AdvertInterval));
+            }
+        }
+    }
+    let own = LocalAddress {
+        family: advert.family,
+        _pad: [0; 3],
+        address: advert.source,
+    };
+    // SAFETY: only presence is checked.
+    if unsafe { LOCAL_ADDRESSES.get(own) }.is_some() {
+        return Err(Verdict::Drop(Counter::OwnAddress));
+    }
+    Ok(())
+}
+
+#[inline(always)]
+fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
+    let key = PeerKey::new(ifindex, advert.vrid, advert.family);
+    let now = unsafe { bpf_ktime_get_ns() };
+    let interval_cs = if advert.version == 2 {
+        advert.interval_field.saturating_mul(100)
+    } else {
+        advert.interval_field
+    };
+    let flags = if advert.pseudo_header_checksum {
+        PEER_FLAG_PSEUDO_HEADER_CHECKSUM
+    } else {
+        0
+    };
+
+    let mut changes = 0u8;
+    let state = match PEERS.get_ptr_mut(key) {
+        Some(existing) => {
+            // SAFETY: the pointer comes from a successful lookup of a preallocated hash map.
+            let existing = unsafe { &mut *existing };
+            if existing.source != advert.source {
+                changes |= CHANGE_SOURCE;
+            }
+            if existing.priority != advert.priority {
+                changes |= CHANGE_PRIORITY;
+            }
+            if existing.interval_cs != interval_cs {
+                changes |= CHANGE_INTERVAL;
+            }
+            if existing.version != advert.version {
+                changes |= CHANGE_VERSION;
+            }
+            existing.last_seen_ns = now;
+            existing.adverts += 1;
+            existing.source = advert.source;
+            existing.priority = advert.priority;
+            existing.interval_cs = interval_cs;
+            existing.version = advert.version;
+            existing.flags = flags;
+            *existing
+        }
+        None => {
+            changes |= CHANGE_FIRST;
+            let fresh = PeerState {
+                last_seen_ns: now,
+                adverts: 1,
+                source: advert.source,
+                interval_cs,
+                priority: advert.priority,
+                version: advert.version,
+                flags,
+                _pad: [0; 3],
+            };
+            // A full map only costs the record; the event below still reaches userspace.
+            let _ = PEERS.insert(key, fresh, 0);
+            info!(
+                ctx,
+                "new virtual router: vrid {} family {} priority {}",
+                advert.vrid,
+                advert.family,
+                advert.priority
+            );
+            fresh
+        }
+    };
+    if advert.priority == 0 {
+        changes |= CHANGE_PRIORITY_ZERO;
+    }
+    if changes == 0 {
+        return;
+    }
+    let event = PeerEvent {
+        key,
+        changes,
+        _pad: [0; 7],
+        state,
+    };
+    if EVENTS.output::<PeerEvent>(&event, 0).is_err() {
+        count(Counter::EventLost);
+    }
+}
+
+#[inline(always)]
+fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *slot += 1 };
+    }
 }
 
 #[cfg(not(test))]

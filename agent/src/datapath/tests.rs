@@ -1,0 +1,360 @@
+//! `vrrp_rx` driven through `BPF_PROG_TEST_RUN` with crafted frames: every
+//! drop reason, every valid form, and non-VRRP traffic passing untouched.
+//! Needs root (CAP_BPF); nothing is attached to any interface.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use agent_common::{
+    AUTH_NONE, AUTH_PASS, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
+    PEER_FLAG_PSEUDO_HEADER_CHECKSUM,
+};
+use aya::programs::{TestRun, TestRunOptions};
+
+use super::*;
+use crate::datapath::test_frames::{Checksum, FrameSpec};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+
+const PEER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+const PEER_V6: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+
+struct Harness {
+    // Field order matters: the datapath goes before the runtime it registered with.
+    datapath: Datapath,
+    events: EventStream,
+    _log: KernelLog,
+    /// BPF_PROG_TEST_RUN reports the test netns loopback as ingress device.
+    ifindex: u32,
+    _runtime: tokio::runtime::Runtime,
+}
+
+/// `Datapath::load` registers its rings with the current tokio reactor.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("tokio runtime")
+}
+
+impl Harness {
+    fn new(mode: InterfaceMode) -> Self {
+        assert!(
+            unsafe { libc::geteuid() } == 0,
+            "the datapath tests load eBPF programs and must run as root (CI does)"
+        );
+        let runtime = runtime();
+        let _entered = runtime.enter();
+        let (mut datapath, events, log) = Datapath::load().expect("load eBPF object");
+        let ifindex = interface_index("lo").expect("lo exists");
+        datapath
+            .configure_interface(ifindex, mode)
+            .expect("configure");
+        Self {
+            datapath,
+            events,
+            _log: log,
+            ifindex,
+            _runtime: runtime,
+        }
+    }
+
+    fn enforcing() -> Self {
+        let mut harness = Self::new(InterfaceMode::Enforce {
+            pass_consumed: false,
+        });
+        harness.configure(51, FAMILY_IPV4, 3, AUTH_NONE, b"", 1);
+        harness.configure(52, FAMILY_IPV6, 3, AUTH_NONE, b"", 1);
+        harness.configure(56, FAMILY_IPV4, 2, AUTH_PASS, b"1234", 1);
+        harness
+    }
+
+    fn configure(&mut self, vrid: u8, family: u8, version: u8, auth: u8, pass: &[u8], int_s: u8) {
+        let mut auth_pass = [0u8; 8];
+        auth_pass[..pass.len()].copy_from_slice(pass);
+        self.datapath
+            .set_instance_filter(
+                InstanceKey::new(self.ifindex, vrid, family),
+                InstanceFilter {
+                    version,
+                    auth_type: auth,
+                    advert_int_s: int_s,
+                    _pad: 0,
+                    auth_pass,
+                },
+            )
+            .expect("set filter");
+    }
+
+    /// Runs the program on `frame`; asserts the frame came back unmodified.
+    fn run(&mut self, frame: &[u8]) -> u32 {
+        let mut out = vec![0u8; frame.len() + 64];
+        let program = self.datapath.rx_program().expect("program");
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        assert_eq!(
+            &out[..result.data_size_out as usize],
+            frame,
+            "frame modified"
+        );
+        result.return_value
+    }
+
+    fn counter(&mut self, counter: Counter) -> u64 {
+        self.datapath.counters().expect("counters").get(counter)
+    }
+
+    fn peer(&mut self, vrid: u8, family: u8) -> Option<PeerState> {
+        let key = PeerKey::new(self.ifindex, vrid, family);
+        self.datapath.peer(&key).expect("peer lookup")
+    }
+
+    fn drain_events(&mut self) -> Vec<PeerEvent> {
+        std::iter::from_fn(|| self.events.try_next()).collect()
+    }
+
+    /// The frame must be dropped, counted under `reason` and nowhere else.
+    fn assert_dropped(&mut self, frame: &[u8], reason: Counter) {
+        let before = self.datapath.counters().expect("counters");
+        assert_eq!(
+            self.run(frame),
+            XDP_DROP,
+            "expected a drop for {}",
+            reason.name()
+        );
+        let after = self.datapath.counters().expect("counters");
+        for counter in Counter::ALL {
+            let expected = before.get(counter) + u64::from(counter == reason);
+            assert_eq!(after.get(counter), expected, "counter {}", counter.name());
+        }
+        assert!(
+            self.drain_events().is_empty(),
+            "a dropped advert raised an event"
+        );
+    }
+}
+
+fn v3_ipv4() -> FrameSpec {
+    FrameSpec::v3_ipv4(PEER_V4, 51, 100, 100)
+}
+
+#[test]
+fn non_vrrp_traffic_passes_untouched_and_uncounted() {
+    let mut harness = Harness::enforcing();
+    for frame in [
+        FrameSpec::udp_ipv4(),
+        FrameSpec::udp_ipv6(),
+        FrameSpec::arp(),
+        FrameSpec::truncated_ipv4(),
+    ] {
+        assert_eq!(harness.run(&frame), XDP_PASS);
+    }
+    assert_eq!(
+        harness.datapath.counters().unwrap(),
+        CounterSnapshot::default()
+    );
+}
+
+#[test]
+fn valid_v3_ipv4_with_pseudo_header_checksum_is_recorded_and_consumed() {
+    let mut harness = Harness::enforcing();
+    assert_eq!(harness.run(&v3_ipv4().build()), XDP_DROP);
+    assert_eq!(harness.counter(Counter::Accepted), 1);
+    let peer = harness.peer(51, FAMILY_IPV4).expect("peer recorded");
+    assert_eq!(peer.priority, 100);
+    assert_eq!(peer.interval_cs, 100);
+    assert_eq!(peer.version, 3);
+    assert_eq!(peer.adverts, 1);
+    assert_eq!(
+        key_to_address(FAMILY_IPV4, peer.source),
+        IpAddr::V4(PEER_V4)
+    );
+    assert_eq!(
+        peer.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM,
+        PEER_FLAG_PSEUDO_HEADER_CHECKSUM
+    );
+    let now = kernel_now_ns();
+    assert!(peer.last_seen_ns <= now && now - peer.last_seen_ns < 5_000_000_000);
+    let events = harness.drain_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].changes & CHANGE_FIRST, CHANGE_FIRST);
+    assert_eq!(events[0].state, peer);
+}
+
+#[test]
+fn valid_v3_ipv4_without_pseudo_header_checksum_is_accepted() {
+    let mut harness = Harness::enforcing();
+    let frame = v3_ipv4().checksum(Checksum::MessageOnly).build();
+    assert_eq!(harness.run(&frame), XDP_DROP);
+    assert_eq!(harness.counter(Counter::Accepted), 1);
+    let peer = harness.peer(51, FAMILY_IPV4).expect("peer recorded");
+    assert_eq!(peer.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM, 0);
+}
+
+#[test]
+fn valid_v3_ipv6_is_accepted() {
+    let mut harness = Harness::enforcing();
+    let frame = FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).build();
+    assert_eq!(harness.run(&frame), XDP_DROP);
+    let peer = harness.peer(52, FAMILY_IPV6).expect("peer recorded");
+    assert_eq!(peer.priority, 200);
+    assert_eq!(peer.interval_cs, 5);
+    assert_eq!(
+        key_to_address(FAMILY_IPV6, peer.source),
+        IpAddr::V6(PEER_V6)
+    );
+}
+
+#[test]
+fn valid_v2_with_pass_authentication_is_accepted() {
+    let mut harness = Harness::enforcing();
+    let frame = FrameSpec::v2_pass(PEER_V4, 56, 90, 1, b"1234").build();
+    assert_eq!(harness.run(&frame), XDP_DROP);
+    let peer = harness.peer(56, FAMILY_IPV4).expect("peer recorded");
+    assert_eq!(
+        (peer.version, peer.priority, peer.interval_cs),
+        (2, 90, 100)
+    );
+}
+
+#[test]
+fn vlan_tagged_advert_is_accepted() {
+    let mut harness = Harness::enforcing();
+    assert_eq!(harness.run(&v3_ipv4().vlan(42).build()), XDP_DROP);
+    assert_eq!(harness.counter(Counter::Accepted), 1);
+    assert!(harness.peer(51, FAMILY_IPV4).is_some());
+}
+
+#[test]
+fn each_invalid_advert_is_dropped_under_its_own_reason() {
+    let mut harness = Harness::enforcing();
+    harness
+        .datapath
+        .add_local_address(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        .unwrap();
+    let cases: Vec<(FrameSpec, Counter)> = vec![
+        (v3_ipv4().ttl(64), Counter::Ttl),
+        (v3_ipv4().version(4), Counter::Version),
+        // The instance for VRID 51 runs v3: a v2 advert for it is a mismatch.
+        (
+            FrameSpec::v2_pass(PEER_V4, 51, 90, 1, b""),
+            Counter::Version,
+        ),
+        (v3_ipv4().advert_type(2), Counter::Type),
+        (v3_ipv4().declared_count(2), Counter::Length),
+        (v3_ipv4().truncate_ip_payload(4), Counter::Length),
+        (v3_ipv4().checksum(Checksum::Corrupt), Counter::Checksum),
+        (
+            FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).checksum(Checksum::MessageOnly),
+            Counter::Checksum,
+        ),
+        (
+            FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100),
+            Counter::UnknownVrid,
+        ),
+        // VRID 51 is configured for IPv4 only.
+        (
+            FrameSpec::v3_ipv6(PEER_V6, 51, 100, 100),
+            Counter::UnknownVrid,
+        ),
+        (
+            FrameSpec::v2_pass(PEER_V4, 56, 90, 1, b"1234").auth_type(0),
+            Counter::AuthType,
+        ),
+        (
+            FrameSpec::v2_pass(PEER_V4, 56, 90, 1, b"4321"),
+            Counter::AuthData,
+        ),
+        (
+            FrameSpec::v2_pass(PEER_V4, 56, 90, 2, b"1234"),
+            Counter::AdvertInterval,
+        ),
+        (
+            FrameSpec::v3_ipv4(Ipv4Addr::new(192, 0, 2, 1), 51, 100, 100),
+            Counter::OwnAddress,
+        ),
+    ];
+    for (spec, reason) in cases {
+        harness.assert_dropped(&spec.build(), reason);
+    }
+    assert!(harness.peer(51, FAMILY_IPV4).is_none());
+}
+
+#[test]
+fn identical_adverts_raise_one_event_and_changes_raise_more() {
+    let mut harness = Harness::enforcing();
+    for _ in 0..5 {
+        harness.run(&v3_ipv4().build());
+    }
+    assert_eq!(
+        harness.drain_events().len(),
+        1,
+        "identical adverts must not wake userspace"
+    );
+    assert_eq!(harness.peer(51, FAMILY_IPV4).unwrap().adverts, 5);
+
+    harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 120, 100).build());
+    let events = harness.drain_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].changes, CHANGE_PRIORITY);
+    assert_eq!(events[0].state.priority, 120);
+
+    harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 0, 100).build());
+    harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 0, 100).build());
+    let events = harness.drain_events();
+    assert_eq!(events.len(), 2, "every priority-0 advert is reported");
+    assert_eq!(events[0].changes, CHANGE_PRIORITY | CHANGE_PRIORITY_ZERO);
+    assert_eq!(events[1].changes, CHANGE_PRIORITY_ZERO);
+}
+
+#[test]
+fn pass_consumed_mode_passes_valid_adverts_but_still_drops_invalid_ones() {
+    let mut harness = Harness::new(InterfaceMode::Enforce {
+        pass_consumed: true,
+    });
+    harness.configure(51, FAMILY_IPV4, 3, AUTH_NONE, b"", 1);
+    assert_eq!(harness.run(&v3_ipv4().build()), XDP_PASS);
+    assert_eq!(harness.counter(Counter::Accepted), 1);
+    assert_eq!(harness.drain_events().len(), 1);
+    harness.assert_dropped(&v3_ipv4().ttl(1).build(), Counter::Ttl);
+}
+
+#[test]
+fn observe_only_mode_records_every_vrid_and_drops_nothing() {
+    let mut harness = Harness::new(InterfaceMode::ObserveOnly);
+    assert_eq!(
+        harness.run(&FrameSpec::v3_ipv4(PEER_V4, 200, 50, 100).build()),
+        XDP_PASS
+    );
+    assert_eq!(harness.peer(200, FAMILY_IPV4).unwrap().priority, 50);
+    assert_eq!(
+        harness.run(&v3_ipv4().checksum(Checksum::Corrupt).build()),
+        XDP_PASS
+    );
+    assert_eq!(harness.counter(Counter::Checksum), 1);
+}
+
+#[test]
+fn adverts_on_an_unconfigured_interface_pass_uncounted() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let (mut datapath, _events, _log) = Datapath::load().expect("load eBPF object");
+    let mut out = vec![0u8; 256];
+    let frame = v3_ipv4().build();
+    let result = datapath
+        .rx_program()
+        .unwrap()
+        .test_run(TestRunOptions {
+            data_in: Some(&frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })
+        .unwrap();
+    assert_eq!(result.return_value, XDP_PASS);
+    assert_eq!(datapath.counters().unwrap(), CounterSnapshot::default());
+}
