@@ -1,1 +1,101 @@
-fn main() {}
+//! `vrrp-agent`: command-line entry point.
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use vrrp_agent::monitor::{self, MonitorOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "vrrp-agent",
+    version,
+    about = "keepalived-compatible VRRP agent with an XDP datapath"
+)]
+struct Cli {
+    /// keepalived configuration file.
+    #[arg(
+        short = 'f',
+        long = "use-file",
+        value_name = "FILE",
+        default_value = "/etc/keepalived/keepalived.conf"
+    )]
+    config: PathBuf,
+    /// Check the configuration file and exit (0 when valid), like `keepalived -t`.
+    #[arg(short = 't', long)]
+    config_test: bool,
+    /// Print the effective configuration (with defaults) as JSON and exit.
+    #[arg(long)]
+    dump_config: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch the virtual routers on a link, live (observe-only: drops nothing).
+    Monitor {
+        /// Interface to watch.
+        #[arg(short, long)]
+        interface: String,
+        /// Only show this virtual router ID.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=255))]
+        vrid: Option<u8>,
+        /// One JSON object per line instead of a refreshing table.
+        #[arg(long)]
+        json: bool,
+        /// Refresh period in milliseconds.
+        #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+        refresh_ms: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    if cli.config_test {
+        return vrrp_agent::config::cli::config_test(&cli.config);
+    }
+    if cli.dump_config {
+        return vrrp_agent::config::cli::dump_config(&cli.config);
+    }
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("vrrp-agent: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    match cli.command {
+        Some(Command::Monitor {
+            interface,
+            vrid,
+            json,
+            refresh_ms,
+        }) => runtime
+            .block_on(monitor::run(MonitorOptions {
+                interface,
+                vrid,
+                json,
+                refresh: Duration::from_millis(refresh_ms),
+            }))
+            .context("monitor"),
+        None => anyhow::bail!(
+            "running as the VRRP daemon is not part of this build yet; available: `monitor`, `--config-test`, `--dump-config` (see README.md)"
+        ),
+    }
+}
