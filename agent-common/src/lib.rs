@@ -114,10 +114,11 @@ pub struct InstanceFilter {
     pub auth_pass: [u8; 8],
 }
 
-/// Key of the map of the node's own addresses, whose adverts must be ignored.
+/// An address as a map key: the node's own addresses (whose adverts are
+/// ignored) and the virtual addresses guarded on egress.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
-pub struct LocalAddress {
+pub struct AddressKey {
     pub family: u8,
     pub _pad: [u8; 3],
     pub address: [u8; 16],
@@ -151,10 +152,13 @@ pub enum Counter {
     OwnAddress = 10,
     /// A ring-buffer event could not be queued (userspace too slow).
     EventLost = 11,
+    /// An outgoing frame sourced from a virtual address this node does not
+    /// own (it is not master) was stopped by `vip_guard`.
+    VipEgressBlocked = 12,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 12;
+    pub const COUNT: u32 = 13;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Accepted,
@@ -169,6 +173,7 @@ impl Counter {
         Counter::AdvertInterval,
         Counter::OwnAddress,
         Counter::EventLost,
+        Counter::VipEgressBlocked,
     ];
 
     /// Stable snake_case name, used in metrics, JSON and status output.
@@ -186,12 +191,16 @@ impl Counter {
             Counter::AdvertInterval => "advert_interval",
             Counter::OwnAddress => "own_address",
             Counter::EventLost => "event_lost",
+            Counter::VipEgressBlocked => "vip_egress_blocked",
         }
     }
 
-    /// Whether this counter records a dropped advert.
-    pub const fn is_drop(self) -> bool {
-        !matches!(self, Counter::Accepted | Counter::EventLost)
+    /// Whether this counter records an invalid, dropped advert.
+    pub const fn is_advert_drop(self) -> bool {
+        !matches!(
+            self,
+            Counter::Accepted | Counter::EventLost | Counter::VipEgressBlocked
+        )
     }
 }
 
@@ -203,12 +212,18 @@ pub mod map_names {
     pub const INTERFACES: &str = "INTERFACES";
     pub const INSTANCES: &str = "INSTANCES";
     pub const LOCAL_ADDRESSES: &str = "LOCAL_ADDRESSES";
+    pub const VIP_OWNERSHIP: &str = "VIP_OWNERSHIP";
 }
 
 /// Program names, as the loader finds them in the object.
 pub mod program_names {
     pub const VRRP_RX: &str = "vrrp_rx";
+    pub const VIP_GUARD: &str = "vip_guard";
 }
+
+/// `VIP_OWNERSHIP` values: whether this node may send from a virtual address.
+pub const VIP_NOT_OWNED: u8 = 0;
+pub const VIP_OWNED: u8 = 1;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -220,7 +235,7 @@ mod pod {
     unsafe impl aya::Pod for PeerEvent {}
     unsafe impl aya::Pod for InterfaceConfig {}
     unsafe impl aya::Pod for InstanceFilter {}
-    unsafe impl aya::Pod for LocalAddress {}
+    unsafe impl aya::Pod for AddressKey {}
 }
 
 #[cfg(test)]
@@ -235,7 +250,7 @@ mod tests {
         assert_eq!(size_of::<PeerEvent>(), 8 + 1 + 7 + size_of::<PeerState>());
         assert_eq!(size_of::<InterfaceConfig>(), 4);
         assert_eq!(size_of::<InstanceFilter>(), 12);
-        assert_eq!(size_of::<LocalAddress>(), 20);
+        assert_eq!(size_of::<AddressKey>(), 20);
     }
 
     #[test]

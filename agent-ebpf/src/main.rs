@@ -6,11 +6,13 @@
 
 mod checksum;
 mod packet;
+mod vip_guard;
 
 use agent_common::{
-    CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_SOURCE,
-    CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey,
-    InterfaceConfig, LocalAddress, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent, PeerKey, PeerState,
+    AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
+    CHANGE_SOURCE, CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
+    InstanceFilter, InstanceKey, InterfaceConfig, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
+    PeerKey, PeerState,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -41,7 +43,7 @@ static INTERFACES: HashMap<u32, InterfaceConfig> = HashMap::with_max_entries(256
 static INSTANCES: HashMap<InstanceKey, InstanceFilter> = HashMap::with_max_entries(MAX_ROUTERS, 0);
 
 #[map]
-static LOCAL_ADDRESSES: HashMap<LocalAddress, u8> = HashMap::with_max_entries(1024, 0);
+static LOCAL_ADDRESSES: HashMap<AddressKey, u8> = HashMap::with_max_entries(1024, 0);
 
 #[xdp]
 pub fn vrrp_rx(ctx: XdpContext) -> u32 {
@@ -108,7 +110,7 @@ fn check_against_config(advert: &Advert, ifindex: u32, observe_only: bool) -> Re
             }
         }
     }
-    let own = LocalAddress {
+    let own = AddressKey {
         family: advert.family,
         _pad: [0; 3],
         address: advert.source,
@@ -203,7 +205,7 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
 }
 
 #[inline(always)]
-fn count(counter: Counter) {
+pub(crate) fn count(counter: Counter) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU.
         unsafe { *slot += 1 };

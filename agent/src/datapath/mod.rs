@@ -13,17 +13,20 @@ use std::{
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
+use agent_common::{
+    AddressKey, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InterfaceConfig, VIP_NOT_OWNED, VIP_OWNED,
+    map_names, program_names,
+};
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerEvent, PeerKey, PeerState,
-};
-use agent_common::{
-    IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InterfaceConfig, LocalAddress, map_names,
-    program_names,
 };
 use aya::{
     Ebpf,
     maps::{HashMap, MapData, MapError, PerCpuArray},
-    programs::{ProgramError, Xdp, XdpMode, xdp::XdpLinkId},
+    programs::{
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
+        xdp::XdpLinkId,
+    },
 };
 pub use events::EventStream;
 pub use kernel_log::KernelLog;
@@ -59,6 +62,12 @@ pub enum DatapathError {
     },
     #[error("interface `{name}` does not exist (check `ip link`)")]
     UnknownInterface { name: String },
+    #[error("attaching the TC egress guard to `{interface}` failed: {source}")]
+    AttachGuard {
+        interface: String,
+        #[source]
+        source: ProgramError,
+    },
     #[error("attaching XDP to `{interface}` failed in driver and in generic mode: {source}")]
     Attach {
         interface: String,
@@ -111,7 +120,7 @@ impl CounterSnapshot {
     pub fn drops(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
         Counter::ALL
             .iter()
-            .filter(|counter| counter.is_drop())
+            .filter(|counter| counter.is_advert_drop())
             .map(|counter| (counter.name(), self.get(*counter)))
     }
 
@@ -124,9 +133,17 @@ impl CounterSnapshot {
     }
 }
 
+/// A `vip_guard` attachment (TCX egress; no qdisc is created on 6.6+ kernels).
+#[derive(Debug)]
+struct GuardAttachment {
+    interface: String,
+    link: SchedClassifierLinkId,
+}
+
 pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
+    guards: Vec<GuardAttachment>,
 }
 
 impl Datapath {
@@ -144,10 +161,16 @@ impl Datapath {
             program: program_names::VRRP_RX,
             source,
         })?;
+        let guard = guard_program(&mut ebpf)?;
+        guard.load().map_err(|source| DatapathError::Program {
+            program: program_names::VIP_GUARD,
+            source,
+        })?;
         Ok((
             Self {
                 ebpf,
                 attachments: Vec::new(),
+                guards: Vec::new(),
             },
             events,
             kernel_log,
@@ -190,6 +213,45 @@ impl Datapath {
             link,
         });
         Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    /// Attaches the `vip_guard` egress program to `interface`.
+    pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
+        let program = guard_program(&mut self.ebpf)?;
+        let link = program
+            .attach(interface, TcAttachType::Egress)
+            .map_err(|source| DatapathError::AttachGuard {
+                interface: interface.to_owned(),
+                source,
+            })?;
+        info!(interface, "TC egress guard attached");
+        self.guards.push(GuardAttachment {
+            interface: interface.to_owned(),
+            link,
+        });
+        Ok(())
+    }
+
+    /// Flips whether this node may send from a virtual address. Called at
+    /// the moment of a transition: before the address is added and GARP goes
+    /// out when becoming master, and first thing when leaving it.
+    pub fn set_vip_owned(&mut self, address: IpAddr, owned: bool) -> Result<(), DatapathError> {
+        let mut map = self.hash_map::<AddressKey, u8>(map_names::VIP_OWNERSHIP)?;
+        let value = if owned { VIP_OWNED } else { VIP_NOT_OWNED };
+        map.insert(address_key(address), value, 0)
+            .map_err(map_error(map_names::VIP_OWNERSHIP))
+    }
+
+    /// Stops guarding a virtual address (its instance was removed).
+    pub fn forget_vip(&mut self, address: IpAddr) -> Result<(), DatapathError> {
+        let mut map = self.hash_map::<AddressKey, u8>(map_names::VIP_OWNERSHIP)?;
+        match map.remove(&address_key(address)) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(DatapathError::Map {
+                map: map_names::VIP_OWNERSHIP,
+                source,
+            }),
+        }
     }
 
     pub fn attachments(&self) -> &[Attachment] {
@@ -245,8 +307,8 @@ impl Datapath {
 
     /// Marks an address as this node's own: adverts from it are dropped.
     pub fn add_local_address(&mut self, address: IpAddr) -> Result<(), DatapathError> {
-        let mut map = self.hash_map::<LocalAddress, u8>(map_names::LOCAL_ADDRESSES)?;
-        map.insert(local_address_key(address), 1, 0)
+        let mut map = self.hash_map::<AddressKey, u8>(map_names::LOCAL_ADDRESSES)?;
+        map.insert(address_key(address), 1, 0)
             .map_err(map_error(map_names::LOCAL_ADDRESSES))
     }
 
@@ -294,9 +356,14 @@ impl Datapath {
         Ok(snapshot)
     }
 
-    /// The loaded program, for `BPF_PROG_TEST_RUN` in tests.
+    /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests.
     pub fn rx_program(&mut self) -> Result<&mut Xdp, DatapathError> {
         xdp_program(&mut self.ebpf)
+    }
+
+    /// The loaded egress guard, for `BPF_PROG_TEST_RUN` in tests.
+    pub fn guard_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
+        guard_program(&mut self.ebpf)
     }
 
     fn hash_map<K: aya::Pod, V: aya::Pod>(
@@ -313,6 +380,19 @@ impl Datapath {
 
 impl Drop for Datapath {
     fn drop(&mut self) {
+        let guards = std::mem::take(&mut self.guards);
+        if let Ok(program) = guard_program(&mut self.ebpf) {
+            for guard in guards {
+                match program.detach(guard.link) {
+                    Ok(()) => info!(interface = %guard.interface, "TC egress guard detached"),
+                    Err(error) => warn!(
+                        interface = %guard.interface,
+                        %error,
+                        "detaching the TC egress guard failed; it goes away when this process exits"
+                    ),
+                }
+            }
+        }
         let attachments = std::mem::take(&mut self.attachments);
         if let Ok(program) = xdp_program(&mut self.ebpf) {
             for attachment in attachments {
@@ -330,7 +410,17 @@ impl Drop for Datapath {
 }
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DatapathError> {
-    let name = program_names::VRRP_RX;
+    program(ebpf, program_names::VRRP_RX)
+}
+
+fn guard_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, DatapathError> {
+    program(ebpf, program_names::VIP_GUARD)
+}
+
+fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DatapathError>
+where
+    &'a mut P: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(DatapathError::Missing {
             kind: "program",
@@ -359,9 +449,9 @@ pub fn interface_index(name: &str) -> Result<u32, DatapathError> {
     }
 }
 
-fn local_address_key(address: IpAddr) -> LocalAddress {
+fn address_key(address: IpAddr) -> AddressKey {
     let (family, address) = address_to_key(address);
-    LocalAddress {
+    AddressKey {
         family,
         _pad: [0; 3],
         address,

@@ -177,27 +177,43 @@ impl FrameSpec {
     }
 
     pub fn udp_ipv4() -> Vec<u8> {
+        Self::udp_ipv4_from(Ipv4Addr::new(192, 0, 2, 1))
+    }
+
+    pub fn udp_ipv4_from(source: Ipv4Addr) -> Vec<u8> {
         let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
         frame.extend([0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0, 0]);
-        frame.extend([192, 0, 2, 1, 192, 0, 2, 2]);
+        frame.extend(source.octets());
+        frame.extend([192, 0, 2, 2]);
         frame.extend([0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, b'p', b'i', b'n', b'g']);
         frame
     }
 
     pub fn udp_ipv6() -> Vec<u8> {
+        Self::udp_ipv6_from(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1))
+    }
+
+    pub fn udp_ipv6_from(source: Ipv6Addr) -> Vec<u8> {
         let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x86, 0xdd];
         frame.extend([0x60, 0, 0, 0, 0, 12, 17, 64]);
-        frame.extend(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
+        frame.extend(source.octets());
         frame.extend(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2).octets());
         frame.extend([0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, b'p', b'i', b'n', b'g']);
         frame
     }
 
     pub fn arp() -> Vec<u8> {
+        Self::arp_from(Ipv4Addr::new(192, 0, 2, 1))
+    }
+
+    /// A gratuitous ARP announcing `sender`.
+    pub fn arp_from(sender: Ipv4Addr) -> Vec<u8> {
         let mut frame = vec![0xff; 6];
         frame.extend([2, 0, 0, 0, 0, 1, 0x08, 0x06]);
-        frame.extend([0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1, 192, 0, 2, 1]);
-        frame.extend([0, 0, 0, 0, 0, 0, 192, 0, 2, 2]);
+        frame.extend([0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1]);
+        frame.extend(sender.octets());
+        frame.extend([0xff; 6]);
+        frame.extend(sender.octets());
         frame
     }
 

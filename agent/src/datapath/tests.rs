@@ -358,3 +358,74 @@ fn adverts_on_an_unconfigured_interface_pass_uncounted() {
     assert_eq!(result.return_value, XDP_PASS);
     assert_eq!(datapath.counters().unwrap(), CounterSnapshot::default());
 }
+
+mod vip_guard {
+    use super::*;
+
+    const TCX_NEXT: u32 = -1i32 as u32;
+    const TCX_DROP: u32 = 2;
+    const VIP_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+
+    fn run(harness: &mut Harness, frame: &[u8]) -> u32 {
+        let program = harness.datapath.guard_program().expect("program");
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value
+    }
+
+    #[test]
+    fn frames_from_a_vip_leave_only_while_this_node_owns_it() {
+        let mut harness = Harness::enforcing();
+        let from_vip = FrameSpec::udp_ipv4_from(VIP_V4);
+        assert_eq!(
+            run(&mut harness, &from_vip),
+            TCX_NEXT,
+            "unknown address passes"
+        );
+
+        harness
+            .datapath
+            .set_vip_owned(VIP_V4.into(), false)
+            .unwrap();
+        assert_eq!(run(&mut harness, &from_vip), TCX_DROP);
+        assert_eq!(run(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_DROP);
+        assert_eq!(
+            run(&mut harness, &FrameSpec::udp_ipv4()),
+            TCX_NEXT,
+            "other sources pass"
+        );
+        assert_eq!(harness.counter(Counter::VipEgressBlocked), 2);
+
+        harness.datapath.set_vip_owned(VIP_V4.into(), true).unwrap();
+        assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
+        harness
+            .datapath
+            .set_vip_owned(VIP_V4.into(), false)
+            .unwrap();
+        harness.datapath.forget_vip(VIP_V4.into()).unwrap();
+        assert_eq!(
+            run(&mut harness, &from_vip),
+            TCX_NEXT,
+            "forgotten address passes"
+        );
+    }
+
+    #[test]
+    fn ipv6_frames_from_a_vip_are_guarded_too() {
+        let mut harness = Harness::enforcing();
+        harness
+            .datapath
+            .set_vip_owned(VIP_V6.into(), false)
+            .unwrap();
+        assert_eq!(
+            run(&mut harness, &FrameSpec::udp_ipv6_from(VIP_V6)),
+            TCX_DROP
+        );
+        assert_eq!(run(&mut harness, &FrameSpec::udp_ipv6()), TCX_NEXT);
+    }
+}

@@ -1,0 +1,72 @@
+//! `vip_guard`: TC egress on each VRRP interface. While this node is not the
+//! master of a virtual address, frames sourced from that address (IP packets,
+//! ARP replies and announcements) are stopped, so a node that just lost
+//! mastership cannot answer for the address while its removal is still in
+//! flight. The daemon flips `VIP_OWNERSHIP` at the moment of a transition.
+
+use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_NOT_OWNED};
+use aya_ebpf::{
+    macros::{classifier, map},
+    maps::HashMap,
+    programs::TcContext,
+};
+
+use crate::count;
+
+/// TCX verdicts: let the next program (or the stack) decide, or drop.
+const TCX_NEXT: i32 = -1;
+const TCX_DROP: i32 = 2;
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_ARP: u16 = 0x0806;
+const ETH_HEADER_LEN: usize = 14;
+const IPV4_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 12;
+const IPV6_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 8;
+const ARP_SENDER_IP_OFFSET: usize = ETH_HEADER_LEN + 14;
+
+#[map]
+static VIP_OWNERSHIP: HashMap<AddressKey, u8> = HashMap::with_max_entries(4096, 0);
+
+#[classifier]
+pub fn vip_guard(ctx: TcContext) -> i32 {
+    match source_address(&ctx) {
+        Some(key) => {
+            // SAFETY: a u8 copied out immediately.
+            match unsafe { VIP_OWNERSHIP.get(key) } {
+                Some(&VIP_NOT_OWNED) => {
+                    count(Counter::VipEgressBlocked);
+                    TCX_DROP
+                }
+                _ => TCX_NEXT,
+            }
+        }
+        None => TCX_NEXT,
+    }
+}
+
+#[inline(always)]
+fn source_address(ctx: &TcContext) -> Option<AddressKey> {
+    let ethertype = u16::from_be(ctx.load::<u16>(12).ok()?);
+    let mut address = [0u8; 16];
+    let family = match ethertype {
+        ETHERTYPE_IPV4 => {
+            address[..4].copy_from_slice(&ctx.load::<[u8; 4]>(IPV4_SOURCE_OFFSET).ok()?);
+            FAMILY_IPV4
+        }
+        ETHERTYPE_ARP => {
+            address[..4].copy_from_slice(&ctx.load::<[u8; 4]>(ARP_SENDER_IP_OFFSET).ok()?);
+            FAMILY_IPV4
+        }
+        ETHERTYPE_IPV6 => {
+            address = ctx.load::<[u8; 16]>(IPV6_SOURCE_OFFSET).ok()?;
+            FAMILY_IPV6
+        }
+        _ => return None,
+    };
+    Some(AddressKey {
+        family,
+        _pad: [0; 3],
+        address,
+    })
+}
