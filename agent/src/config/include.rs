@@ -359,6 +359,30 @@ mod tests {
     }
 
     #[test]
+    fn include_depth_is_bounded() {
+        let chain: Vec<(String, String)> = (0..40)
+            .map(|n| {
+                (
+                    format!("/k/{n}.conf"),
+                    format!("x{n}\ninclude {}.conf\n", n + 1),
+                )
+            })
+            .collect();
+        let fs = MemoryFiles(
+            chain
+                .iter()
+                .map(|(p, t)| (PathBuf::from(p), t.clone()))
+                .collect(),
+        );
+        let mut diags = Diagnostics::default();
+        let lines = expand(&fs, Path::new("/k/0.conf"), &chain[0].1, &mut diags);
+        assert_eq!(lines.len(), MAX_INCLUDE_DEPTH + 1);
+        let (errors, _) = diags.split();
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].message.contains("nest deeper"));
+    }
+
+    #[test]
     fn no_match_warns_for_include_and_errors_for_includem() {
         let fs = memory(&[]);
         let mut diags = Diagnostics::default();

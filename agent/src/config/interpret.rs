@@ -500,6 +500,7 @@ struct InstanceDraft {
     smtp_alert: Option<bool>,
     use_vmac: Option<Option<String>>,
     old_unicast_checksum: Option<UnicastChecksumCompat>,
+    interface_at: Option<Position>,
     vrid_at: Option<Position>,
     advert_at: Option<Position>,
     version_at: Option<Position>,
@@ -552,6 +553,7 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
         "interface" => {
             if let Some(t) = single_arg(s, "interface NAME", diags) {
                 d.interface = interface_name(t, diags);
+                d.interface_at = Some(t.position.clone());
             }
         }
         "virtual_router_id" => {
@@ -792,6 +794,7 @@ fn finish_instance(
                 .first()
                 .map(|t| t.position.clone())
                 .unwrap_or_else(|| section.position().clone()),
+            interface: d.interface_at,
             virtual_router_id: d.vrid_at,
             advert_int: d.advert_at,
             version: d.version_at,

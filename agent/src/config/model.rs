@@ -361,6 +361,7 @@ pub struct VrrpInstance {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstancePositions {
     pub name: Position,
+    pub interface: Option<Position>,
     pub virtual_router_id: Option<Position>,
     pub advert_int: Option<Position>,
     pub version: Option<Position>,

@@ -694,6 +694,19 @@ fn auth_pass_over_eight_characters_is_truncated_with_a_warning() {
 }
 
 #[test]
+fn an_invalid_interface_is_reported_once() {
+    let e = error_lines(&with_instance_lines(
+        " interface this-name-is-far-too-long\n virtual_router_id 5\n",
+    ));
+    assert_eq!(
+        e,
+        [
+            "keepalived.conf:3:12: interface name \"this-name-is-far-too-long\" is not valid; expected 1-15 characters without '/' or spaces"
+        ]
+    );
+}
+
+#[test]
 fn interface_is_required() {
     let text =
         "vrrp_instance A {\n virtual_router_id 5\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n";

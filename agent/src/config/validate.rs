@@ -30,7 +30,7 @@ pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
 }
 
 fn check_required(instance: &VrrpInstance, diags: &mut Diagnostics) {
-    if instance.interface.is_empty() {
+    if instance.positions.interface.is_none() {
         diags.error(
             &instance.positions.name,
             format!(
@@ -271,7 +271,9 @@ fn check_references(config: &Config, diags: &mut Diagnostics) {
 fn check_identity_clashes(config: &Config, diags: &mut Diagnostics) {
     let mut seen: HashMap<(&str, u8, AddressFamily), &VrrpInstance> = HashMap::new();
     for instance in &config.vrrp_instances {
-        if instance.interface.is_empty() || instance.positions.virtual_router_id.is_none() {
+        // Instances whose interface or VRID was missing or invalid have
+        // already been reported; comparing placeholders would only add noise.
+        if instance.interface.is_empty() || instance.virtual_router_id == 0 {
             continue;
         }
         let key = (
