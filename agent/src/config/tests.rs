@@ -960,6 +960,19 @@ fn config_test_exit_codes() {
         super::cli::dump_config(&bad),
         std::process::ExitCode::FAILURE
     );
+    assert_eq!(
+        super::cli::dump_config(&good),
+        std::process::ExitCode::SUCCESS
+    );
+}
+
+#[test]
+fn brace_on_next_line_and_one_line_blocks() {
+    let text = "vrrp_instance B\n{\n interface eth0\n virtual_router_id 52\n virtual_ipaddress { 192.0.2.8/24 dev eth0 }\n track_interface { eth1 weight 5 }\n}\n";
+    let loaded = ok(text);
+    let b = instance(&loaded.config, "B");
+    assert_eq!(b.virtual_ipaddress[0].prefix_len, 24);
+    assert_eq!(b.track_interface[0].weight, Some(5));
 }
 
 // ---- the parser never panics ----
