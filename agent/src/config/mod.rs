@@ -1,9 +1,80 @@
-//! keepalived.conf parsing (owned by the config work).
-pub mod cli {
-    pub fn config_test(_path: &std::path::Path) -> std::process::ExitCode {
-        std::process::ExitCode::FAILURE
+//! keepalived.conf: lexing, include splicing, parsing into a typed model,
+//! and validation with keepalived 2.2's limits and defaults.
+//!
+//! [`load`] and [`parse_str`] return every error at once, each with
+//! `file:line:col`, the offending text and what was expected; warnings
+//! (unknown keywords, values adjusted as keepalived adjusts them) travel
+//! with the result.
+
+pub mod cli;
+pub mod diagnostic;
+pub mod include;
+mod interpret;
+pub mod lexer;
+pub mod model;
+pub mod parser;
+mod validate;
+mod values;
+
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+use std::sync::Arc;
+
+pub use diagnostic::{ConfigErrors, Diagnostic, Position, Severity};
+pub use model::Config;
+
+use diagnostic::Diagnostics;
+use include::{RealFiles, SourceFiles};
+
+/// A configuration that can be used, and what was noticed on the way.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads, parses and validates the configuration at `path`, following its
+/// includes relative to each including file's directory.
+pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let files = RealFiles;
+    match files.read_to_string(path) {
+        Ok(text) => parse_with(&files, path, &text),
+        Err(error) => Err(ConfigErrors {
+            errors: vec![Diagnostic::error(
+                Position::file_only(Arc::from(path.display().to_string())),
+                format!(
+                    "cannot read configuration file: {error}; expected a readable keepalived.conf"
+                ),
+            )],
+            warnings: Vec::new(),
+        }),
     }
-    pub fn dump_config(_path: &std::path::Path) -> std::process::ExitCode {
-        std::process::ExitCode::FAILURE
+}
+
+/// Parses configuration text as if it were the file `virtual_file_name`
+/// (used in diagnostics, and as the base for relative includes).
+pub fn parse_str(text: &str, virtual_file_name: &str) -> Result<Loaded, ConfigErrors> {
+    parse_with(&RealFiles, Path::new(virtual_file_name), text)
+}
+
+/// The whole pipeline over any source of files.
+pub fn parse_with(
+    files: &dyn SourceFiles,
+    path: &Path,
+    text: &str,
+) -> Result<Loaded, ConfigErrors> {
+    let mut diags = Diagnostics::default();
+    let lines = include::expand(files, path, text, &mut diags);
+    let tree = parser::parse(lines, &mut diags);
+    let mut config = interpret::interpret(&tree, &mut diags);
+    validate::validate(&mut config, &mut diags);
+    let has_errors = diags.has_errors();
+    let (errors, warnings) = diags.split();
+    if has_errors {
+        Err(ConfigErrors { errors, warnings })
+    } else {
+        Ok(Loaded { config, warnings })
     }
 }

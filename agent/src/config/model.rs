@@ -1,0 +1,385 @@
+//! The typed configuration, with keepalived 2.2's defaults filled in.
+//!
+//! Everything here is the *effective* value the agent will run with, so a
+//! JSON dump answers "what will actually happen". Positions kept for
+//! validation and later diagnostics are not serialized.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use serde::{Serialize, Serializer};
+
+use super::diagnostic::Position;
+pub use crate::vrrp::Version;
+
+/// Durations appear in the dump as (fractional) seconds, as they are written
+/// in keepalived.conf.
+fn seconds<S: Serializer>(value: &Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_f64(value.as_secs_f64())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Config {
+    pub global_defs: GlobalDefs,
+    pub vrrp_scripts: Vec<VrrpScript>,
+    pub track_files: Vec<TrackFile>,
+    pub vrrp_instances: Vec<VrrpInstance>,
+    pub vrrp_sync_groups: Vec<SyncGroup>,
+}
+
+impl Config {
+    pub fn instance(&self, name: &str) -> Option<&VrrpInstance> {
+        self.vrrp_instances.iter().find(|i| i.name == name)
+    }
+
+    pub fn script(&self, name: &str) -> Option<&VrrpScript> {
+        self.vrrp_scripts.iter().find(|s| s.name == name)
+    }
+
+    pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
+        self.track_files.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct GlobalDefs {
+    pub router_id: Option<String>,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    pub smtp_server: Option<SmtpServer>,
+    #[serde(serialize_with = "seconds")]
+    pub smtp_connect_timeout: Duration,
+    /// Default for instances and sync groups that do not say.
+    pub smtp_alert: bool,
+    pub vrrp_version: Version,
+    pub vrrp_mcast_group4: Ipv4Addr,
+    pub vrrp_mcast_group6: Ipv6Addr,
+    /// Defaults for the per-instance GARP settings.
+    pub garp: GarpSettings,
+    /// Pause between gratuitous ARPs on one interface (resolution 1 µs).
+    #[serde(serialize_with = "seconds")]
+    pub vrrp_garp_interval: Duration,
+    /// Pause between unsolicited neighbour adverts on one interface.
+    #[serde(serialize_with = "seconds")]
+    pub vrrp_gna_interval: Duration,
+    pub vrrp_strict: bool,
+    pub script_user: Option<RunAs>,
+    pub enable_script_security: bool,
+}
+
+impl Default for GlobalDefs {
+    fn default() -> Self {
+        Self {
+            router_id: None,
+            notification_email: Vec::new(),
+            notification_email_from: None,
+            smtp_server: None,
+            smtp_connect_timeout: Duration::from_secs(30),
+            smtp_alert: false,
+            vrrp_version: Version::V2,
+            vrrp_mcast_group4: Ipv4Addr::new(224, 0, 0, 18),
+            vrrp_mcast_group6: Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12),
+            garp: GarpSettings::default(),
+            vrrp_garp_interval: Duration::ZERO,
+            vrrp_gna_interval: Duration::ZERO,
+            vrrp_strict: false,
+            script_user: None,
+            enable_script_security: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SmtpServer {
+    /// An IP address or a host name.
+    pub host: String,
+    pub port: u16,
+}
+
+/// When and how often gratuitous ARPs / unsolicited NAs are repeated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GarpSettings {
+    /// Second burst after becoming master; zero means none.
+    #[serde(serialize_with = "seconds")]
+    pub master_delay: Duration,
+    pub master_repeat: u32,
+    /// Second burst after a lower-priority advert while master.
+    #[serde(serialize_with = "seconds")]
+    pub lower_prio_delay: Duration,
+    pub lower_prio_repeat: u32,
+    /// Periodic refresh while master; zero means none.
+    #[serde(serialize_with = "seconds")]
+    pub master_refresh: Duration,
+    pub master_refresh_repeat: u32,
+}
+
+impl Default for GarpSettings {
+    fn default() -> Self {
+        Self {
+            master_delay: Duration::from_secs(5),
+            master_repeat: 5,
+            lower_prio_delay: Duration::from_secs(5),
+            lower_prio_repeat: 5,
+            master_refresh: Duration::ZERO,
+            master_refresh_repeat: 1,
+        }
+    }
+}
+
+/// User (and optionally group) a script runs as.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunAs {
+    pub user: String,
+    pub group: Option<String>,
+}
+
+/// A command line as keepalived keeps it: the text as written, and the
+/// argument vector it will be executed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Command {
+    pub line: String,
+    pub argv: Vec<String>,
+}
+
+/// A notify hook: the command and who runs it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Notify {
+    pub command: Command,
+    pub run_as: Option<RunAs>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpScript {
+    pub name: String,
+    pub script: Command,
+    #[serde(serialize_with = "seconds")]
+    pub interval: Duration,
+    /// How long a run may take before it counts as failed; keepalived's
+    /// default is the interval.
+    #[serde(serialize_with = "seconds")]
+    pub timeout: Duration,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub rise: u32,
+    pub fall: u32,
+    pub user: Option<RunAs>,
+    pub init_fail: bool,
+    #[serde(skip)]
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackFile {
+    pub name: String,
+    pub file: String,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    pub init_file: Option<InitFile>,
+    #[serde(skip)]
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InitFile {
+    pub value: i64,
+    pub overwrite: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum InitialState {
+    Master,
+    Backup,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum AddressFamily {
+    #[serde(rename = "inet")]
+    Ipv4,
+    #[serde(rename = "inet6")]
+    Ipv6,
+}
+
+impl AddressFamily {
+    pub fn of(address: &IpAddr) -> Self {
+        match address {
+            IpAddr::V4(_) => Self::Ipv4,
+            IpAddr::V6(_) => Self::Ipv6,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum AuthType {
+    Pass,
+    Ah,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Authentication {
+    pub auth_type: AuthType,
+    /// At most 8 characters; longer ones are truncated as keepalived does.
+    pub auth_pass: String,
+}
+
+/// keepalived's `old_unicast_checksum`: how to compute the VRRPv3 checksum
+/// of unicast adverts (keepalived before 1.3.6 computed it differently).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UnicastChecksumCompat {
+    /// Current algorithm, but accept old checksums seen from peers.
+    Auto,
+    /// `old_unicast_checksum`: send the old form.
+    Old,
+    /// `old_unicast_checksum never`: no detection of old checksums.
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    Global,
+    Site,
+    Link,
+    Host,
+    Nowhere,
+}
+
+/// Broadcast address of a VIP: explicit, or computed from the prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Broadcast {
+    Address(IpAddr),
+    /// `brd +`: host bits set.
+    HostBitsSet,
+    /// `brd -`: host bits cleared.
+    HostBitsCleared,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VirtualAddress {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub brd: Option<Broadcast>,
+    /// Defaults to the instance's interface.
+    pub dev: Option<String>,
+    pub scope: Option<Scope>,
+    pub label: Option<String>,
+    pub no_track: bool,
+    #[serde(skip)]
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteType {
+    Unicast,
+    Blackhole,
+    Unreachable,
+    Prohibit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VirtualRoute {
+    pub route_type: RouteType,
+    pub src: Option<IpAddr>,
+    pub to: IpAddr,
+    pub prefix_len: u8,
+    pub via: Option<IpAddr>,
+    pub dev: Option<String>,
+    pub scope: Option<Scope>,
+    pub metric: Option<u32>,
+    pub table: Option<u32>,
+    pub no_track: bool,
+    #[serde(skip)]
+    pub position: Position,
+}
+
+/// A `track_script` / `track_interface` / `track_file` entry.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackRef {
+    pub name: String,
+    /// `None`: use the tracked object's own weight (0 for interfaces,
+    /// meaning "fault when down").
+    pub weight: Option<i32>,
+    pub reverse: bool,
+    #[serde(skip)]
+    pub position: Position,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UnicastPeer {
+    pub address: IpAddr,
+    pub min_ttl: Option<u8>,
+    pub max_ttl: Option<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VrrpInstance {
+    pub name: String,
+    pub state: InitialState,
+    pub interface: String,
+    pub virtual_router_id: u8,
+    pub priority: u8,
+    /// A multiple of 10 ms (v3) or of 1 s (v2).
+    #[serde(serialize_with = "seconds")]
+    pub advert_int: Duration,
+    pub version: Version,
+    /// Family of the VIPs (IPv4 when there are none).
+    pub family: AddressFamily,
+    pub preempt: bool,
+    #[serde(serialize_with = "seconds")]
+    pub preempt_delay: Duration,
+    pub accept: bool,
+    pub strict_mode: bool,
+    pub garp: GarpSettings,
+    pub authentication: Option<Authentication>,
+    pub virtual_ipaddress: Vec<VirtualAddress>,
+    pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
+    pub virtual_routes: Vec<VirtualRoute>,
+    pub track_script: Vec<TrackRef>,
+    pub track_interface: Vec<TrackRef>,
+    pub track_file: Vec<TrackRef>,
+    pub unicast_src_ip: Option<IpAddr>,
+    pub unicast_peer: Vec<UnicastPeer>,
+    pub mcast_src_ip: Option<IpAddr>,
+    pub notify_master: Option<Notify>,
+    pub notify_backup: Option<Notify>,
+    pub notify_fault: Option<Notify>,
+    pub notify_stop: Option<Notify>,
+    pub notify: Option<Notify>,
+    pub smtp_alert: bool,
+    /// Name of the macvlan interface when `use_vmac` is set.
+    pub use_vmac: Option<String>,
+    pub old_unicast_checksum: UnicastChecksumCompat,
+    #[serde(skip)]
+    pub positions: InstancePositions,
+}
+
+/// Where an instance's checked settings were written, for diagnostics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstancePositions {
+    pub name: Position,
+    pub interface: Option<Position>,
+    pub virtual_router_id: Option<Position>,
+    pub advert_int: Option<Position>,
+    pub version: Option<Position>,
+    pub authentication: Option<Position>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SyncGroup {
+    pub name: String,
+    pub group: Vec<String>,
+    pub notify_master: Option<Notify>,
+    pub notify_backup: Option<Notify>,
+    pub notify_fault: Option<Notify>,
+    pub notify_stop: Option<Notify>,
+    pub notify: Option<Notify>,
+    pub smtp_alert: bool,
+    #[serde(skip)]
+    pub position: Position,
+    #[serde(skip)]
+    pub member_positions: Vec<Position>,
+}

@@ -1,0 +1,361 @@
+//! Checks that need the whole configuration: cross-references, identity
+//! clashes, and the per-version limits of the advert interval (which depend
+//! on the instance's final VRRP version).
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use super::diagnostic::{Diagnostics, Position};
+use super::model::{AddressFamily, Config, InitialState, Version, VrrpInstance};
+
+pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
+    for instance in &mut config.vrrp_instances {
+        check_required(instance, diags);
+        normalize_advert_int(instance, diags);
+        check_families(instance, diags);
+        if !instance.preempt && instance.state == InitialState::Master {
+            diags.warning(
+                &instance.positions.name,
+                format!(
+                    "vrrp_instance {}: nopreempt has no effect with initial state MASTER; expected state BACKUP",
+                    instance.name
+                ),
+            );
+        }
+    }
+    check_unique_names(config, diags);
+    check_references(config, diags);
+    check_identity_clashes(config, diags);
+    check_sync_groups(config, diags);
+}
+
+fn check_required(instance: &VrrpInstance, diags: &mut Diagnostics) {
+    if instance.positions.interface.is_none() {
+        diags.error(
+            &instance.positions.name,
+            format!(
+                "vrrp_instance {} has no interface; expected `interface NAME` in its block",
+                instance.name
+            ),
+        );
+    }
+    if instance.positions.virtual_router_id.is_none() {
+        diags.error(
+            &instance.positions.name,
+            format!(
+                "vrrp_instance {} has no virtual_router_id; expected `virtual_router_id 1-255` in its block",
+                instance.name
+            ),
+        );
+    }
+    if instance.virtual_ipaddress.is_empty() {
+        diags.warning(
+            &instance.positions.name,
+            format!(
+                "vrrp_instance {} has no virtual_ipaddress; it will advertise no addresses",
+                instance.name
+            ),
+        );
+    }
+}
+
+/// keepalived accepts 0.01-255 s at parse time, then fits the value to the
+/// version: v2 carries whole seconds (rounded to nearest, at least 1), v3
+/// centiseconds (rounded to nearest 10 ms, at most 40.95 s). It warns and
+/// adjusts rather than rejecting, and so do we.
+fn normalize_advert_int(instance: &mut VrrpInstance, diags: &mut Diagnostics) {
+    let at = instance
+        .positions
+        .advert_int
+        .clone()
+        .unwrap_or_else(|| instance.positions.name.clone());
+    let micros = instance.advert_int.as_micros();
+    let written = instance.advert_int.as_secs_f64();
+    match instance.version {
+        Version::V2 => {
+            if !micros.is_multiple_of(1_000_000) {
+                let seconds = u64::try_from(micros.saturating_add(500_000) / 1_000_000)
+                    .unwrap_or(1)
+                    .clamp(1, 255);
+                diags.warning(
+                    &at,
+                    format!(
+                        "vrrp_instance {}: VRRPv2 advert_int {written}s must be a whole number of seconds; rounded to {seconds}s as keepalived does",
+                        instance.name
+                    ),
+                );
+                instance.advert_int = Duration::from_secs(seconds);
+            }
+        }
+        Version::V3 => {
+            let mut centis = u64::try_from((micros.saturating_add(5_000)) / 10_000)
+                .unwrap_or(4095)
+                .max(1);
+            if !micros.is_multiple_of(10_000) {
+                diags.warning(
+                    &at,
+                    format!(
+                        "vrrp_instance {}: VRRPv3 advert_int {written}s must be in units of 10 ms; rounded to {}s as keepalived does",
+                        instance.name,
+                        Duration::from_millis(centis * 10).as_secs_f64()
+                    ),
+                );
+            }
+            if centis > 4095 {
+                diags.warning(
+                    &at,
+                    format!(
+                        "vrrp_instance {}: VRRPv3 advert_int {written}s is above the maximum of 40.95s; using 40.95s as keepalived does",
+                        instance.name
+                    ),
+                );
+                centis = 4095;
+            }
+            instance.advert_int = Duration::from_millis(centis * 10);
+        }
+    }
+}
+
+fn family_name(family: AddressFamily) -> &'static str {
+    match family {
+        AddressFamily::Ipv4 => "IPv4",
+        AddressFamily::Ipv6 => "IPv6",
+    }
+}
+
+fn check_families(instance: &VrrpInstance, diags: &mut Diagnostics) {
+    let family = instance.family;
+    for vip in &instance.virtual_ipaddress {
+        if AddressFamily::of(&vip.address) != family {
+            diags.error(
+                &vip.position,
+                format!(
+                    "virtual address {} is {} but vrrp_instance {} is {} (the family of its first address); expected all virtual_ipaddress entries in one family (put others in virtual_ipaddress_excluded)",
+                    vip.address,
+                    family_name(AddressFamily::of(&vip.address)),
+                    instance.name,
+                    family_name(family)
+                ),
+            );
+        }
+    }
+    let sources = [
+        ("unicast_src_ip", instance.unicast_src_ip),
+        ("mcast_src_ip", instance.mcast_src_ip),
+    ];
+    for (what, address) in sources {
+        if let Some(a) = address
+            && AddressFamily::of(&a) != family
+        {
+            diags.error(
+                &instance.positions.name,
+                format!(
+                    "vrrp_instance {}: {what} {a} is not {}; expected an address of the instance's family",
+                    instance.name,
+                    family_name(family)
+                ),
+            );
+        }
+    }
+    for peer in &instance.unicast_peer {
+        if AddressFamily::of(&peer.address) != family {
+            diags.error(
+                &instance.positions.name,
+                format!(
+                    "vrrp_instance {}: unicast_peer {} is not {}; expected peers of the instance's family",
+                    instance.name,
+                    peer.address,
+                    family_name(family)
+                ),
+            );
+        }
+    }
+}
+
+fn check_unique_names(config: &Config, diags: &mut Diagnostics) {
+    fn unique<'a>(
+        kind: &str,
+        items: impl Iterator<Item = (&'a str, &'a Position)>,
+        diags: &mut Diagnostics,
+    ) {
+        let mut seen: HashMap<&str, &Position> = HashMap::new();
+        for (name, at) in items {
+            if let Some(first) = seen.get(name) {
+                diags.error(
+                    at,
+                    format!(
+                        "{kind} {name} is defined twice (first at {first}); expected unique names"
+                    ),
+                );
+            } else {
+                seen.insert(name, at);
+            }
+        }
+    }
+    unique(
+        "vrrp_instance",
+        config
+            .vrrp_instances
+            .iter()
+            .map(|i| (i.name.as_str(), &i.positions.name)),
+        diags,
+    );
+    unique(
+        "vrrp_script",
+        config
+            .vrrp_scripts
+            .iter()
+            .map(|s| (s.name.as_str(), &s.position)),
+        diags,
+    );
+    unique(
+        "track_file",
+        config
+            .track_files
+            .iter()
+            .map(|t| (t.name.as_str(), &t.position)),
+        diags,
+    );
+    unique(
+        "vrrp_sync_group",
+        config
+            .vrrp_sync_groups
+            .iter()
+            .map(|g| (g.name.as_str(), &g.position)),
+        diags,
+    );
+}
+
+fn names_or_none<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let list: Vec<&str> = names.collect();
+    if list.is_empty() {
+        "none is defined".to_string()
+    } else {
+        format!("defined: {}", list.join(", "))
+    }
+}
+
+fn check_references(config: &Config, diags: &mut Diagnostics) {
+    for instance in &config.vrrp_instances {
+        for reference in &instance.track_script {
+            if config.script(&reference.name).is_none() {
+                diags.error(
+                    &reference.position,
+                    format!(
+                        "track_script \"{}\" in vrrp_instance {} names no vrrp_script; expected the name of a vrrp_script ({})",
+                        reference.name,
+                        instance.name,
+                        names_or_none(config.vrrp_scripts.iter().map(|s| s.name.as_str()))
+                    ),
+                );
+            }
+        }
+        for reference in &instance.track_file {
+            if config.track_file(&reference.name).is_none() {
+                diags.error(
+                    &reference.position,
+                    format!(
+                        "track_file \"{}\" in vrrp_instance {} names no vrrp_track_file; expected the name of a vrrp_track_file ({})",
+                        reference.name,
+                        instance.name,
+                        names_or_none(config.track_files.iter().map(|t| t.name.as_str()))
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Two instances with the same interface, VRID and family would receive
+/// each other's adverts, unless they talk unicast to disjoint peers.
+fn check_identity_clashes(config: &Config, diags: &mut Diagnostics) {
+    let mut seen: HashMap<(&str, u8, AddressFamily), &VrrpInstance> = HashMap::new();
+    for instance in &config.vrrp_instances {
+        // Instances whose interface or VRID was missing or invalid have
+        // already been reported; comparing placeholders would only add noise.
+        if instance.interface.is_empty() || instance.virtual_router_id == 0 {
+            continue;
+        }
+        let key = (
+            instance.interface.as_str(),
+            instance.virtual_router_id,
+            instance.family,
+        );
+        match seen.get(&key) {
+            Some(first) if !disjoint_unicast(first, instance) => {
+                let at = instance
+                    .positions
+                    .virtual_router_id
+                    .as_ref()
+                    .unwrap_or(&instance.positions.name);
+                diags.error(
+                    at,
+                    format!(
+                        "vrrp_instance {} uses virtual_router_id {} with {} on {}, as vrrp_instance {} does; expected a VRID unique per interface and family",
+                        instance.name,
+                        instance.virtual_router_id,
+                        family_name(instance.family),
+                        instance.interface,
+                        first.name
+                    ),
+                );
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(key, instance);
+            }
+        }
+    }
+}
+
+fn disjoint_unicast(a: &VrrpInstance, b: &VrrpInstance) -> bool {
+    if a.unicast_peer.is_empty() || b.unicast_peer.is_empty() {
+        return false;
+    }
+    let peers: HashSet<_> = a.unicast_peer.iter().map(|p| p.address).collect();
+    b.unicast_peer.iter().all(|p| !peers.contains(&p.address))
+}
+
+fn check_sync_groups(config: &Config, diags: &mut Diagnostics) {
+    let mut owner: HashMap<&str, &str> = HashMap::new();
+    for group in &config.vrrp_sync_groups {
+        if group.group.is_empty() {
+            diags.error(
+                &group.position,
+                format!(
+                    "vrrp_sync_group {} has no members; expected `group {{` with vrrp_instance names `}}`",
+                    group.name
+                ),
+            );
+        } else if group.group.len() == 1 {
+            diags.warning(
+                &group.position,
+                format!(
+                    "vrrp_sync_group {} has only one member; a sync group needs two or more to do anything",
+                    group.name
+                ),
+            );
+        }
+        for (member, at) in group.group.iter().zip(&group.member_positions) {
+            if config.instance(member).is_none() {
+                diags.error(
+                    at,
+                    format!(
+                        "vrrp_sync_group {} member \"{member}\" names no vrrp_instance; expected the name of a vrrp_instance ({})",
+                        group.name,
+                        names_or_none(config.vrrp_instances.iter().map(|i| i.name.as_str()))
+                    ),
+                );
+            } else if let Some(other) = owner.get(member.as_str()) {
+                diags.error(
+                    at,
+                    format!(
+                        "vrrp_instance {member} is already in vrrp_sync_group {other}; expected each instance in at most one sync group"
+                    ),
+                );
+            } else {
+                owner.insert(member, &group.name);
+            }
+        }
+    }
+}
