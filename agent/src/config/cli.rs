@@ -1,6 +1,7 @@
 //! `vrrp-agent --config-test` and `--dump-config`: the only place in the
 //! config module that prints.
 
+use std::io::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -71,7 +72,8 @@ pub fn dump_config(path: &Path) -> ExitCode {
     };
     match serde_json::to_string_pretty(&loaded.config) {
         Ok(json) => {
-            println!("{json}");
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            let _ = writeln!(std::io::stdout().lock(), "{json}");
             ExitCode::SUCCESS
         }
         Err(error) => {
