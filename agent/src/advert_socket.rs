@@ -1,0 +1,280 @@
+//! Raw VRRP sockets for sending adverts on one interface.
+//!
+//! Reception happens in XDP, but each socket still joins the VRRP multicast
+//! group: a physical NIC filters multicast in hardware, and without the
+//! membership the adverts would never reach the XDP program at all. The
+//! socket itself never reads: a classic BPF filter that accepts nothing keeps
+//! the kernel from queueing every advert on it.
+
+use std::{
+    io,
+    mem::size_of,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
+    os::fd::AsRawFd,
+};
+
+use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
+use thiserror::Error;
+
+pub const IPPROTO_VRRP: i32 = 112;
+pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+/// RFC 5798 §5.1.1.3 / §5.1.2.3: adverts leave with TTL / hop limit 255 so
+/// receivers can tell they were not forwarded.
+pub const VRRP_TTL: u32 = 255;
+/// DSCP CS6 (network control), what keepalived marks adverts with.
+const TOS_NETWORK_CONTROL: u32 = 0xc0;
+
+#[derive(Debug, Error)]
+pub enum SocketError {
+    #[error("opening a raw VRRP socket on {interface} failed (needs CAP_NET_RAW): {source}")]
+    Open {
+        interface: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("setting {option} on the VRRP socket of {interface} failed: {source}")]
+    Option {
+        interface: String,
+        option: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "binding the VRRP socket of {interface} to source {source_address} failed (is the address on the interface?): {source}"
+    )]
+    Bind {
+        interface: String,
+        source_address: IpAddr,
+        #[source]
+        source: io::Error,
+    },
+}
+
+pub struct AdvertSocket {
+    socket: Socket,
+    interface: String,
+    ifindex: u32,
+    ipv6: bool,
+}
+
+impl AdvertSocket {
+    /// Opens a socket that sends from `source` out of `interface` and joins
+    /// `group` there (the VRRP group unless configured otherwise).
+    pub fn open(
+        interface: &str,
+        ifindex: u32,
+        source: IpAddr,
+        group: IpAddr,
+    ) -> Result<Self, SocketError> {
+        let ipv6 = source.is_ipv6();
+        let domain = if ipv6 { Domain::IPV6 } else { Domain::IPV4 };
+        let socket = Socket::new(domain, Type::RAW, Some(Protocol::from(IPPROTO_VRRP))).map_err(
+            |source| SocketError::Open {
+                interface: interface.to_owned(),
+                source,
+            },
+        )?;
+        let this = Self {
+            socket,
+            interface: interface.to_owned(),
+            ifindex,
+            ipv6,
+        };
+        this.option("SO_BINDTODEVICE", |socket| {
+            socket.bind_device(Some(interface.as_bytes()))
+        })?;
+        this.option("SO_ATTACH_FILTER (drop all)", attach_drop_all_filter)?;
+        this.option("SO_RCVBUF", |socket| socket.set_recv_buffer_size(0))?;
+        match (source, group) {
+            (IpAddr::V4(_), IpAddr::V4(group)) => {
+                this.option("IP_MULTICAST_TTL", |socket| {
+                    socket.set_multicast_ttl_v4(VRRP_TTL)
+                })?;
+                this.option("IP_TTL", |socket| socket.set_ttl_v4(VRRP_TTL))?;
+                this.option("IP_MULTICAST_LOOP", |socket| {
+                    socket.set_multicast_loop_v4(false)
+                })?;
+                this.option("IP_TOS", |socket| socket.set_tos_v4(TOS_NETWORK_CONTROL))?;
+                this.option("IP_ADD_MEMBERSHIP", |socket| {
+                    socket.join_multicast_v4_n(&group, &InterfaceIndexOrAddress::Index(ifindex))
+                })?;
+            }
+            (IpAddr::V6(_), IpAddr::V6(group)) => {
+                this.option("IPV6_MULTICAST_HOPS", |socket| {
+                    socket.set_multicast_hops_v6(VRRP_TTL)
+                })?;
+                this.option("IPV6_UNICAST_HOPS", |socket| {
+                    socket.set_unicast_hops_v6(VRRP_TTL)
+                })?;
+                this.option("IPV6_MULTICAST_LOOP", |socket| {
+                    socket.set_multicast_loop_v6(false)
+                })?;
+                this.option("IPV6_MULTICAST_IF", |socket| {
+                    socket.set_multicast_if_v6(ifindex)
+                })?;
+                this.option("IPV6_TCLASS", |socket| {
+                    socket.set_tclass_v6(TOS_NETWORK_CONTROL)
+                })?;
+                this.option("IPV6_ADD_MEMBERSHIP", |socket| {
+                    socket.join_multicast_v6(&group, ifindex)
+                })?;
+            }
+            _ => {
+                return Err(SocketError::Option {
+                    interface: interface.to_owned(),
+                    option: "multicast group",
+                    source: io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("group {group} is not of the same family as source {source}"),
+                    ),
+                });
+            }
+        }
+        let bind_to = match source {
+            IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, 0)),
+            IpAddr::V6(v6) => SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope_for(&v6, ifindex))),
+        };
+        this.socket
+            .bind(&bind_to.into())
+            .map_err(|error| SocketError::Bind {
+                interface: interface.to_owned(),
+                source_address: source,
+                source: error,
+            })?;
+        Ok(this)
+    }
+
+    fn option(
+        &self,
+        option: &'static str,
+        apply: impl FnOnce(&Socket) -> io::Result<()>,
+    ) -> Result<(), SocketError> {
+        apply(&self.socket).map_err(|source| SocketError::Option {
+            interface: self.interface.clone(),
+            option,
+            source,
+        })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    /// Sends one VRRP message (the kernel adds the IP header).
+    pub fn send(&self, message: &[u8], destination: IpAddr) -> io::Result<()> {
+        let address = self.sock_addr(destination);
+        self.socket.send_to(message, &address).map(|_| ())
+    }
+
+    /// Sends several messages with one `sendmmsg` call: a master of hundreds
+    /// of instances at 10 ms would otherwise spend its time in syscalls.
+    /// Returns how many were sent; the caller retries the rest.
+    pub fn send_batch(&self, messages: &[(&[u8], IpAddr)]) -> io::Result<usize> {
+        if messages.is_empty() {
+            return Ok(0);
+        }
+        let addresses: Vec<SockAddr> = messages
+            .iter()
+            .map(|(_, destination)| self.sock_addr(*destination))
+            .collect();
+        let mut iovecs: Vec<libc::iovec> = messages
+            .iter()
+            .map(|(message, _)| libc::iovec {
+                iov_base: message.as_ptr() as *mut libc::c_void,
+                iov_len: message.len(),
+            })
+            .collect();
+        let mut headers: Vec<libc::mmsghdr> = iovecs
+            .iter_mut()
+            .zip(&addresses)
+            .map(|(iovec, address)| {
+                // SAFETY: an all-zero msghdr is a valid empty header.
+                let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
+                header.msg_hdr.msg_namelen = address.len();
+                header.msg_hdr.msg_iov = iovec;
+                header.msg_hdr.msg_iovlen = 1;
+                header
+            })
+            .collect();
+        // SAFETY: every header points at an iovec and an address that outlive
+        // the call; the length matches the vector.
+        let sent = unsafe {
+            libc::sendmmsg(
+                self.socket.as_raw_fd(),
+                headers.as_mut_ptr(),
+                headers.len() as libc::c_uint,
+                0,
+            )
+        };
+        if sent < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(sent as usize)
+        }
+    }
+
+    fn sock_addr(&self, destination: IpAddr) -> SockAddr {
+        match destination {
+            IpAddr::V4(v4) => SocketAddr::V4(SocketAddrV4::new(v4, 0)).into(),
+            IpAddr::V6(v6) => {
+                SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope_for(&v6, self.ifindex))).into()
+            }
+        }
+    }
+
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+}
+
+/// Link-local and link-scope multicast addresses need the interface as scope.
+fn scope_for(address: &Ipv6Addr, ifindex: u32) -> u32 {
+    let link_scoped = address.is_unicast_link_local()
+        || (address.is_multicast() && (address.segments()[0] & 0x000f) == 2);
+    if link_scoped { ifindex } else { 0 }
+}
+
+/// Classic BPF program `ret #0`: accept no packet.
+fn attach_drop_all_filter(socket: &Socket) -> io::Result<()> {
+    let mut reject_all = [libc::sock_filter {
+        code: (libc::BPF_RET | libc::BPF_K) as u16,
+        jt: 0,
+        jf: 0,
+        k: 0,
+    }];
+    let program = libc::sock_fprog {
+        len: reject_all.len() as u16,
+        filter: reject_all.as_mut_ptr(),
+    };
+    // SAFETY: the program and its instructions live across the call; the
+    // kernel copies them.
+    let result = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&program as *const libc::sock_fprog).cast(),
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_scoped_ipv6_destinations_carry_the_interface() {
+        assert_eq!(scope_for(&MULTICAST_V6, 7), 7);
+        assert_eq!(scope_for(&"fe80::1".parse().unwrap(), 7), 7);
+        assert_eq!(scope_for(&"2001:db8::1".parse().unwrap(), 7), 0);
+        assert_eq!(scope_for(&"ff05::12".parse().unwrap(), 7), 0);
+    }
+}
