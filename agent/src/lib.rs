@@ -2,6 +2,8 @@
 
 pub mod advert_socket;
 pub mod config;
+pub mod control;
 pub mod datapath;
+pub mod frame_socket;
 pub mod monitor;
 pub mod vrrp;
