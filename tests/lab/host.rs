@@ -87,6 +87,11 @@ impl<'lab> Host<'lab> {
     /// returned guard or the lab is dropped; its output is captured (see
     /// [`Process::stdout`]) into files in the lab's temp dir.
     pub fn spawn(&self, argv: &[&str]) -> Result<Process> {
+        self.spawn_env(argv, &[])
+    }
+
+    /// [`spawn`](Self::spawn) with extra environment variables (e.g. `RUST_LOG`).
+    pub fn spawn_env(&self, argv: &[&str], env: &[(&str, &str)]) -> Result<Process> {
         let program = argv
             .first()
             .context("cannot spawn an empty command line; pass at least the program name")?;
@@ -96,6 +101,7 @@ impl<'lab> Host<'lab> {
         let child = Command::new("ip")
             .args(["netns", "exec", &self.netns])
             .args(argv)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

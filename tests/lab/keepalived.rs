@@ -97,6 +97,16 @@ impl Keepalived {
         )
     }
 
+    /// Waits until keepalived logs that VRRP instance `instance` (the name
+    /// after `vrrp_instance`) enters `state` (`MASTER`, `BACKUP`, `FAULT`).
+    pub fn wait_for_state(&self, instance: &str, state: &str, timeout: Duration) -> Result<()> {
+        let needle = format!("({instance}) Entering {state} STATE");
+        self.log()
+            .wait_for(timeout, |line| line.contains(&needle))
+            .with_context(|| format!("keepalived never logged {needle:?}"))?;
+        Ok(())
+    }
+
     /// This run's directory (config, pid files).
     pub fn dir(&self) -> &Path {
         &self.dir

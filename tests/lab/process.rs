@@ -132,7 +132,8 @@ impl OutputStream {
 
     /// Waits up to `timeout` for an unread line matching `matches`, returns
     /// it and marks it (and the lines before it) read. Fails with the stream's
-    /// recent lines if none appears or the stream ends first.
+    /// recent lines if none appears or the stream ends first; the lines it
+    /// examined count as read then too.
     pub fn wait_for(&self, timeout: Duration, matches: impl Fn(&str) -> bool) -> Result<String> {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.state);
@@ -166,6 +167,23 @@ impl OutputStream {
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
         }
+    }
+}
+
+impl OutputStream {
+    /// Like [`wait_for`](Self::wait_for) for JSON-lines output (e.g.
+    /// `vrrp-agent monitor --json`): waits for a line that parses as JSON and
+    /// satisfies `matches`, and returns it parsed. Other lines are skipped.
+    pub fn wait_for_json(
+        &self,
+        timeout: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Result<serde_json::Value> {
+        let line = self.wait_for(timeout, |line| {
+            serde_json::from_str::<serde_json::Value>(line).is_ok_and(|value| matches(&value))
+        })?;
+        serde_json::from_str(&line)
+            .with_context(|| format!("{}: line {line:?} is not JSON", self.label))
     }
 }
 
@@ -451,6 +469,21 @@ mod tests {
         p.stop().unwrap();
         assert!(started.elapsed() < Duration::from_secs(3));
         assert!(!p.is_running());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn wait_for_json_skips_other_lines_and_parses_the_match() {
+        let dir = temp_dir("json");
+        let p = start(
+            r#"echo 'starting'; echo '{"state":"BACKUP"}'; echo '{"state":"MASTER","vrid":51}'"#,
+            &dir,
+        );
+        let value = p
+            .stdout()
+            .wait_for_json(Duration::from_secs(5), |v| v["state"] == "MASTER")
+            .unwrap();
+        assert_eq!(value["vrid"], 51);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
