@@ -283,3 +283,33 @@ fn parallel_labs_with_same_host_names_do_not_collide() -> Result<()> {
     );
     Ok(())
 }
+
+/// Fixtures can hand out a lab together with its hosts.
+fn linked_pair(prefix: &str) -> Result<(Lab, lab::Host, lab::Host, lab::Link)> {
+    let lab = Lab::new(prefix)?;
+    let a = lab.add_host("a")?;
+    let b = lab.add_host("b")?;
+    let link = lab.connect(&a, &b)?;
+    Ok((lab, a, b, link))
+}
+
+#[test]
+fn host_handles_outliving_the_lab_fail_clearly() -> Result<()> {
+    let (lab, a, _b, link) = linked_pair("late")?;
+    a.add_address(&link.a, "192.0.2.1/24")?;
+    drop(lab);
+    let err = a.spawn(&["sleep", "1"]).unwrap_err();
+    ensure!(
+        format!("{err:#}").contains("already dropped"),
+        "unclear error: {err:#}"
+    );
+    ensure!(
+        a.exec(&["true"]).is_err(),
+        "exec in a deleted namespace succeeded"
+    );
+    ensure!(
+        a.run(|| ()).is_err(),
+        "entering a deleted namespace succeeded"
+    );
+    Ok(())
+}

@@ -201,7 +201,7 @@ impl AdvertBurst {
     }
 }
 
-impl Host<'_> {
+impl Host {
     /// Sends `burst.count` copies of `advert` out of `iface` from this host's
     /// address on it (IPv4: first address; IPv6: link-local, as RFC 5798 requires).
     /// Returns once all are sent.

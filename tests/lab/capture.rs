@@ -17,14 +17,14 @@ pub struct Capture {
     file: PathBuf,
 }
 
-impl Host<'_> {
+impl Host {
     /// Starts `tcpdump -i IFACE -w FILE -c MAX_PACKETS FILTER` in this host
     /// and returns once it is capturing. `filter` is a pcap filter such as
     /// `"vrrp"` or `"ip proto 112"` (may be empty).
     pub fn capture(&self, iface: &str, filter: &str, max_packets: u32) -> Result<Capture> {
         preflight::require_tool("tcpdump")?;
         let count = max_packets.to_string();
-        let file = self.lab().temp_dir().join(format!(
+        let file = self.temp_dir().join(format!(
             "{}-{iface}-{}.pcap",
             self.name(),
             capture_counter()

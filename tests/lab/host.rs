@@ -3,13 +3,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
 
-use crate::Lab;
+use crate::LabShared;
 use crate::addr::{self, Cidr};
 use crate::cmd::{self, ExecOutput};
 use crate::names;
@@ -28,15 +30,17 @@ pub struct IfAddr {
     pub scope: String,
 }
 
-/// A host of a [`Lab`]: a network namespace. Cheap to clone; valid while the lab lives.
+/// A host of a [`Lab`](crate::Lab): a network namespace. A cheap handle
+/// (clone it freely, keep it in fixtures); once the lab is dropped its
+/// operations fail because the namespace is gone.
 #[derive(Clone)]
-pub struct Host<'lab> {
-    lab: &'lab Lab,
+pub struct Host {
+    lab: Arc<LabShared>,
     name: String,
     netns: String,
 }
 
-impl std::fmt::Debug for Host<'_> {
+impl std::fmt::Debug for Host {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Host")
             .field("name", &self.name)
@@ -45,8 +49,8 @@ impl std::fmt::Debug for Host<'_> {
     }
 }
 
-impl<'lab> Host<'lab> {
-    pub(crate) fn new(lab: &'lab Lab, name: String, netns: String) -> Self {
+impl Host {
+    pub(crate) fn new(lab: Arc<LabShared>, name: String, netns: String) -> Self {
         Self { lab, name, netns }
     }
 
@@ -60,9 +64,9 @@ impl<'lab> Host<'lab> {
         &self.netns
     }
 
-    /// The lab this host belongs to.
-    pub fn lab(&self) -> &'lab Lab {
-        self.lab
+    /// The lab's temp dir, where this host's process logs and captures go.
+    pub fn temp_dir(&self) -> &Path {
+        &self.lab.temp_dir
     }
 
     fn netns_argv<'a>(&'a self, argv: &[&'a str]) -> Vec<&'a str> {
@@ -92,6 +96,7 @@ impl<'lab> Host<'lab> {
 
     /// [`spawn`](Self::spawn) with extra environment variables (e.g. `RUST_LOG`).
     pub fn spawn_env(&self, argv: &[&str], env: &[(&str, &str)]) -> Result<Process> {
+        self.lab.ensure_open()?;
         let program = argv
             .first()
             .context("cannot spawn an empty command line; pass at least the program name")?;
@@ -115,7 +120,7 @@ impl<'lab> Host<'lab> {
                     self.name
                 )
             })?;
-        let core = ProcessCore::new(label, child, self.lab.temp_dir())?;
+        let core = ProcessCore::new(label, child, &self.lab.temp_dir)?;
         self.lab.register_process(&core);
         Ok(Process::new(core))
     }

@@ -24,7 +24,7 @@ impl Keepalived {
     /// Writes `config` (keepalived.conf syntax) into a fresh directory in the
     /// lab temp dir, checks it with `keepalived --config-test`, and starts
     /// `keepalived --vrrp --dont-fork --log-console` in `host`.
-    pub fn start(host: &Host<'_>, config: &str) -> Result<Self> {
+    pub fn start(host: &Host, config: &str) -> Result<Self> {
         let dir = fresh_dir(host)?;
         let conf = dir.join("keepalived.conf");
         std::fs::write(&conf, config)
@@ -140,10 +140,9 @@ impl Keepalived {
     }
 }
 
-fn fresh_dir(host: &Host<'_>) -> Result<PathBuf> {
+fn fresh_dir(host: &Host) -> Result<PathBuf> {
     for n in 0..1000 {
         let dir = host
-            .lab()
             .temp_dir()
             .join(format!("keepalived-{}-{n}", host.name()));
         match std::fs::create_dir(&dir) {

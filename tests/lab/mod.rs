@@ -38,6 +38,7 @@ mod sock;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -73,13 +74,13 @@ pub struct Link {
 
 /// A host holding a bridge ([`BRIDGE`]) that other hosts attach to.
 #[derive(Debug, Clone)]
-pub struct Switch<'lab> {
-    host: Host<'lab>,
+pub struct Switch {
+    host: Host,
 }
 
-impl<'lab> Switch<'lab> {
+impl Switch {
     /// The namespace the bridge lives in (to run tcpdump on the bridge, etc).
-    pub fn host(&self) -> &Host<'lab> {
+    pub fn host(&self) -> &Host {
         &self.host
     }
 }
@@ -87,20 +88,44 @@ impl<'lab> Switch<'lab> {
 /// Guard owning every namespace, process and temp file of one test.
 /// Dropping it stops processes (SIGTERM, SIGKILL after a grace period),
 /// kills anything else left in its namespaces, deletes the namespaces (and
-/// with them the veths) and removes the temp dir.
+/// with them the veths) and removes the temp dir. [`Host`] handles may
+/// outlive it, but then fail: the lab, not the handles, owns the namespaces.
 pub struct Lab {
+    shared: Arc<LabShared>,
+}
+
+/// State shared by a lab and its host handles.
+pub(crate) struct LabShared {
     id: String,
     temp_dir: PathBuf,
     namespaces: Mutex<Vec<String>>,
     processes: Mutex<Vec<Arc<process::ProcessCore>>>,
     iface_counters: Mutex<HashMap<(String, &'static str), u32>>,
+    torn_down: AtomicBool,
+}
+
+impl LabShared {
+    pub(crate) fn register_process(&self, core: &Arc<process::ProcessCore>) {
+        lock(&self.processes).push(Arc::clone(core));
+    }
+
+    /// Fails once the lab has been dropped, so nothing new starts in it.
+    pub(crate) fn ensure_open(&self) -> Result<()> {
+        if self.torn_down.load(Ordering::SeqCst) {
+            anyhow::bail!(
+                "lab {} was already dropped; keep the Lab alive while using its hosts",
+                self.id
+            );
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Lab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Lab")
-            .field("id", &self.id)
-            .field("temp_dir", &self.temp_dir)
+            .field("id", &self.shared.id)
+            .field("temp_dir", &self.shared.temp_dir)
             .finish()
     }
 }
@@ -117,37 +142,40 @@ impl Lab {
         std::fs::create_dir(&temp_dir)
             .with_context(|| format!("cannot create lab temp dir {}", temp_dir.display()))?;
         Ok(Self {
-            id,
-            temp_dir,
-            namespaces: Mutex::new(Vec::new()),
-            processes: Mutex::new(Vec::new()),
-            iface_counters: Mutex::new(HashMap::new()),
+            shared: Arc::new(LabShared {
+                id,
+                temp_dir,
+                namespaces: Mutex::new(Vec::new()),
+                processes: Mutex::new(Vec::new()),
+                iface_counters: Mutex::new(HashMap::new()),
+                torn_down: AtomicBool::new(false),
+            }),
         })
     }
 
     /// Unique id of this lab; every namespace name starts with it.
     pub fn id(&self) -> &str {
-        &self.id
+        &self.shared.id
     }
 
     /// Directory for this lab's files (process logs, configs, captures).
     pub fn temp_dir(&self) -> &Path {
-        &self.temp_dir
+        &self.shared.temp_dir
     }
 
     /// Names of the namespaces created so far.
     pub fn netns_names(&self) -> Vec<String> {
-        lock(&self.namespaces).clone()
+        lock(&self.shared.namespaces).clone()
     }
 
     /// Creates host `name` (1..=10 of `[a-z0-9]`): a namespace with `lo` up
     /// and IPv6 DAD off, so addresses are usable as soon as links are up.
-    pub fn add_host(&self, name: &str) -> Result<Host<'_>> {
-        let netns = names::netns_name(&self.id, name)?;
+    pub fn add_host(&self, name: &str) -> Result<Host> {
+        let netns = names::netns_name(&self.shared.id, name)?;
         cmd::run(&["ip", "netns", "add", &netns])
             .with_context(|| format!("cannot create host {name}"))?;
-        lock(&self.namespaces).push(netns.clone());
-        let host = Host::new(self, name.to_owned(), netns);
+        lock(&self.shared.namespaces).push(netns.clone());
+        let host = Host::new(Arc::clone(&self.shared), name.to_owned(), netns);
         host.link_up("lo")?;
         for scope in ["all", "default"] {
             host.set_sysctl(&format!("net/ipv6/conf/{scope}/accept_dad"), "0")?;
@@ -157,7 +185,7 @@ impl Lab {
 
     /// Creates a switch host `name` with a bridge (no STP, no forwarding
     /// delay, no multicast snooping so VRRP multicast floods to every port).
-    pub fn add_switch(&self, name: &str) -> Result<Switch<'_>> {
+    pub fn add_switch(&self, name: &str) -> Result<Switch> {
         let host = self.add_host(name)?;
         host.ip(&[
             "link",
@@ -177,8 +205,8 @@ impl Lab {
     }
 
     /// Next free interface name with `stem` in `host` (`veth0`, `veth1`, ...).
-    fn next_ifname(&self, host: &Host<'_>, stem: &'static str) -> Result<String> {
-        let mut counters = lock(&self.iface_counters);
+    fn next_ifname(&self, host: &Host, stem: &'static str) -> Result<String> {
+        let mut counters = lock(&self.shared.iface_counters);
         let counter = counters.entry((host.netns().to_owned(), stem)).or_insert(0);
         let name = format!("{stem}{counter}");
         *counter += 1;
@@ -188,7 +216,7 @@ impl Lab {
 
     /// Joins two hosts with a veth pair (created directly inside the two
     /// namespaces, never in the test machine's own), both ends up.
-    pub fn connect(&self, a: &Host<'_>, b: &Host<'_>) -> Result<Link> {
+    pub fn connect(&self, a: &Host, b: &Host) -> Result<Link> {
         let a_if = self.next_ifname(a, "veth")?;
         let b_if = self.next_ifname(b, "veth")?;
         a.ip(&[
@@ -211,7 +239,7 @@ impl Lab {
 
     /// Plugs `host` into `switch` with a veth pair; returns the interface
     /// name inside `host` (the switch side is a bridge port named `portN`).
-    pub fn attach(&self, host: &Host<'_>, switch: &Switch<'_>) -> Result<String> {
+    pub fn attach(&self, host: &Host, switch: &Switch) -> Result<String> {
         let sw = switch.host();
         let host_if = self.next_ifname(host, "veth")?;
         let port = self.next_ifname(sw, "port")?;
@@ -233,15 +261,11 @@ impl Lab {
         Ok(host_if)
     }
 
-    pub(crate) fn register_process(&self, core: &Arc<process::ProcessCore>) {
-        lock(&self.processes).push(Arc::clone(core));
-    }
-
     /// Exit status and recent output of every process this lab started —
     /// print it when a test fails. (Also printed automatically when the lab
     /// is dropped during a panic.)
     pub fn process_report(&self) -> String {
-        lock(&self.processes)
+        lock(&self.shared.processes)
             .iter()
             .map(|p| p.failure_report())
             .collect()
@@ -250,32 +274,35 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        let shared = &self.shared;
+        shared.torn_down.store(true, Ordering::SeqCst);
         if thread::panicking() {
             eprintln!(
                 "lab {}: test failed; processes (logs in {}):\n{}",
-                self.id,
-                self.temp_dir.display(),
+                shared.id,
+                shared.temp_dir.display(),
                 self.process_report()
             );
         }
-        let processes = std::mem::take(&mut *lock(&self.processes));
+        let processes = std::mem::take(&mut *lock(&shared.processes));
         process::ProcessCore::stop_all(&processes);
-        for netns in lock(&self.namespaces).drain(..) {
+        let namespaces = std::mem::take(&mut *lock(&shared.namespaces));
+        for netns in namespaces {
             if let Err(err) = remove_namespace(&netns) {
-                eprintln!("lab {}: {err:#}", self.id);
+                eprintln!("lab {}: {err:#}", shared.id);
             }
         }
         if std::env::var_os("LAB_KEEP").is_some() {
             eprintln!(
                 "lab {}: LAB_KEEP set, keeping {}",
-                self.id,
-                self.temp_dir.display()
+                shared.id,
+                shared.temp_dir.display()
             );
-        } else if let Err(err) = std::fs::remove_dir_all(&self.temp_dir) {
+        } else if let Err(err) = std::fs::remove_dir_all(&shared.temp_dir) {
             eprintln!(
                 "lab {}: cannot remove {}: {err}",
-                self.id,
-                self.temp_dir.display()
+                shared.id,
+                shared.temp_dir.display()
             );
         }
     }

@@ -138,7 +138,7 @@ impl ProbeRun {
     }
 }
 
-impl Host<'_> {
+impl Host {
     /// Opens a TCP connection from this host to `target` within `timeout`.
     pub fn tcp_connect(&self, target: SocketAddr, timeout: Duration) -> Result<TcpStream> {
         self.run(move || TcpStream::connect_timeout(&target, timeout))?

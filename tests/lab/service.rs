@@ -22,7 +22,7 @@ pub struct TcpService {
     thread: Option<thread::JoinHandle<()>>,
 }
 
-impl Host<'_> {
+impl Host {
     /// Starts a [`TcpService`] on `address`. Bind a wildcard (`0.0.0.0:8080`,
     /// `[::]:8080`) to answer on a VIP that moves to this host later.
     pub fn serve_tcp(&self, address: SocketAddr) -> Result<TcpService> {
