@@ -54,7 +54,7 @@ impl Host {
         Self { lab, name, netns }
     }
 
-    /// Short name given to [`Lab::add_host`].
+    /// Short name given to [`Lab::add_host`](crate::Lab::add_host).
     pub fn name(&self) -> &str {
         &self.name
     }

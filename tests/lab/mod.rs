@@ -18,6 +18,15 @@
 //! # drop(tail); Ok(()) }
 //! ```
 //!
+//! What a host offers, beyond [`Host::exec`] / [`Host::spawn`]:
+//! [`Host::run`] (Rust code inside the namespace), [`Host::link_down`] /
+//! [`Host::link_up`], [`Host::wait_for_address`], [`Host::send_adverts`]
+//! (raw VRRP peer, see [`advert`]), [`Host::capture`] (tcpdump + tshark),
+//! [`Host::serve_tcp`], [`Host::tcp_connect`], [`Host::icmp_echo`] and
+//! [`Host::start_probe`] (outage measurement). [`Keepalived::start`] runs
+//! the interop peer; a [`Process`]'s output can be awaited line by line
+//! ([`OutputStream::wait_for`], [`OutputStream::wait_for_json`]).
+//!
 //! Names are unique per lab (`vlab-<prefix>-<pid>-<n><rand>-<host>`), so tests
 //! run in parallel. Only documentation addresses are accepted. Set
 //! `LAB_KEEP=1` to keep the temp dir (process logs, captures) after a run.
