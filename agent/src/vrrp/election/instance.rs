@@ -147,7 +147,8 @@ pub enum Action {
     /// Send the gratuitous ARP / unsolicited NA burst for all VIPs
     /// (keepalived's `garp_master_*` settings shape it).
     SendGratuitous,
-    /// Notify: run notify scripts, send mail, update metrics.
+    /// Notify: run notify scripts, send mail, update metrics. `to:
+    /// Initialize` with [`Reason::Shutdown`] is keepalived's `notify_stop`.
     StateChanged {
         /// State left.
         from: State,
@@ -710,6 +711,11 @@ impl Instance {
             Reason::EqualPriorityHigherAddress
         } else {
             self.counters.lower_priority_ignored += 1;
+            if self.cfg.advert_on_lower_priority && advert.priority < ours {
+                self.send_advert(ours, out);
+                let next = now.saturating_add(self.cfg.advert_interval.as_duration());
+                self.set_deadline(Some(next), out);
+            }
             return;
         };
         if self.cfg.version == Version::V3 {

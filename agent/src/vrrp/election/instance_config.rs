@@ -48,6 +48,12 @@ pub struct InstanceConfig {
     /// the VIPs. keepalived without `vrrp_strict` never blocks them, hence
     /// the `true` default of [`InstanceConfig::new`]; RFC 5798's default is false.
     pub accept: bool,
+    /// Whether a master answers a lower-priority advert with an advert of
+    /// its own at once. RFC 5798 §6.4.3 discards it silently (false, the
+    /// default here); keepalived replies unless `lower_prio_no_advert` or
+    /// `vrrp_strict` is set, which makes a lower router that wrongly became
+    /// master yield one interval sooner.
+    pub advert_on_lower_priority: bool,
     /// This router's primary address on the VRRP interface: the advert
     /// source, and the tie-break between equal priorities (RFC 5798 §6.4.3).
     pub primary_address: IpAddr,
@@ -119,13 +125,16 @@ pub(super) struct CheckedConfig {
     pub(super) preempt: bool,
     pub(super) preempt_delay: Duration,
     pub(super) accept: bool,
+    pub(super) advert_on_lower_priority: bool,
     pub(super) primary_address: IpAddr,
 }
 
 impl InstanceConfig {
     /// keepalived's defaults for a `vrrp_instance`: VRRPv2, priority 100,
     /// `advert_int 1`, `state BACKUP`, preempt on without delay, accepting
-    /// traffic to the VIPs, nothing tracked.
+    /// traffic to the VIPs, nothing tracked; except that lower-priority
+    /// adverts get no reply (the RFC's rule, see
+    /// [`InstanceConfig::advert_on_lower_priority`]).
     pub fn new(vrid: u8, primary_address: IpAddr) -> Self {
         InstanceConfig {
             vrid,
@@ -136,6 +145,7 @@ impl InstanceConfig {
             preempt: true,
             preempt_delay: Duration::ZERO,
             accept: true,
+            advert_on_lower_priority: false,
             primary_address,
             tracked: Vec::new(),
         }
@@ -185,6 +195,7 @@ impl InstanceConfig {
             preempt: self.preempt,
             preempt_delay: self.preempt_delay,
             accept: self.accept,
+            advert_on_lower_priority: self.advert_on_lower_priority,
             primary_address: self.primary_address,
         })
     }

@@ -19,6 +19,21 @@
 //!
 //! [`SyncGroup`] moves several instances together like keepalived's
 //! `vrrp_sync_group`, still without IO.
+//!
+//! Where RFC 5798 and keepalived 2.2 differ, these are the choices made:
+//! - Startup: priority 255 goes to Master at once (RFC §6.4.1); everyone
+//!   else starts in Backup, `state MASTER` included — keepalived 2.2.7 does
+//!   the same for non-owners (measured), see [`InitialState`].
+//! - `preempt_delay` follows keepalived's code: the window starts at the
+//!   first lower-priority advert a backup sees, that master is followed
+//!   until the window ends, and a higher-or-equal advert cancels it.
+//! - FAULT (interface down, failing weight-0 tracked item): a master sends
+//!   a priority-0 advert and drops its VIPs, as keepalived; no timers run
+//!   in FAULT; recovery goes to Backup (the owner: straight to Master).
+//! - A master discards lower-priority adverts (RFC §6.4.3) unless
+//!   [`InstanceConfig::advert_on_lower_priority`] asks for keepalived's reply.
+//! - VRRPv2 adverts with an interval other than ours are discarded (RFC 3768
+//!   §7.1); VRRPv3 backups adopt the master's interval (RFC 5798 §6.4.2).
 
 mod instance;
 mod instance_config;

@@ -240,6 +240,7 @@ fn scenario(seed: u64, simultaneous_ties: bool) -> Scenario {
     let interval = Duration::from_millis(u64::from(interval_cs) * 10);
     let ipv6 = version == Version::V3 && rng.percent(30);
     let ties = simultaneous_ties || rng.percent(30);
+    let answer_lower = rng.percent(50);
     let mut used_hosts = Vec::new();
     let mut routers = Vec::new();
     let mut last_start = Timestamp::ZERO;
@@ -270,6 +271,7 @@ fn scenario(seed: u64, simultaneous_ties: bool) -> Scenario {
         c.version = version;
         c.priority = priority;
         c.advert_interval_cs = interval_cs;
+        c.advert_on_lower_priority = answer_lower;
         let instance = match Instance::new(&c) {
             Ok(i) => i,
             Err(e) => panic!("seed {seed}: {e}"),

@@ -402,6 +402,33 @@ fn rfc5798_6_4_3_master_ignores_lower_priority_adverts() {
     ));
 }
 
+// keepalived without `lower_prio_no_advert`: the master answers a
+// lower-priority advert at once and restarts its Adver_Timer; an
+// equal-priority advert from a lower address still gets no answer.
+#[test]
+fn keepalived_master_answers_lower_priority_advert_when_configured() {
+    let mut c = config(Version::V3, 200, v4(5));
+    c.advert_on_lower_priority = true;
+    let (mut inst, became) = lone_master(&c);
+    let now = became.saturating_add(Duration::from_millis(300));
+    let actions = run(&mut inst, advert(Version::V3, 100, v4(2), 100), now);
+    assert_eq!(
+        actions,
+        vec![
+            Action::SendAdvert {
+                priority: 200,
+                interval: interval(Version::V3, 100)
+            },
+            Action::ArmTimer(now.saturating_add(Duration::from_secs(1))),
+        ]
+    );
+    assert_eq!(
+        run(&mut inst, advert(Version::V3, 200, v4(4), 100), now),
+        vec![]
+    );
+    assert_eq!(inst.state(), State::Master);
+}
+
 // RFC 5798 §6.4.2: with Preempt_Mode True a lower-priority advert is
 // discarded, so the backup takes over when Master_Down_Timer fires.
 #[test]
