@@ -387,9 +387,9 @@ impl Instance {
 
     // ---- hooks for the sync-group coordinator ----
 
-    /// Whether a Master_Down_Timer expiry may take this instance to Master
-    /// (false: keep wanting master in Backup, as keepalived does while
-    /// other sync-group members still follow a live master).
+    /// With `hold`, a Master_Down_Timer expiry leaves this instance in
+    /// Backup, wanting master, because other sync-group members still
+    /// follow a live master (keepalived's `vrrp_sync_can_goto_master`).
     pub(super) fn set_sync_hold(&mut self, hold: bool) {
         self.sync_hold = hold;
     }
