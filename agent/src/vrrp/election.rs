@@ -1,1 +1,0 @@
-//! Election state machine (owned by the protocol-core work).

@@ -1,0 +1,434 @@
+//! keepalived's `vrrp_sync_group`: instances that change state together.
+//!
+//! Rules (as keepalived 2.x applies them):
+//! - any member in FAULT (its own interface or weight-0 tracking) puts every
+//!   member in FAULT; they leave it together, as backups, once no member
+//!   has a fault of its own;
+//! - a member may go from Backup to Master on its own Master_Down_Timer only
+//!   if every other member wants master too (is master, or has timed out
+//!   itself); otherwise it stays Backup and re-arms a full
+//!   Master_Down_Interval — keepalived "prefers backup to avoid thrashing";
+//! - a member that becomes master pulls the other backups to master;
+//! - a member that drops from master to backup pushes the other masters to
+//!   backup (without a priority-0 advert, as keepalived).
+
+use super::instance::{Action, Input, InputError, Instance, State};
+use super::time::Timestamp;
+
+/// An action for one member of a [`SyncGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemberAction {
+    /// Index of the member in the group (order given to [`SyncGroup::new`]).
+    pub member: usize,
+    /// What to do for it.
+    pub action: Action,
+}
+
+/// A mistake in using a [`SyncGroup`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SyncGroupError {
+    /// A group without members cannot do anything.
+    #[error("a vrrp_sync_group needs at least one member instance, got none")]
+    Empty,
+    /// The member index is out of range.
+    #[error("sync group member #{member} does not exist: the group has members 0..{count}")]
+    UnknownMember {
+        /// The index given.
+        member: usize,
+        /// How many members exist.
+        count: usize,
+    },
+    /// The member rejected the input.
+    #[error("sync group member #{member}: {source}")]
+    Input {
+        /// The index given.
+        member: usize,
+        /// What the member rejected.
+        source: InputError,
+    },
+}
+
+/// Coordinator over the instances of one sync group; sans-IO like
+/// [`Instance`]. Inputs go to one member; actions come back tagged with the
+/// member they are for.
+#[derive(Debug, Clone)]
+pub struct SyncGroup {
+    members: Vec<Instance>,
+    scratch: Vec<Action>,
+}
+
+impl SyncGroup {
+    /// A group of these instances (normally all still in Initialize).
+    pub fn new(members: Vec<Instance>) -> Result<Self, SyncGroupError> {
+        if members.is_empty() {
+            return Err(SyncGroupError::Empty);
+        }
+        Ok(SyncGroup {
+            members,
+            scratch: Vec::new(),
+        })
+    }
+
+    /// The members, in the order given.
+    pub fn members(&self) -> &[Instance] {
+        &self.members
+    }
+
+    /// One member.
+    pub fn member(&self, member: usize) -> Option<&Instance> {
+        self.members.get(member)
+    }
+
+    /// The earliest deadline of any member.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.members
+            .iter()
+            .filter_map(Instance::next_deadline)
+            .min()
+    }
+
+    /// Feeds one input to one member, then applies the group rules.
+    pub fn handle(
+        &mut self,
+        member: usize,
+        input: Input,
+        now: Timestamp,
+    ) -> Result<Vec<MemberAction>, SyncGroupError> {
+        let mut out = Vec::new();
+        self.handle_into(member, input, now, &mut out)?;
+        Ok(out)
+    }
+
+    /// Like [`SyncGroup::handle`], appending to a caller-owned buffer.
+    pub fn handle_into(
+        &mut self,
+        member: usize,
+        input: Input,
+        now: Timestamp,
+        out: &mut Vec<MemberAction>,
+    ) -> Result<(), SyncGroupError> {
+        let count = self.members.len();
+        if member >= count {
+            return Err(SyncGroupError::UnknownMember { member, count });
+        }
+        self.refresh_hold(member);
+        let before = self.state_of(member);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let result = match self.members.get_mut(member) {
+            Some(instance) => instance.handle_into(input, now, &mut scratch),
+            None => Ok(()),
+        };
+        out.extend(
+            scratch
+                .drain(..)
+                .map(|action| MemberAction { member, action }),
+        );
+        self.scratch = scratch;
+        result.map_err(|source| SyncGroupError::Input { member, source })?;
+        let after = self.state_of(member);
+        self.reconcile(member, before, after, now, out);
+        Ok(())
+    }
+
+    /// [`Input::Start`] for every member.
+    pub fn start(&mut self, now: Timestamp) -> Vec<MemberAction> {
+        self.for_each_member(Input::Start, now)
+    }
+
+    /// [`Input::Shutdown`] for every member.
+    pub fn shutdown(&mut self, now: Timestamp) -> Vec<MemberAction> {
+        self.for_each_member(Input::Shutdown, now)
+    }
+
+    /// [`Input::TimerExpired`] for every member whose deadline is due.
+    pub fn expire_timers(&mut self, now: Timestamp) -> Vec<MemberAction> {
+        let mut out = Vec::new();
+        for member in 0..self.members.len() {
+            let due = self
+                .member(member)
+                .and_then(Instance::next_deadline)
+                .is_some_and(|deadline| deadline <= now);
+            if due {
+                // Cannot fail: the index is in range and TimerExpired never errs.
+                let _ = self.handle_into(member, Input::TimerExpired, now, &mut out);
+            }
+        }
+        out
+    }
+
+    fn for_each_member(&mut self, input: Input, now: Timestamp) -> Vec<MemberAction> {
+        let mut out = Vec::new();
+        for member in 0..self.members.len() {
+            // Cannot fail: the index is in range and Start/Shutdown never err.
+            let _ = self.handle_into(member, input, now, &mut out);
+        }
+        out
+    }
+
+    fn state_of(&self, member: usize) -> State {
+        self.member(member)
+            .map_or(State::Initialize, Instance::state)
+    }
+
+    /// keepalived's `vrrp_sync_can_goto_master`: only if all others want it.
+    fn refresh_hold(&mut self, member: usize) {
+        let others_all_want = self
+            .members
+            .iter()
+            .enumerate()
+            .all(|(index, other)| index == member || other.wants_master());
+        if let Some(instance) = self.members.get_mut(member) {
+            instance.set_sync_hold(!others_all_want);
+        }
+    }
+
+    fn reconcile(
+        &mut self,
+        member: usize,
+        before: State,
+        after: State,
+        now: Timestamp,
+        out: &mut Vec<MemberAction>,
+    ) {
+        let group_fault = self.members.iter().any(Instance::has_own_fault);
+        for index in 0..self.members.len() {
+            self.refresh_hold(index);
+            self.with_member(index, out, |instance, actions| {
+                instance.set_group_fault(group_fault, now, actions);
+            });
+        }
+        let pull: Option<fn(&mut Instance, Timestamp, &mut Vec<Action>)> = match (before, after) {
+            (State::Master, State::Master) => None,
+            (_, State::Master) => Some(Instance::force_master),
+            (State::Master, State::Backup) => Some(Instance::force_backup),
+            _ => None,
+        };
+        if let Some(apply) = pull {
+            tracing::debug!(member, ?after, "sync group follows member");
+            for index in (0..self.members.len()).filter(|index| *index != member) {
+                self.with_member(index, out, |instance, actions| {
+                    apply(instance, now, actions)
+                });
+            }
+        }
+    }
+
+    fn with_member(
+        &mut self,
+        member: usize,
+        out: &mut Vec<MemberAction>,
+        f: impl FnOnce(&mut Instance, &mut Vec<Action>),
+    ) {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if let Some(instance) = self.members.get_mut(member) {
+            f(instance, &mut scratch);
+        }
+        out.extend(
+            scratch
+                .drain(..)
+                .map(|action| MemberAction { member, action }),
+        );
+        self.scratch = scratch;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::vrrp::election::{Advert, InstanceConfig, Reason};
+    use crate::vrrp::{ChecksumForm, Version};
+
+    fn ms(n: u64) -> Timestamp {
+        Timestamp::from_nanos(n * 1_000_000)
+    }
+
+    fn member(vrid: u8, priority: u8) -> Instance {
+        let mut c = InstanceConfig::new(vrid, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
+        c.version = Version::V3;
+        c.priority = priority;
+        match Instance::new(&c) {
+            Ok(i) => i,
+            Err(e) => panic!("bad test config: {e}"),
+        }
+    }
+
+    fn group(members: Vec<Instance>) -> SyncGroup {
+        match SyncGroup::new(members) {
+            Ok(g) => g,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn feed(g: &mut SyncGroup, member: usize, input: Input, now: Timestamp) -> Vec<MemberAction> {
+        match g.handle(member, input, now) {
+            Ok(actions) => actions,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn advert(priority: u8) -> Input {
+        Input::Advert(Advert {
+            priority,
+            source: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)),
+            interval_cs: 100,
+            version: Version::V3,
+            checksum: ChecksumForm::WithPseudoHeader,
+        })
+    }
+
+    fn changes(actions: &[MemberAction]) -> Vec<(usize, State, State, Reason)> {
+        actions
+            .iter()
+            .filter_map(|a| match a.action {
+                Action::StateChanged { from, to, reason } => Some((a.member, from, to, reason)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn states(g: &SyncGroup) -> Vec<State> {
+        g.members().iter().map(Instance::state).collect()
+    }
+
+    /// Both members start and time out with no peers: both master.
+    fn both_master() -> SyncGroup {
+        let mut g = group(vec![member(56, 100), member(58, 100)]);
+        g.start(ms(0));
+        let due = g.next_deadline().unwrap_or(Timestamp::ZERO);
+        g.expire_timers(due);
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+        g
+    }
+
+    #[test]
+    fn keepalived_sync_group_one_member_fault_faults_all_and_recovers_together() {
+        let mut g = both_master();
+        let actions = feed(&mut g, 0, Input::InterfaceDown, ms(5_000));
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (0, State::Master, State::Fault, Reason::InterfaceDown),
+                (1, State::Master, State::Fault, Reason::SyncGroup),
+            ]
+        );
+        // The pulled member also announces priority 0 and drops its VIPs.
+        assert!(
+            actions.iter().any(
+                |a| a.member == 1 && matches!(a.action, Action::SendAdvert { priority: 0, .. })
+            )
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.member == 1 && a.action == Action::RemoveVips)
+        );
+
+        let actions = feed(&mut g, 0, Input::InterfaceUp, ms(6_000));
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (0, State::Fault, State::Backup, Reason::SyncGroup),
+                (1, State::Fault, State::Backup, Reason::SyncGroup),
+            ]
+        );
+    }
+
+    #[test]
+    fn keepalived_sync_group_member_waits_until_all_want_master_then_pulls_all() {
+        let mut g = group(vec![member(56, 100), member(58, 100)]);
+        g.start(ms(0));
+        // Member 1 still hears its master; member 0's master has gone quiet.
+        feed(&mut g, 1, advert(200), ms(2_000));
+        let due0 = g
+            .member(0)
+            .and_then(Instance::next_deadline)
+            .unwrap_or(Timestamp::ZERO);
+        let actions = feed(&mut g, 0, Input::TimerExpired, due0);
+        assert_eq!(changes(&actions), vec![]);
+        assert_eq!(states(&g), vec![State::Backup, State::Backup]);
+        let rearmed = due0.saturating_add(
+            g.member(0)
+                .map(Instance::master_down_interval)
+                .unwrap_or_default(),
+        );
+        assert_eq!(
+            actions,
+            vec![MemberAction {
+                member: 0,
+                action: Action::ArmTimer(rearmed)
+            }]
+        );
+
+        // Member 1 times out as well: it may go, and pulls member 0 along.
+        let due1 = g
+            .member(1)
+            .and_then(Instance::next_deadline)
+            .unwrap_or(Timestamp::ZERO);
+        let actions = feed(&mut g, 1, Input::TimerExpired, due1);
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (1, State::Backup, State::Master, Reason::MasterDown),
+                (0, State::Backup, State::Master, Reason::SyncGroup),
+            ]
+        );
+    }
+
+    #[test]
+    fn keepalived_sync_group_member_dropping_to_backup_pushes_all_to_backup() {
+        let mut g = both_master();
+        let actions = feed(&mut g, 1, advert(200), ms(5_000));
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (
+                    1,
+                    State::Master,
+                    State::Backup,
+                    Reason::HigherPriorityAdvert
+                ),
+                (0, State::Master, State::Backup, Reason::SyncGroup),
+            ]
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.member == 0 && a.action == Action::RemoveVips)
+        );
+        // No priority-0 advert when pushed to backup.
+        assert!(
+            !actions
+                .iter()
+                .any(|a| matches!(a.action, Action::SendAdvert { priority: 0, .. }))
+        );
+    }
+
+    #[test]
+    fn sync_group_errors_name_the_problem() {
+        assert_eq!(
+            SyncGroup::new(Vec::new()).err(),
+            Some(SyncGroupError::Empty)
+        );
+        let mut g = group(vec![member(56, 100)]);
+        let err = g.handle(3, Input::Start, ms(0)).err();
+        assert_eq!(
+            err,
+            Some(SyncGroupError::UnknownMember {
+                member: 3,
+                count: 1
+            })
+        );
+        assert_eq!(
+            err.map(|e| e.to_string()),
+            Some("sync group member #3 does not exist: the group has members 0..1".to_string())
+        );
+        assert!(matches!(
+            g.handle(0, Input::Tracked { item: 0, up: true }, ms(0)),
+            Err(SyncGroupError::Input { member: 0, .. })
+        ));
+    }
+}
