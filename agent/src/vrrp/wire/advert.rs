@@ -156,7 +156,10 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// if the buffer is shorter, which [`Packet::check_len`] rules out).
     pub fn address_bytes(&self) -> &[u8] {
         let end = field::ADDRESSES + self.addresses_len();
-        self.buffer.as_ref().get(field::ADDRESSES..end).unwrap_or(&[])
+        self.buffer
+            .as_ref()
+            .get(field::ADDRESSES..end)
+            .unwrap_or(&[])
     }
 
     fn addresses_len(&self) -> usize {
@@ -166,14 +169,22 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// Address `index` of an IPv4 advert.
     pub fn ipv4_address(&self, index: usize) -> Option<Ipv4Addr> {
         let start = index.checked_mul(4)?;
-        let bytes: [u8; 4] = self.address_bytes().get(start..start + 4)?.try_into().ok()?;
+        let bytes: [u8; 4] = self
+            .address_bytes()
+            .get(start..start + 4)?
+            .try_into()
+            .ok()?;
         (self.family == AddressFamily::Ipv4).then(|| Ipv4Addr::from(bytes))
     }
 
     /// Address `index` of an IPv6 advert.
     pub fn ipv6_address(&self, index: usize) -> Option<Ipv6Addr> {
         let start = index.checked_mul(16)?;
-        let bytes: [u8; 16] = self.address_bytes().get(start..start + 16)?.try_into().ok()?;
+        let bytes: [u8; 16] = self
+            .address_bytes()
+            .get(start..start + 16)?
+            .try_into()
+            .ok()?;
         (self.family == AddressFamily::Ipv6).then(|| Ipv6Addr::from(bytes))
     }
 
@@ -210,7 +221,11 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks the checksum in the forms that apply to `version` over the
     /// endpoints' family, and says which one matched.
-    pub fn verify_checksum(&self, version: Version, endpoints: &Endpoints) -> Result<ChecksumForm, Error> {
+    pub fn verify_checksum(
+        &self,
+        version: Version,
+        endpoints: &Endpoints,
+    ) -> Result<ChecksumForm, Error> {
         let message = self.message();
         let found = self.checksum();
         let forms: &[ChecksumForm] = match (version, endpoints) {
@@ -313,14 +328,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// The address list as announced by the address count.
     pub fn address_bytes_mut(&mut self) -> &mut [u8] {
         let end = field::ADDRESSES + self.addresses_len();
-        self.buffer.as_mut().get_mut(field::ADDRESSES..end).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(field::ADDRESSES..end)
+            .unwrap_or(&mut [])
     }
 
     /// Writes VRRPv2 authentication data after the addresses; does nothing
     /// if the buffer has no room for it.
     pub fn set_v2_auth_data(&mut self, data: &[u8; V2_AUTH_DATA_LEN]) {
         let start = field::ADDRESSES + self.addresses_len();
-        if let Some(slot) = self.buffer.as_mut().get_mut(start..start + V2_AUTH_DATA_LEN) {
+        if let Some(slot) = self
+            .buffer
+            .as_mut()
+            .get_mut(start..start + V2_AUTH_DATA_LEN)
+        {
             slot.copy_from_slice(data);
         }
     }
@@ -367,7 +389,7 @@ impl AdvertInterval {
     /// centiseconds (1..=4095) for v3.
     pub fn wire_field(self, version: Version) -> Result<u16, EmitError> {
         let fits = match version {
-            Version::V2 => self.0 % 100 == 0 && (100..=25_500).contains(&self.0),
+            Version::V2 => self.0.is_multiple_of(100) && (100..=25_500).contains(&self.0),
             Version::V3 => (1..=V3_MAX_ADVERT_INTERVAL_CENTIS).contains(&self.0),
         };
         if !fits {
@@ -389,7 +411,7 @@ impl AdvertInterval {
 
 impl fmt::Display for AdvertInterval {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0 % 100 == 0 {
+        if self.0.is_multiple_of(100) {
             write!(f, "{} s", self.0 / 100)
         } else {
             write!(f, "{}.{:02} s", self.0 / 100, self.0 % 100)
@@ -539,7 +561,10 @@ impl Repr {
     /// Validates an advert the IP layer delivered between `endpoints`:
     /// version, type, exact length, checksum (either form for VRRPv3 over
     /// IPv4), authentication type, non-zero interval.
-    pub fn parse<T: AsRef<[u8]>>(packet: &Packet<T>, endpoints: &Endpoints) -> Result<Parsed, Error> {
+    pub fn parse<T: AsRef<[u8]>>(
+        packet: &Packet<T>,
+        endpoints: &Endpoints,
+    ) -> Result<Parsed, Error> {
         packet.check_len()?;
         let family = packet.family();
         if endpoints.family() != family {
@@ -672,9 +697,10 @@ impl Repr {
             return Err(EmitError::BufferTooSmall { needed, available });
         }
         let interval = self.advert_interval.wire_field(self.version)?;
-        let count = u8::try_from(self.addresses.len()).map_err(|_| EmitError::TooManyAddresses {
-            count: self.addresses.len(),
-        })?;
+        let count =
+            u8::try_from(self.addresses.len()).map_err(|_| EmitError::TooManyAddresses {
+                count: self.addresses.len(),
+            })?;
         packet.set_version_and_type(self.version.wire_value(), TYPE_ADVERTISEMENT);
         packet.set_vrid(self.vrid);
         packet.set_priority(self.priority);
@@ -696,7 +722,11 @@ impl Repr {
     }
 
     /// [`Repr::emit`] into a new buffer of exactly [`Repr::buffer_len`] bytes.
-    pub fn to_bytes(&self, endpoints: &Endpoints, form: ChecksumForm) -> Result<Vec<u8>, EmitError> {
+    pub fn to_bytes(
+        &self,
+        endpoints: &Endpoints,
+        form: ChecksumForm,
+    ) -> Result<Vec<u8>, EmitError> {
         let mut packet = Packet::new_unchecked(vec![0; self.buffer_len()], self.family());
         self.emit(&mut packet, endpoints, form)?;
         Ok(packet.into_inner())
@@ -737,10 +767,334 @@ impl Repr {
 }
 
 /// The checksum form the protocol actually allows for `version` over `family`.
-pub const fn effective_form(version: Version, family: AddressFamily, requested: ChecksumForm) -> ChecksumForm {
+pub const fn effective_form(
+    version: Version,
+    family: AddressFamily,
+    requested: ChecksumForm,
+) -> ChecksumForm {
     match (version, family) {
         (Version::V2, _) => ChecksumForm::MessageOnly,
         (Version::V3, AddressFamily::Ipv6) => ChecksumForm::WithPseudoHeader,
         (Version::V3, AddressFamily::Ipv4) => requested,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+    fn endpoints() -> Endpoints {
+        Endpoints::ipv4_multicast(SRC)
+    }
+
+    fn v2() -> Repr {
+        Repr {
+            version: Version::V2,
+            vrid: 7,
+            priority: 100,
+            advert_interval: AdvertInterval::from_secs(3),
+            auth: Auth::simple_password("1234"),
+            addresses: VirtualAddresses::V4(vec![Ipv4Addr::new(192, 0, 2, 10)]),
+        }
+    }
+
+    fn v3() -> Repr {
+        Repr {
+            version: Version::V3,
+            auth: Auth::None,
+            advert_interval: AdvertInterval::from_centis(25),
+            ..v2()
+        }
+    }
+
+    fn parse(bytes: &[u8]) -> Result<Parsed, Error> {
+        Repr::parse(
+            &Packet::new_checked(bytes, AddressFamily::Ipv4)?,
+            &endpoints(),
+        )
+    }
+
+    /// Emits `repr`, lets `edit` corrupt the packet, then re-checksums it so
+    /// only the intended fault remains.
+    fn emitted_then(repr: &Repr, edit: impl FnOnce(&mut Packet<&mut Vec<u8>>)) -> Vec<u8> {
+        let mut bytes = repr
+            .to_bytes(&endpoints(), ChecksumForm::MessageOnly)
+            .expect("valid repr");
+        let mut packet = Packet::new_unchecked(&mut bytes, AddressFamily::Ipv4);
+        edit(&mut packet);
+        packet.fill_checksum(&endpoints(), ChecksumForm::MessageOnly);
+        bytes
+    }
+
+    #[test]
+    fn v2_layout_matches_rfc3768() {
+        let bytes = v2()
+            .to_bytes(&endpoints(), ChecksumForm::MessageOnly)
+            .expect("valid");
+        assert_eq!(bytes.len(), 8 + 4 + 8);
+        assert_eq!(bytes[..6], [0x21, 7, 100, 1, 1, 3]);
+        assert_eq!(bytes[8..12], [192, 0, 2, 10]);
+        assert_eq!(&bytes[12..], b"1234\0\0\0\0");
+        assert_eq!(super::super::checksum::checksum(&bytes), 0);
+    }
+
+    #[test]
+    fn v3_interval_is_12_bits_of_centiseconds_and_reserved_bits_are_ignored() {
+        let bytes = emitted_then(&v3(), |p| {
+            p.set_v3_max_advert_interval_centis(4095);
+            let word = u16::from_be_bytes([p.buffer[4], p.buffer[5]]) | 0xf000;
+            p.buffer[4..6].copy_from_slice(&word.to_be_bytes());
+        });
+        let packet = Packet::new_checked(&bytes[..], AddressFamily::Ipv4).expect("long enough");
+        assert_eq!(packet.v3_reserved(), 0x0f);
+        let parsed = parse(&bytes).expect("reserved bits are ignored on receipt");
+        assert_eq!(
+            parsed.repr.advert_interval,
+            AdvertInterval::from_centis(4095)
+        );
+        assert_eq!(
+            parsed.repr.advert_interval.as_duration(),
+            Duration::from_millis(40_950)
+        );
+    }
+
+    #[test]
+    fn header_faults_are_named() {
+        let bad_version = emitted_then(&v3(), |p| p.set_version_and_type(4, 1));
+        assert_eq!(parse(&bad_version), Err(Error::Version { found: 4 }));
+        let bad_type = emitted_then(&v3(), |p| p.set_version_and_type(3, 2));
+        assert_eq!(parse(&bad_type), Err(Error::Type { found: 2 }));
+        let zero_interval = emitted_then(&v3(), |p| p.set_v3_max_advert_interval_centis(0));
+        assert_eq!(
+            parse(&zero_interval),
+            Err(Error::AdvertIntervalZero {
+                unit: "centisecond"
+            })
+        );
+        let zero_v2_interval = emitted_then(&v2(), |p| p.set_v2_advert_interval_secs(0));
+        assert_eq!(
+            parse(&zero_v2_interval).map_err(|e| e.reason()),
+            Err(super::super::RejectReason::AdvertInterval)
+        );
+    }
+
+    #[test]
+    fn lengths_must_match_the_address_count_exactly() {
+        let mut longer = v3()
+            .to_bytes(&endpoints(), ChecksumForm::MessageOnly)
+            .expect("valid");
+        longer.push(0);
+        assert_eq!(
+            parse(&longer),
+            Err(Error::Length {
+                address_count: 1,
+                family: AddressFamily::Ipv4,
+                expected: 12,
+                found: 13
+            })
+        );
+        let more_addresses = emitted_then(&v3(), |p| p.set_address_count(2));
+        assert_eq!(
+            parse(&more_addresses),
+            Err(Error::Truncated {
+                what: "VRRP message",
+                needed: 16,
+                available: 12
+            })
+        );
+        assert_eq!(
+            parse(&[0x31, 1, 2]),
+            Err(Error::Truncated {
+                what: "VRRP header",
+                needed: 8,
+                available: 3
+            })
+        );
+    }
+
+    #[test]
+    fn v2_auth_types() {
+        let ah = emitted_then(&v2(), |p| p.set_v2_auth_type(2));
+        assert_eq!(parse(&ah), Err(Error::AuthTypeUnsupported));
+        let unknown = emitted_then(&v2(), |p| p.set_v2_auth_type(9));
+        assert_eq!(parse(&unknown), Err(Error::AuthTypeUnknown { found: 9 }));
+        let none = emitted_then(&v2(), |p| p.set_v2_auth_type(0));
+        assert_eq!(parse(&none).map(|p| p.repr.auth), Ok(Auth::None));
+    }
+
+    #[test]
+    fn v2_over_ipv6_is_a_version_error() {
+        let v6 = Endpoints::ipv6_multicast(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1));
+        let mut bytes = [0u8; 8 + 16 + 8];
+        bytes[0] = 0x21;
+        bytes[3] = 1;
+        let packet = Packet::new_checked(&bytes[..], AddressFamily::Ipv6).expect("long enough");
+        assert_eq!(
+            Repr::parse(&packet, &v6),
+            Err(Error::VersionFamily {
+                version: Version::V2,
+                family: AddressFamily::Ipv6
+            })
+        );
+    }
+
+    #[test]
+    fn checksum_forms() {
+        let repr = v3();
+        for form in [ChecksumForm::MessageOnly, ChecksumForm::WithPseudoHeader] {
+            let bytes = repr.to_bytes(&endpoints(), form).expect("valid");
+            assert_eq!(parse(&bytes).map(|p| p.checksum_form), Ok(form));
+        }
+        // v2 ignores the requested form: it only has one.
+        let bytes = v2()
+            .to_bytes(&endpoints(), ChecksumForm::WithPseudoHeader)
+            .expect("valid");
+        assert_eq!(
+            parse(&bytes).map(|p| p.checksum_form),
+            Ok(ChecksumForm::MessageOnly)
+        );
+        // The pseudo-header binds the checksum to the IP addresses.
+        let pseudo = repr
+            .to_bytes(&endpoints(), ChecksumForm::WithPseudoHeader)
+            .expect("valid");
+        let elsewhere = Endpoints::ipv4_multicast(Ipv4Addr::new(192, 0, 2, 99));
+        let packet = Packet::new_checked(&pseudo[..], AddressFamily::Ipv4).expect("long enough");
+        assert!(matches!(
+            Repr::parse(&packet, &elsewhere),
+            Err(Error::Checksum {
+                alternative: Some(_),
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn emit_rejects_what_the_wire_cannot_carry() {
+        let ep = endpoints();
+        let half_second_v2 = Repr {
+            advert_interval: AdvertInterval::from_centis(50),
+            ..v2()
+        };
+        assert!(matches!(
+            half_second_v2.to_bytes(&ep, ChecksumForm::MessageOnly),
+            Err(EmitError::AdvertInterval {
+                centis: 50,
+                version: Version::V2,
+                ..
+            })
+        ));
+        let too_slow_v3 = Repr {
+            advert_interval: AdvertInterval::from_centis(4096),
+            ..v3()
+        };
+        assert!(matches!(
+            too_slow_v3.to_bytes(&ep, ChecksumForm::MessageOnly),
+            Err(EmitError::AdvertInterval { .. })
+        ));
+        let v3_with_password = Repr {
+            auth: Auth::simple_password("x"),
+            ..v3()
+        };
+        assert_eq!(
+            v3_with_password.to_bytes(&ep, ChecksumForm::MessageOnly),
+            Err(EmitError::AuthInV3)
+        );
+        let too_many = Repr {
+            addresses: VirtualAddresses::V4(vec![SRC; 256]),
+            ..v3()
+        };
+        assert_eq!(
+            too_many.to_bytes(&ep, ChecksumForm::MessageOnly),
+            Err(EmitError::TooManyAddresses { count: 256 })
+        );
+        let v6_endpoints = Endpoints::ipv6_multicast(Ipv6Addr::LOCALHOST);
+        assert!(matches!(
+            v3().to_bytes(&v6_endpoints, ChecksumForm::MessageOnly),
+            Err(EmitError::FamilyMismatch { .. })
+        ));
+        let mut small = Packet::new_unchecked([0u8; 11], AddressFamily::Ipv4);
+        assert_eq!(
+            v3().emit(&mut small, &ep, ChecksumForm::MessageOnly),
+            Err(EmitError::BufferTooSmall {
+                needed: 12,
+                available: 11
+            })
+        );
+    }
+
+    #[test]
+    fn the_largest_advert_round_trips() {
+        let repr = Repr {
+            addresses: VirtualAddresses::V4(vec![SRC; 255]),
+            ..v2()
+        };
+        let bytes = repr
+            .to_bytes(&endpoints(), ChecksumForm::MessageOnly)
+            .expect("valid");
+        assert_eq!(parse(&bytes).map(|p| p.repr), Ok(repr));
+    }
+
+    #[test]
+    fn passwords_are_cut_and_padded_like_keepalived_and_not_logged() {
+        assert_eq!(SimplePassword::new(b"longpassword").as_bytes(), b"longpass");
+        assert_eq!(SimplePassword::new(b"1234").as_bytes(), b"1234\0\0\0\0");
+        assert_eq!(
+            format!("{:?}", Auth::simple_password("secret")),
+            "SimplePassword(SimplePassword(<redacted>))"
+        );
+    }
+
+    #[test]
+    fn interval_units() {
+        assert_eq!(AdvertInterval::from_secs(2).centis(), 200);
+        assert_eq!(
+            AdvertInterval::from_wire_field(Version::V2, 255),
+            AdvertInterval::from_centis(25_500)
+        );
+        assert_eq!(
+            AdvertInterval::from_centis(150).wire_field(Version::V3),
+            Ok(150)
+        );
+        assert_eq!(
+            AdvertInterval::from_centis(300).wire_field(Version::V2),
+            Ok(3)
+        );
+        assert_eq!(AdvertInterval::from_centis(5).to_string(), "0.05 s");
+        assert_eq!(AdvertInterval::from_secs(1).to_string(), "1 s");
+    }
+
+    #[test]
+    fn v2_interval_must_match_configuration_v3_need_not() {
+        let configured = AdvertInterval::from_secs(1);
+        assert_eq!(
+            v2().verify_advert_interval(configured),
+            Err(Error::AdvertIntervalMismatch {
+                found: AdvertInterval::from_secs(3),
+                expected: configured
+            })
+        );
+        assert_eq!(v3().verify_advert_interval(configured), Ok(()));
+        assert_eq!(v3().verify_auth(&Auth::simple_password("x")), Ok(()));
+    }
+
+    #[test]
+    fn effective_forms() {
+        use AddressFamily::*;
+        use ChecksumForm::*;
+        assert_eq!(
+            effective_form(Version::V2, Ipv4, WithPseudoHeader),
+            MessageOnly
+        );
+        assert_eq!(
+            effective_form(Version::V3, Ipv6, MessageOnly),
+            WithPseudoHeader
+        );
+        assert_eq!(effective_form(Version::V3, Ipv4, MessageOnly), MessageOnly);
+        assert_eq!(
+            effective_form(Version::V3, Ipv4, WithPseudoHeader),
+            WithPseudoHeader
+        );
     }
 }

@@ -88,28 +88,65 @@ impl GratuitousArp {
         let sender_mac = mac(8);
         let address = ip(14);
         let checks: [(&'static str, u128, u128); 10] = [
-            ("Ethernet destination", mac_value(ethernet.dst_addr()), mac_value(MacAddr::BROADCAST)),
-            ("EtherType", ethernet.ethertype().into(), ETHERTYPE_ARP.into()),
-            ("ARP hardware type", word(0).into(), HARDWARE_ETHERNET.into()),
+            (
+                "Ethernet destination",
+                mac_value(ethernet.dst_addr()),
+                mac_value(MacAddr::BROADCAST),
+            ),
+            (
+                "EtherType",
+                ethernet.ethertype().into(),
+                ETHERTYPE_ARP.into(),
+            ),
+            (
+                "ARP hardware type",
+                word(0).into(),
+                HARDWARE_ETHERNET.into(),
+            ),
             ("ARP protocol type", word(2).into(), ETHERTYPE_IPV4.into()),
             ("ARP address lengths", word(4).into(), 0x0604),
             ("ARP operation", word(6).into(), OPERATION_REQUEST.into()),
-            ("ARP sender hardware address", mac_value(sender_mac), mac_value(ethernet.src_addr())),
-            ("ARP target hardware address", mac_value(mac(18)), mac_value(MacAddr::BROADCAST)),
-            ("ARP target protocol address", u32::from(ip(24)).into(), u32::from(address).into()),
-            ("Ethernet source multicast bit", u128::from(ethernet.src_addr().is_multicast()), 0),
+            (
+                "ARP sender hardware address",
+                mac_value(sender_mac),
+                mac_value(ethernet.src_addr()),
+            ),
+            (
+                "ARP target hardware address",
+                mac_value(mac(18)),
+                mac_value(MacAddr::BROADCAST),
+            ),
+            (
+                "ARP target protocol address",
+                u32::from(ip(24)).into(),
+                u32::from(address).into(),
+            ),
+            (
+                "Ethernet source multicast bit",
+                u128::from(ethernet.src_addr().is_multicast()),
+                0,
+            ),
         ];
         for (field, found, expected) in checks {
             if found != expected {
-                return Err(AnnouncementError::Field { field, found, expected });
+                return Err(AnnouncementError::Field {
+                    field,
+                    found,
+                    expected,
+                });
             }
         }
-        Ok(GratuitousArp { sender_mac, address })
+        Ok(GratuitousArp {
+            sender_mac,
+            address,
+        })
     }
 }
 
 fn mac_value(mac: MacAddr) -> u128 {
-    mac.0.iter().fold(0, |acc, byte| (acc << 8) | u128::from(*byte))
+    mac.0
+        .iter()
+        .fold(0, |acc, byte| (acc << 8) | u128::from(*byte))
 }
 
 #[cfg(test)]
@@ -150,7 +187,10 @@ mod tests {
         let frame = example().to_frame();
         assert!(matches!(
             GratuitousArp::parse_frame(&frame[..FRAME_LEN - 1]),
-            Err(AnnouncementError::Truncated { needed: FRAME_LEN, .. })
+            Err(AnnouncementError::Truncated {
+                needed: FRAME_LEN,
+                ..
+            })
         ));
     }
 

@@ -29,6 +29,37 @@ pub enum RejectReason {
     AdvertInterval,
 }
 
+impl RejectReason {
+    pub const ALL: [RejectReason; 10] = [
+        RejectReason::NotVrrp,
+        RejectReason::Malformed,
+        RejectReason::HopLimit,
+        RejectReason::Version,
+        RejectReason::Type,
+        RejectReason::Length,
+        RejectReason::Checksum,
+        RejectReason::AuthType,
+        RejectReason::AuthData,
+        RejectReason::AdvertInterval,
+    ];
+
+    /// Stable snake_case name, for metric labels and logs.
+    pub const fn name(self) -> &'static str {
+        match self {
+            RejectReason::NotVrrp => "not_vrrp",
+            RejectReason::Malformed => "malformed",
+            RejectReason::HopLimit => "hop_limit",
+            RejectReason::Version => "version",
+            RejectReason::Type => "type",
+            RejectReason::Length => "length",
+            RejectReason::Checksum => "checksum",
+            RejectReason::AuthType => "auth_type",
+            RejectReason::AuthData => "auth_data",
+            RejectReason::AdvertInterval => "advert_interval",
+        }
+    }
+}
+
 /// A packet that is not a valid VRRP advert, and exactly why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -42,15 +73,21 @@ pub enum Error {
     NotIp { ethertype: u16 },
     #[error("IP version {found} in the IP header, expected {expected}")]
     IpVersion { found: u8, expected: &'static str },
-    #[error("IPv4 header length {header_len} bytes is invalid: must be 20..=60 and within the {total_len}-byte total length")]
+    #[error(
+        "IPv4 header length {header_len} bytes is invalid: must be 20..=60 and within the {total_len}-byte total length"
+    )]
     Ipv4HeaderLength { header_len: usize, total_len: usize },
     #[error("IPv4 header checksum 0x{found:04x} is wrong, expected 0x{expected:04x}")]
     Ipv4HeaderChecksum { found: u16, expected: u16 },
-    #[error("IP packet is a fragment (offset {offset}, more fragments: {more}); VRRP adverts are never fragmented")]
+    #[error(
+        "IP packet is a fragment (offset {offset}, more fragments: {more}); VRRP adverts are never fragmented"
+    )]
     Fragmented { offset: u16, more: bool },
     #[error("IP protocol / next header {protocol} is not VRRP (112)")]
     NotVrrp { protocol: u8 },
-    #[error("TTL / hop limit {found} is wrong: VRRP requires 255 (the advert may have crossed a router)")]
+    #[error(
+        "TTL / hop limit {found} is wrong: VRRP requires 255 (the advert may have crossed a router)"
+    )]
     HopLimit { found: u8 },
     #[error("VRRP version {found} is not supported: expected 2 (RFC 3768) or 3 (RFC 5798)")]
     Version { found: u8 },
@@ -61,7 +98,9 @@ pub enum Error {
     },
     #[error("VRRP type {found} is not an advertisement (1)")]
     Type { found: u8 },
-    #[error("VRRP message is {found} bytes, but {address_count} {family} addresses need exactly {expected}")]
+    #[error(
+        "VRRP message is {found} bytes, but {address_count} {family} addresses need exactly {expected}"
+    )]
     Length {
         address_count: u8,
         family: AddressFamily,
@@ -76,9 +115,13 @@ pub enum Error {
         /// VRRPv3 over IPv4 only: the checksum in the other form.
         alternative: Option<u16>,
     },
-    #[error("VRRPv2 authentication type 2 (IP Authentication Header) is not supported: use none (0) or simple text (1)")]
+    #[error(
+        "VRRPv2 authentication type 2 (IP Authentication Header) is not supported: use none (0) or simple text (1)"
+    )]
     AuthTypeUnsupported,
-    #[error("VRRPv2 authentication type {found} is unknown: expected 0 (none), 1 (simple text) or 2 (IP AH)")]
+    #[error(
+        "VRRPv2 authentication type {found} is unknown: expected 0 (none), 1 (simple text) or 2 (IP AH)"
+    )]
     AuthTypeUnknown { found: u8 },
     #[error("VRRPv2 authentication type {found} differs from the configured type {expected}")]
     AuthTypeMismatch { found: u8, expected: u8 },
@@ -86,7 +129,9 @@ pub enum Error {
     AuthDataMismatch,
     #[error("advertisement interval is zero: it must be at least 1 {unit}")]
     AdvertIntervalZero { unit: &'static str },
-    #[error("VRRPv2 advertisement interval {found} differs from the configured {expected} (RFC 3768 §7.1)")]
+    #[error(
+        "VRRPv2 advertisement interval {found} differs from the configured {expected} (RFC 3768 §7.1)"
+    )]
     AdvertIntervalMismatch {
         found: AdvertInterval,
         expected: AdvertInterval,
@@ -180,9 +225,20 @@ mod tests {
     }
 
     #[test]
+    fn reason_names_are_distinct() {
+        let mut names: Vec<_> = RejectReason::ALL.iter().map(|r| r.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), RejectReason::ALL.len());
+    }
+
+    #[test]
     fn auth_errors_map_to_auth_reasons() {
         assert_eq!(Error::AuthTypeUnsupported.reason(), RejectReason::AuthType);
-        assert_eq!(Error::AuthTypeUnknown { found: 7 }.reason(), RejectReason::AuthType);
+        assert_eq!(
+            Error::AuthTypeUnknown { found: 7 }.reason(),
+            RejectReason::AuthType
+        );
         assert_eq!(Error::AuthDataMismatch.reason(), RejectReason::AuthData);
     }
 }

@@ -139,7 +139,10 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     }
 
     pub fn payload_mut(&mut self) -> &mut [u8] {
-        self.buffer.as_mut().get_mut(HEADER_LEN..).unwrap_or(&mut [])
+        self.buffer
+            .as_mut()
+            .get_mut(HEADER_LEN..)
+            .unwrap_or(&mut [])
     }
 }
 
@@ -160,22 +163,40 @@ mod tests {
 
     #[test]
     fn virtual_router_macs_follow_rfc5798() {
-        assert_eq!(virtual_router_mac(51, AddressFamily::Ipv4).to_string(), "00:00:5e:00:01:33");
-        assert_eq!(virtual_router_mac(255, AddressFamily::Ipv6).to_string(), "00:00:5e:00:02:ff");
+        assert_eq!(
+            virtual_router_mac(51, AddressFamily::Ipv4).to_string(),
+            "00:00:5e:00:01:33"
+        );
+        assert_eq!(
+            virtual_router_mac(255, AddressFamily::Ipv6).to_string(),
+            "00:00:5e:00:02:ff"
+        );
     }
 
     #[test]
     fn multicast_macs() {
-        assert_eq!(ipv4_multicast_mac(super::super::IPV4_MULTICAST).to_string(), "01:00:5e:00:00:12");
+        assert_eq!(
+            ipv4_multicast_mac(super::super::IPV4_MULTICAST).to_string(),
+            "01:00:5e:00:00:12"
+        );
         // Only the low 23 bits of the group survive.
-        assert_eq!(ipv4_multicast_mac(Ipv4Addr::new(239, 129, 2, 3)).to_string(), "01:00:5e:01:02:03");
-        assert_eq!(ipv6_multicast_mac(super::super::IPV6_MULTICAST).to_string(), "33:33:00:00:00:12");
+        assert_eq!(
+            ipv4_multicast_mac(Ipv4Addr::new(239, 129, 2, 3)).to_string(),
+            "01:00:5e:01:02:03"
+        );
+        assert_eq!(
+            ipv6_multicast_mac(super::super::IPV6_MULTICAST).to_string(),
+            "33:33:00:00:00:12"
+        );
         let unicast = Endpoints::V4 {
             src: Ipv4Addr::new(192, 0, 2, 1),
             dst: Ipv4Addr::new(192, 0, 2, 2),
         };
         assert_eq!(multicast_destination(&unicast), None);
-        assert!(multicast_destination(&Endpoints::ipv6_multicast(Ipv6Addr::LOCALHOST)).is_some_and(|mac| mac.is_multicast()));
+        assert!(
+            multicast_destination(&Endpoints::ipv6_multicast(Ipv6Addr::LOCALHOST))
+                .is_some_and(|mac| mac.is_multicast())
+        );
     }
 
     #[test]
@@ -183,7 +204,12 @@ mod tests {
         let mut frame = [0u8; 60];
         frame[12..14].copy_from_slice(&ETHERTYPE_ARP.to_be_bytes());
         let err = parse_advert(&frame).unwrap_err();
-        assert_eq!(err, Error::NotIp { ethertype: ETHERTYPE_ARP });
+        assert_eq!(
+            err,
+            Error::NotIp {
+                ethertype: ETHERTYPE_ARP
+            }
+        );
         assert_eq!(err.reason(), super::super::RejectReason::NotVrrp);
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! keepalived 2.2.7 builds the IPv4 header itself (raw socket with
 //! `IP_HDRINCL`): TOS 0xc0, identification counting up from 1 per
-//! instance, no DF, TTL 255; the kernel fills in the header checksum. For
+//! instance (see [`next_ipv4_identification`]), no DF, TTL 255; the kernel fills in the header checksum. For
 //! IPv6 the kernel builds the header from socket options: traffic class
 //! 0xc0, hop limit 255 and (unless disabled) an automatic flow label.
 
@@ -11,7 +11,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::advert::{self, Parsed, Repr};
 use super::checksum::Sum;
-use super::{AddressFamily, ChecksumForm, EmitError, Endpoints, Error, HOP_LIMIT, IP_PROTOCOL, TRAFFIC_CLASS};
+use super::{
+    AddressFamily, ChecksumForm, EmitError, Endpoints, Error, HOP_LIMIT, IP_PROTOCOL, TRAFFIC_CLASS,
+};
 
 pub const IPV4_HEADER_LEN: usize = 20;
 pub const IPV6_HEADER_LEN: usize = 40;
@@ -61,7 +63,10 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         let header_len = self.header_len();
         if header_len < IPV4_HEADER_LEN || header_len > total_len {
-            return Err(Error::Ipv4HeaderLength { header_len, total_len });
+            return Err(Error::Ipv4HeaderLength {
+                header_len,
+                total_len,
+            });
         }
         Ok(())
     }
@@ -79,7 +84,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     fn addr(&self, index: usize) -> Ipv4Addr {
-        Ipv4Addr::new(self.byte(index), self.byte(index + 1), self.byte(index + 2), self.byte(index + 3))
+        Ipv4Addr::new(
+            self.byte(index),
+            self.byte(index + 1),
+            self.byte(index + 2),
+            self.byte(index + 3),
+        )
     }
 
     pub fn version(&self) -> u8 {
@@ -443,6 +453,16 @@ fn parse_ipv6(bytes: &[u8]) -> Result<IpAdvert, Error> {
     })
 }
 
+/// The IPv4 identification for the advert after one sent with `previous`
+/// (start from 0 to get keepalived's first value, 1). Zero is skipped: with
+/// `IP_HDRINCL` the kernel replaces a zero identification with its own.
+pub const fn next_ipv4_identification(previous: u16) -> u16 {
+    match previous.checked_add(1) {
+        Some(next) => next,
+        None => 1,
+    }
+}
+
 /// Bytes [`emit`] writes for `repr` over its family.
 pub fn buffer_len(repr: &Repr) -> usize {
     let header = match repr.family() {
@@ -471,7 +491,11 @@ pub fn emit(
     };
     let payload_len = repr.buffer_len();
     // check_emittable bounds the address count, so this always fits.
-    let wire_len = |len: usize| u16::try_from(len).map_err(|_| EmitError::TooManyAddresses { count: repr.addresses.len() });
+    let wire_len = |len: usize| {
+        u16::try_from(len).map_err(|_| EmitError::TooManyAddresses {
+            count: repr.addresses.len(),
+        })
+    };
     match *endpoints {
         Endpoints::V4 { src, dst } => {
             let mut ip = Ipv4Packet::new_unchecked(buffer);
@@ -516,3 +540,67 @@ pub fn to_bytes(
     Ok(buffer)
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identification_counts_up_and_skips_zero() {
+        assert_eq!(next_ipv4_identification(0), 1);
+        assert_eq!(next_ipv4_identification(41), 42);
+        assert_eq!(next_ipv4_identification(u16::MAX), 1);
+    }
+
+    #[test]
+    fn ip_layer_faults_are_named() {
+        assert_eq!(
+            parse(&[]),
+            Err(Error::Truncated {
+                what: "IP header",
+                needed: IPV4_HEADER_LEN,
+                available: 0
+            })
+        );
+        assert_eq!(
+            parse(&[0x55; 40]),
+            Err(Error::IpVersion {
+                found: 5,
+                expected: "4 or 6"
+            })
+        );
+        let mut udp = [0u8; 28];
+        udp[0] = 0x45;
+        udp[3] = 28;
+        udp[9] = 17;
+        assert_eq!(parse(&udp), Err(Error::NotVrrp { protocol: 17 }));
+        let mut fragment = udp;
+        fragment[9] = IP_PROTOCOL;
+        fragment[6] = 0x20;
+        assert_eq!(
+            parse(&fragment),
+            Err(Error::Fragmented {
+                offset: 0,
+                more: true
+            })
+        );
+        let mut short_ihl = udp;
+        short_ihl[0] = 0x44;
+        assert_eq!(
+            parse(&short_ihl),
+            Err(Error::Ipv4HeaderLength {
+                header_len: 16,
+                total_len: 28
+            })
+        );
+        let mut truncated = udp;
+        truncated[3] = 60;
+        assert_eq!(
+            parse(&truncated),
+            Err(Error::Truncated {
+                what: "IPv4 packet",
+                needed: 60,
+                available: 28
+            })
+        );
+    }
+}

@@ -46,11 +46,15 @@ pub mod ndisc;
 mod error;
 #[cfg(test)]
 mod golden;
+#[cfg(test)]
+mod proptests;
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use self::advert::{AdvertInterval, Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses};
+pub use self::advert::{
+    AdvertInterval, Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses,
+};
 pub use self::error::{AnnouncementError, EmitError, Error, RejectReason};
 pub use super::{ChecksumForm, Version};
 
@@ -104,12 +108,18 @@ pub enum Endpoints {
 impl Endpoints {
     /// Multicast to 224.0.0.18 from `src`.
     pub const fn ipv4_multicast(src: Ipv4Addr) -> Self {
-        Endpoints::V4 { src, dst: IPV4_MULTICAST }
+        Endpoints::V4 {
+            src,
+            dst: IPV4_MULTICAST,
+        }
     }
 
     /// Multicast to ff02::12 from `src` (RFC 5798: the link-local address).
     pub const fn ipv6_multicast(src: Ipv6Addr) -> Self {
-        Endpoints::V6 { src, dst: IPV6_MULTICAST }
+        Endpoints::V6 {
+            src,
+            dst: IPV6_MULTICAST,
+        }
     }
 
     pub const fn family(&self) -> AddressFamily {

@@ -90,7 +90,10 @@ impl UnsolicitedNa {
         }
         let ethernet = ethernet::Frame::new_unchecked(frame);
         let ip = Ipv6Packet::new_unchecked(ethernet.payload());
-        let icmp = ethernet.payload().get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + ICMP_LEN).unwrap_or(&[]);
+        let icmp = ethernet
+            .payload()
+            .get(IPV6_HEADER_LEN..IPV6_HEADER_LEN + ICMP_LEN)
+            .unwrap_or(&[]);
         let Ok(message) = <[u8; ICMP_LEN]>::try_from(icmp) else {
             return Err(AnnouncementError::Truncated {
                 what: "neighbour advertisement",
@@ -107,23 +110,63 @@ impl UnsolicitedNa {
         let flags = message[4];
         let all_nodes_mac = ethernet::ipv6_multicast_mac(ALL_NODES);
         let checks: [(&'static str, u128, u128); 13] = [
-            ("Ethernet destination", mac_value(ethernet.dst_addr()), mac_value(all_nodes_mac)),
-            ("EtherType", ethernet.ethertype().into(), ETHERTYPE_IPV6.into()),
+            (
+                "Ethernet destination",
+                mac_value(ethernet.dst_addr()),
+                mac_value(all_nodes_mac),
+            ),
+            (
+                "EtherType",
+                ethernet.ethertype().into(),
+                ETHERTYPE_IPV6.into(),
+            ),
             ("IP version", ip.version().into(), 6),
-            ("IPv6 payload length", ip.payload_len().into(), ICMP_LEN as u128),
-            ("IPv6 next header", ip.next_header().into(), ICMPV6_NEXT_HEADER.into()),
+            (
+                "IPv6 payload length",
+                ip.payload_len().into(),
+                ICMP_LEN as u128,
+            ),
+            (
+                "IPv6 next header",
+                ip.next_header().into(),
+                ICMPV6_NEXT_HEADER.into(),
+            ),
             ("IPv6 hop limit", ip.hop_limit().into(), HOP_LIMIT.into()),
-            ("IPv6 destination", u128::from(ip.dst_addr()), u128::from(ALL_NODES)),
-            ("ICMPv6 type", message[0].into(), TYPE_NEIGHBOR_ADVERTISEMENT.into()),
+            (
+                "IPv6 destination",
+                u128::from(ip.dst_addr()),
+                u128::from(ALL_NODES),
+            ),
+            (
+                "ICMPv6 type",
+                message[0].into(),
+                TYPE_NEIGHBOR_ADVERTISEMENT.into(),
+            ),
             ("ICMPv6 code", message[1].into(), 0),
-            ("NA solicited and override flags", (flags & (FLAG_SOLICITED | FLAG_OVERRIDE)).into(), FLAG_OVERRIDE.into()),
-            ("NA option type", message[24].into(), OPTION_TARGET_LINK_LAYER_ADDRESS.into()),
+            (
+                "NA solicited and override flags",
+                (flags & (FLAG_SOLICITED | FLAG_OVERRIDE)).into(),
+                FLAG_OVERRIDE.into(),
+            ),
+            (
+                "NA option type",
+                message[24].into(),
+                OPTION_TARGET_LINK_LAYER_ADDRESS.into(),
+            ),
             ("NA option length", message[25].into(), 1),
-            ("NA target link-layer address", mac_value(source_mac), mac_value(ethernet.src_addr())),
+            (
+                "NA target link-layer address",
+                mac_value(source_mac),
+                mac_value(ethernet.src_addr()),
+            ),
         ];
         for (field, found, expected) in checks {
             if found != expected {
-                return Err(AnnouncementError::Field { field, found, expected });
+                return Err(AnnouncementError::Field {
+                    field,
+                    found,
+                    expected,
+                });
             }
         }
         let found = u16::from_be_bytes([message[2], message[3]]);
@@ -148,7 +191,9 @@ fn icmp_checksum(src: Ipv6Addr, dst: Ipv6Addr, message: &[u8; ICMP_LEN]) -> u16 
 }
 
 fn mac_value(mac: MacAddr) -> u128 {
-    mac.0.iter().fold(0, |acc, byte| (acc << 8) | u128::from(*byte))
+    mac.0
+        .iter()
+        .fold(0, |acc, byte| (acc << 8) | u128::from(*byte))
 }
 
 #[cfg(test)]
@@ -178,11 +223,17 @@ mod tests {
         frame[FRAME_LEN - 1] ^= 0x01;
         assert!(matches!(
             UnsolicitedNa::parse_frame(&frame),
-            Err(AnnouncementError::Field { field: "NA target link-layer address", .. })
+            Err(AnnouncementError::Field {
+                field: "NA target link-layer address",
+                ..
+            })
         ));
         let mut frame = example(false).to_frame();
         frame[ethernet::HEADER_LEN + IPV6_HEADER_LEN + 10] ^= 0x01;
-        assert!(matches!(UnsolicitedNa::parse_frame(&frame), Err(AnnouncementError::Checksum { .. })));
+        assert!(matches!(
+            UnsolicitedNa::parse_frame(&frame),
+            Err(AnnouncementError::Checksum { .. })
+        ));
     }
 
     #[test]
@@ -191,7 +242,10 @@ mod tests {
         frame[ethernet::HEADER_LEN + IPV6_HEADER_LEN + 4] |= FLAG_SOLICITED;
         assert!(matches!(
             UnsolicitedNa::parse_frame(&frame),
-            Err(AnnouncementError::Field { field: "NA solicited and override flags", .. })
+            Err(AnnouncementError::Field {
+                field: "NA solicited and override flags",
+                ..
+            })
         ));
     }
 }
