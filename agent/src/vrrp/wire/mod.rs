@@ -18,15 +18,14 @@
 //! # The two VRRPv3-over-IPv4 checksums
 //!
 //! RFC 5798 §5.2.8 says the VRRPv3 checksum covers "the entire VRRP message"
-//! and, for IPv4, is computed like the VRRPv2 one; for IPv6 it adds the
-//! IPv6 pseudo-header (RFC 2460 §8.1). Implementations read the IPv4 part
-//! differently: keepalived (since 1.3.6, and so 2.2.7, the version our users
-//! run) also prepends the *IPv4* pseudo-header (source, destination, zero,
-//! protocol 112, VRRP length), while other stacks sum the message alone.
-//! RFC 9568 (which obsoletes RFC 5798) settled on the message-only form,
-//! and newer keepalived releases can send it with `v3_checksum_as_v2`.
-//! Both forms are therefore seen in real networks, and a checksum valid in
-//! one form is (almost always) invalid in the other. So:
+//! and adds the pseudo-header for IPv6 (RFC 8200 §8.1); it was read in two
+//! ways for IPv4. keepalived (2.2.7, the version our users run, as the
+//! golden vectors show) also prepends the *IPv4* pseudo-header (source,
+//! destination, zero, protocol 112, VRRP length), while other stacks sum the
+//! message alone, as for VRRPv2. RFC 9568 (which obsoletes RFC 5798)
+//! settled on the message-only form, and later keepalived releases can send
+//! it (`v3_checksum_as_v2`). Both are therefore seen on real networks, and a
+//! checksum valid in one form is almost never valid in the other. So:
 //! - parsing a VRRPv3 IPv4 advert accepts either form and reports which one
 //!   matched as a [`ChecksumForm`] (the pseudo-header form is tried first,
 //!   being what keepalived sends by default);
@@ -34,7 +33,9 @@
 //!   because VRRPv2 is always message-only and VRRPv3 over IPv6 always
 //!   includes the pseudo-header.
 //!
-//! A unicast advert's pseudo-header uses the unicast destination address.
+//! A unicast advert's pseudo-header uses the unicast destination address
+//! (keepalived before 1.3.6 did not; its `old_unicast_checksum` form is not
+//! accepted).
 
 pub mod advert;
 pub mod arp;

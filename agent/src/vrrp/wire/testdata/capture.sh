@@ -8,8 +8,8 @@
 # reproducible. Each scenario's keepalived.conf is written to <name>.conf here.
 # Everything created is removed on exit, also on failure.
 #
-# Usage (root): ./capture.sh   (writes <name>.pcap into a temp dir and
-# <name>.conf here; extract.py turns the pcaps into the .hex files).
+# Usage (root): ./capture.sh   (writes <name>.conf and <name>.pcap here, then
+# runs extract.py to turn the pcaps into the .hex files the tests read).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -21,6 +21,7 @@ ka_pid=""
 cap_pid=""
 
 cleanup() {
+    local status=$?
     [ -n "$cap_pid" ] && kill "$cap_pid" 2>/dev/null || true
     if [ -n "$ka_pid" ]; then
         kill "$ka_pid" 2>/dev/null || true
@@ -29,7 +30,11 @@ cleanup() {
     fi
     ip netns del "$ns_ka" 2>/dev/null || true
     ip netns del "$ns_cap" 2>/dev/null || true
-    echo "pcaps left in $work"
+    if [ "$status" -eq 0 ]; then
+        rm -rf "$work"
+    else
+        echo "capture failed; keepalived logs and pcaps are in $work" >&2
+    fi
 }
 trap cleanup EXIT
 
