@@ -1,1 +1,0 @@
-//! Wire codec (owned by the protocol-core work).
