@@ -3,6 +3,7 @@
 pub mod advert_socket;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod datapath;
 pub mod frame_socket;
 pub mod monitor;

@@ -1,0 +1,3 @@
+//! The failover daemon: runs the instances of a keepalived.conf.
+
+pub mod plan;
