@@ -1,3 +1,5 @@
 //! The failover daemon: runs the instances of a keepalived.conf.
 
+pub mod adverts;
+pub mod announce;
 pub mod plan;

@@ -336,6 +336,21 @@ impl Datapath {
         }
     }
 
+    /// Forgets what the kernel knew about a virtual router, so the next
+    /// advert for it raises a `first` event even if it repeats the old one:
+    /// a new master must hear a returning peer whose adverts look exactly as
+    /// they did before it went away.
+    pub fn forget_peer(&mut self, key: &PeerKey) -> Result<(), DatapathError> {
+        let mut map = self.hash_map::<PeerKey, PeerState>(map_names::PEERS)?;
+        match map.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(source) => Err(DatapathError::Map {
+                map: map_names::PEERS,
+                source,
+            }),
+        }
+    }
+
     pub fn counters(&mut self) -> Result<CounterSnapshot, DatapathError> {
         let map = self
             .ebpf
