@@ -3,4 +3,6 @@
 pub mod config;
 pub mod datapath;
 pub mod monitor;
+pub mod notify;
+pub mod tracking;
 pub mod vrrp;
