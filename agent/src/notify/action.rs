@@ -170,7 +170,9 @@ mod tests {
     }
 
     fn strings(argv: &[OsString]) -> Vec<String> {
-        argv.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        argv.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -178,14 +180,30 @@ mod tests {
         let mut target = NotifyTarget::new(Scope::Instance, "master1");
         target.master = script("/etc/keepalived/notification.sh master");
         target.generic = script("/etc/keepalived/all.sh 'first arg'");
-        let runs = plan(&target, Transition { state: NotifyState::Master, priority: 102 });
+        let runs = plan(
+            &target,
+            Transition {
+                state: NotifyState::Master,
+                priority: 102,
+            },
+        );
         assert_eq!(runs.len(), 2);
         assert_eq!(runs[0].keyword, "notify_master");
-        assert_eq!(strings(&runs[0].argv), ["/etc/keepalived/notification.sh", "master"]);
+        assert_eq!(
+            strings(&runs[0].argv),
+            ["/etc/keepalived/notification.sh", "master"]
+        );
         assert_eq!(runs[1].keyword, "notify");
         assert_eq!(
             strings(&runs[1].argv),
-            ["/etc/keepalived/all.sh", "first arg", "INSTANCE", "master1", "MASTER", "102"]
+            [
+                "/etc/keepalived/all.sh",
+                "first arg",
+                "INSTANCE",
+                "master1",
+                "MASTER",
+                "102"
+            ]
         );
     }
 
@@ -207,7 +225,16 @@ mod tests {
             assert_eq!(strings(&runs[0].argv), [program]);
         }
         let none = NotifyTarget::new(Scope::Instance, "vi");
-        assert!(plan(&none, Transition { state: NotifyState::Fault, priority: 1 }).is_empty());
+        assert!(
+            plan(
+                &none,
+                Transition {
+                    state: NotifyState::Fault,
+                    priority: 1
+                }
+            )
+            .is_empty()
+        );
     }
 
     #[test]
@@ -215,13 +242,19 @@ mod tests {
         let args = generic_arguments(
             Scope::Group,
             "G1",
-            Transition { state: NotifyState::Fault, priority: 200 },
+            Transition {
+                state: NotifyState::Fault,
+                priority: 200,
+            },
         );
         assert_eq!(args, ["GROUP", "G1", "FAULT", "0"]);
         let args = generic_arguments(
             Scope::Instance,
             "VI_1",
-            Transition { state: NotifyState::Stop, priority: 255 },
+            Transition {
+                state: NotifyState::Stop,
+                priority: 255,
+            },
         );
         assert_eq!(args, ["INSTANCE", "VI_1", "STOP", "255"]);
     }

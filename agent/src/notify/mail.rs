@@ -13,7 +13,7 @@
 //! backoff, then the message is given up with an error log.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,7 +50,11 @@ pub struct SmtpConfig {
 }
 
 impl SmtpConfig {
-    pub fn new(server: impl Into<String>, from: impl Into<String>, recipients: Vec<String>) -> Self {
+    pub fn new(
+        server: impl Into<String>,
+        from: impl Into<String>,
+        recipients: Vec<String>,
+    ) -> Self {
         Self {
             server: server.into(),
             port: DEFAULT_SMTP_PORT,
@@ -102,7 +106,9 @@ pub enum MailError {
         "notification_email recipient `{address}` is not a valid mail address: {reason} (expected e.g. ops@example.com)"
     )]
     BadRecipient { address: String, reason: String },
-    #[error("notification_email has no recipients: add at least one address or turn smtp_alert off")]
+    #[error(
+        "notification_email has no recipients: add at least one address or turn smtp_alert off"
+    )]
     NoRecipients,
 }
 
@@ -131,9 +137,15 @@ pub fn vrrp_alert(router_id: &str, scope: Scope, name: &str, state: NotifyState)
             "=> VRRP Instance is no longer owning VRRP VIPs <="
         }
         (Scope::Instance, NotifyState::Stop) => "=> VRRP Instance stopping <=",
-        (Scope::Group, NotifyState::Master) => "=> All VRRP group instances are now in MASTER state <=",
-        (Scope::Group, NotifyState::Backup) => "=> All VRRP group instances are now in BACKUP state <=",
-        (Scope::Group, NotifyState::Fault) => "=> All VRRP group instances are now in FAULT state <=",
+        (Scope::Group, NotifyState::Master) => {
+            "=> All VRRP group instances are now in MASTER state <="
+        }
+        (Scope::Group, NotifyState::Backup) => {
+            "=> All VRRP group instances are now in BACKUP state <="
+        }
+        (Scope::Group, NotifyState::Fault) => {
+            "=> All VRRP group instances are now in FAULT state <="
+        }
         (Scope::Group, NotifyState::Stop) => "=> All VRRP group instances are now stopping <=",
     };
     Alert {
@@ -190,12 +202,33 @@ struct Shared {
     closed: AtomicBool,
     capacity: usize,
     dropped: AtomicU64,
+    /// Live `Mailer` handles; the task finishes when the last one goes.
+    handles: AtomicUsize,
 }
 
-/// Cheap to clone; all clones feed the same task.
-#[derive(Debug, Clone)]
+/// Cheap to clone; all clones feed the same task. The task ends after
+/// [`Mailer::close`] or when the last clone is dropped, once the queue is
+/// empty.
+#[derive(Debug)]
 pub struct Mailer {
     shared: Arc<Shared>,
+}
+
+impl Clone for Mailer {
+    fn clone(&self) -> Self {
+        self.shared.handles.fetch_add(1, Ordering::AcqRel);
+        Self {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl Drop for Mailer {
+    fn drop(&mut self) {
+        if self.shared.handles.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.close();
+        }
+    }
 }
 
 struct Envelope {
@@ -212,17 +245,19 @@ impl Mailer {
     ) -> Result<(Mailer, JoinHandle<MailStats>), MailError> {
         let envelope = envelope(&config)?;
         let helo = config.helo_name.clone().unwrap_or_else(local_host_name);
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.server.as_str())
-            .port(config.port)
-            .timeout(Some(config.connect_timeout))
-            .hello_name(ClientId::Domain(helo))
-            .build();
+        let transport =
+            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(config.server.as_str())
+                .port(config.port)
+                .timeout(Some(config.connect_timeout))
+                .hello_name(ClientId::Domain(helo))
+                .build();
         let shared = Arc::new(Shared {
             queue: Mutex::new(VecDeque::new()),
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
+            handles: AtomicUsize::new(1),
         });
         let worker = tokio::spawn(run_worker(
             Arc::clone(&shared),
@@ -282,10 +317,12 @@ fn envelope(config: &SmtpConfig) -> Result<Envelope, MailError> {
         .recipients
         .iter()
         .map(|address| {
-            address.parse::<Mailbox>().map_err(|err| MailError::BadRecipient {
-                address: address.clone(),
-                reason: err.to_string(),
-            })
+            address
+                .parse::<Mailbox>()
+                .map_err(|err| MailError::BadRecipient {
+                    address: address.clone(),
+                    reason: err.to_string(),
+                })
         })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Envelope { from, to })

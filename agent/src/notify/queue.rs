@@ -245,7 +245,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
         let hang = write_script(dir.path(), "hang.sh", "exec sleep 30");
-        let ok = write_script(dir.path(), "ok.sh", &format!("echo \"$1\" >> {}", log.display()));
+        let ok = write_script(
+            dir.path(),
+            "ok.sh",
+            &format!("echo \"$1\" >> {}", log.display()),
+        );
         let mut target = NotifyTarget::new(Scope::Instance, "VI_1");
         target.master = script(&hang);
         target.backup = script(&format!("{ok} backup"));
@@ -269,7 +273,11 @@ mod tests {
     async fn failing_and_missing_scripts_do_not_stop_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("log");
-        let ok = write_script(dir.path(), "ok.sh", &format!("echo \"$1\" >> {}", log.display()));
+        let ok = write_script(
+            dir.path(),
+            "ok.sh",
+            &format!("echo \"$1\" >> {}", log.display()),
+        );
         let mut target = NotifyTarget::new(Scope::Instance, "VI_1");
         target.master = script("/bin/false");
         target.fault = script(&dir.path().join("missing.sh").display().to_string());
@@ -290,11 +298,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let slow = write_script(dir.path(), "slow.sh", "sleep 1");
         let (port, mut received) = smtp_sink().await;
-        let mut smtp = SmtpConfig::new("127.0.0.1", "root@localhost", vec!["ops@example.com".into()]);
+        let mut smtp = SmtpConfig::new(
+            "127.0.0.1",
+            "root@localhost",
+            vec!["ops@example.com".into()],
+        );
         smtp.port = port;
         smtp.connect_timeout = Duration::from_secs(2);
         smtp.helo_name = Some("test".into());
-        let (mailer, mail_worker) = crate::notify::mail::Mailer::spawn(smtp, RetryPolicy::default(), 8).unwrap();
+        let (mailer, mail_worker) =
+            crate::notify::mail::Mailer::spawn(smtp, RetryPolicy::default(), 8).unwrap();
         let mut target = NotifyTarget::new(Scope::Instance, "master1");
         target.master = script(&slow);
         let hook = MailHook {

@@ -19,7 +19,9 @@ use thiserror::Error;
 /// What was wrong with a command line, and where.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum CommandLineError {
-    #[error("script command is empty: expected a program path, e.g. \"/etc/keepalived/check.sh arg\"")]
+    #[error(
+        "script command is empty: expected a program path, e.g. \"/etc/keepalived/check.sh arg\""
+    )]
     Empty,
     #[error(
         "script command `{line}` has an unterminated {quote} quote starting at byte {offset}: close it with a matching {quote}"
@@ -29,9 +31,7 @@ pub enum CommandLineError {
         quote: char,
         offset: usize,
     },
-    #[error(
-        "script command `{line}` ends with a lone backslash: escape it as \\\\ or remove it"
-    )]
+    #[error("script command `{line}` ends with a lone backslash: escape it as \\\\ or remove it")]
     TrailingBackslash { line: String },
 }
 
@@ -245,10 +245,9 @@ mod tests {
 
     fn argv(line: &str) -> Vec<String> {
         match CommandLine::parse(line).unwrap().invocation {
-            Invocation::Direct { argv } => argv
-                .into_iter()
-                .map(|a| a.into_string().unwrap())
-                .collect(),
+            Invocation::Direct { argv } => {
+                argv.into_iter().map(|a| a.into_string().unwrap()).collect()
+            }
             Invocation::Shell { text } => panic!("unexpected shell: {text}"),
         }
     }
@@ -268,10 +267,7 @@ mod tests {
             argv("/bin/sh -c 'pidof nginx || exit 1'"),
             ["/bin/sh", "-c", "pidof nginx || exit 1"]
         );
-        assert_eq!(
-            argv(r#"abcd" efg h jkl "mnop"#),
-            ["abcd efg h jkl mnop"]
-        );
+        assert_eq!(argv(r#"abcd" efg h jkl "mnop"#), ["abcd efg h jkl mnop"]);
         assert_eq!(argv(r#"a "it's" ''"#), ["a", "it's", ""]);
     }
 
@@ -301,7 +297,12 @@ mod tests {
         let cmd = CommandLine::parse("/n.sh a").unwrap();
         assert_eq!(
             cmd.argv_with(&["INSTANCE".into(), "VI 1".into()]),
-            [OsString::from("/n.sh"), "a".into(), "INSTANCE".into(), "VI 1".into()]
+            [
+                OsString::from("/n.sh"),
+                "a".into(),
+                "INSTANCE".into(),
+                "VI 1".into()
+            ]
         );
     }
 
@@ -327,7 +328,16 @@ mod tests {
 
     #[test]
     fn never_panics_on_arbitrary_input() {
-        for line in ["\\", "\\x", "\\c", "\\0", "\"", "'\\'", "\\é", "é\\\u{1F600}"] {
+        for line in [
+            "\\",
+            "\\x",
+            "\\c",
+            "\\0",
+            "\"",
+            "'\\'",
+            "\\é",
+            "é\\\u{1F600}",
+        ] {
             let _ = CommandLine::parse(line);
         }
     }

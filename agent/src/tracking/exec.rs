@@ -190,8 +190,14 @@ mod tests {
 
     #[tokio::test]
     async fn exit_codes_are_reported() {
-        assert_eq!(run(&sh("exit 0"), &RunAs::Inherit, limits(5000)).await, RunOutcome::Exited(0));
-        assert_eq!(run(&sh("exit 3"), &RunAs::Inherit, limits(5000)).await, RunOutcome::Exited(3));
+        assert_eq!(
+            run(&sh("exit 0"), &RunAs::Inherit, limits(5000)).await,
+            RunOutcome::Exited(0)
+        );
+        assert_eq!(
+            run(&sh("exit 3"), &RunAs::Inherit, limits(5000)).await,
+            RunOutcome::Exited(3)
+        );
         assert!(matches!(
             run(&sh("kill -9 $$"), &RunAs::Inherit, limits(5000)).await,
             RunOutcome::Signalled(9)
@@ -211,7 +217,11 @@ mod tests {
         let outcome = run(&sh(&script), &RunAs::Inherit, limits(300)).await;
         assert_eq!(outcome, RunOutcome::TimedOut);
         assert!(started.elapsed() < Duration::from_secs(5));
-        let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
+        let pid: i32 = std::fs::read_to_string(&pidfile)
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
         // Give the kernel a moment to reap it (its parent is gone, init reaps).
         let mut alive = true;
         for _ in 0..50 {
@@ -236,11 +246,12 @@ mod tests {
         let task = tokio::spawn(async move { run(&argv, &RunAs::Inherit, limits(60_000)).await });
         let mut pid = None;
         for _ in 0..100 {
-            if let Ok(text) = std::fs::read_to_string(&pidfile) {
-                if let Ok(p) = text.trim().parse::<i32>() {
-                    pid = Some(p);
-                    break;
-                }
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|text| text.trim().parse::<i32>().ok())
+            {
+                pid = Some(p);
+                break;
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -302,8 +313,14 @@ mod tests {
             uid: nobody.uid.as_raw(),
             gid: nobody.gid.as_raw(),
         };
-        let check = format!("test \"$(id -u)\" = {} && test \"$(id -g)\" = {}", nobody.uid, nobody.gid);
-        assert_eq!(run(&sh(&check), &run_as, limits(5000)).await, RunOutcome::Exited(0));
+        let check = format!(
+            "test \"$(id -u)\" = {} && test \"$(id -g)\" = {}",
+            nobody.uid, nobody.gid
+        );
+        assert_eq!(
+            run(&sh(&check), &run_as, limits(5000)).await,
+            RunOutcome::Exited(0)
+        );
     }
 
     use nix::unistd::Uid;

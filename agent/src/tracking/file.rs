@@ -28,6 +28,8 @@ const VALUE_LIMIT: i64 = 254;
 
 /// Default polling period.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(500);
+/// Floor for the polling period (a zero period would spin).
+pub const MIN_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// `init_file [VALUE] [overwrite]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -164,7 +166,7 @@ pub fn spawn_file_tracker(
 async fn poll(spec: &TrackFileSpec, poll_interval: Duration, events: &mpsc::Sender<FileEvent>) {
     let mut last: Option<i64> = None;
     let mut last_error_kind: Option<io::ErrorKind> = None;
-    let mut ticker = tokio::time::interval(poll_interval);
+    let mut ticker = tokio::time::interval(poll_interval.max(MIN_POLL_INTERVAL));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
@@ -236,21 +238,33 @@ mod tests {
     fn init_file_creates_or_overwrites() {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = TrackFileSpec::new("tf", dir.path().join("v"));
-        spec.init = Some(InitFile { value: 0, overwrite: false });
+        spec.init = Some(InitFile {
+            value: 0,
+            overwrite: false,
+        });
         init_file(&spec).unwrap();
         assert_eq!(std::fs::read_to_string(&spec.path).unwrap(), "0\n");
 
         std::fs::write(&spec.path, "7\n").unwrap();
-        spec.init = Some(InitFile { value: 3, overwrite: false });
+        spec.init = Some(InitFile {
+            value: 3,
+            overwrite: false,
+        });
         init_file(&spec).unwrap();
         assert_eq!(std::fs::read_to_string(&spec.path).unwrap(), "7\n");
 
-        spec.init = Some(InitFile { value: -3, overwrite: true });
+        spec.init = Some(InitFile {
+            value: -3,
+            overwrite: true,
+        });
         init_file(&spec).unwrap();
         assert_eq!(std::fs::read_to_string(&spec.path).unwrap(), "-3\n");
 
         let bad = TrackFileSpec {
-            init: Some(InitFile { value: 1, overwrite: true }),
+            init: Some(InitFile {
+                value: 1,
+                overwrite: true,
+            }),
             ..TrackFileSpec::new("bad", dir.path().join("no-dir/v"))
         };
         let err = init_file(&bad).unwrap_err();
@@ -261,7 +275,10 @@ mod tests {
     async fn reports_initial_value_and_changes() {
         let dir = tempfile::tempdir().unwrap();
         let mut spec = TrackFileSpec::new("tf", dir.path().join("v"));
-        spec.init = Some(InitFile { value: 5, overwrite: false });
+        spec.init = Some(InitFile {
+            value: 5,
+            overwrite: false,
+        });
         let path = spec.path.clone();
         let (tx, mut rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
@@ -283,6 +300,28 @@ mod tests {
         assert_eq!(next().await, 0);
         std::fs::write(&path, "12").unwrap();
         assert_eq!(next().await, 12);
+        cancel.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn zero_poll_interval_does_not_panic_or_spin() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = TrackFileSpec::new("tf", dir.path().join("absent"));
+        let (tx, mut rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let task = spawn_file_tracker(spec, Duration::ZERO, tx, cancel.clone()).unwrap();
+        let first = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            first,
+            FileEvent {
+                name: "tf".into(),
+                value: 0
+            }
+        );
         cancel.cancel();
         task.await.unwrap();
     }

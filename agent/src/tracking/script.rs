@@ -22,6 +22,11 @@ use super::user::RunAs;
 /// keepalived's default `interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// Floor for the interval, so a zero from a careless config cannot turn the
+/// tracker into a fork loop (keepalived's own floor is 1 s; the config layer
+/// applies that, this only protects the process).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
 /// One `vrrp_script` block, filled from the parsed config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScriptSpec {
@@ -58,8 +63,15 @@ impl ScriptSpec {
         }
     }
 
+    /// `timeout`, or the interval when unset or 0 (keepalived).
     pub fn effective_timeout(&self) -> Duration {
-        self.timeout.unwrap_or(self.interval)
+        self.timeout
+            .filter(|timeout| !timeout.is_zero())
+            .unwrap_or_else(|| self.effective_interval())
+    }
+
+    pub fn effective_interval(&self) -> Duration {
+        self.interval.max(MIN_INTERVAL)
     }
 
     /// The status before the first run.
@@ -115,7 +127,7 @@ async fn track(spec: &ScriptSpec, events: &mpsc::Sender<ScriptEvent>) {
                 return;
             }
         }
-        tokio::time::sleep_until(started + spec.interval).await;
+        tokio::time::sleep_until(started + spec.effective_interval()).await;
     }
 }
 
@@ -136,7 +148,9 @@ fn log_outcome(spec: &ScriptSpec, outcome: &RunOutcome, previous: Option<&RunOut
             timeout_ms = spec.effective_timeout().as_millis() as u64,
             "VRRP script timed out; killed its process group, counting a failure"
         ),
-        _ => tracing::warn!(script = %spec.name, command = spec.command.source(), %outcome, "VRRP script failing"),
+        _ => {
+            tracing::warn!(script = %spec.name, command = spec.command.source(), %outcome, "VRRP script failing")
+        }
     }
 }
 
@@ -168,11 +182,32 @@ mod tests {
 
     #[test]
     fn defaults_mirror_keepalived() {
-        let s = ScriptSpec::new("chk", CommandLine::parse("/bin/true").unwrap(), RunAs::Inherit);
+        let s = ScriptSpec::new(
+            "chk",
+            CommandLine::parse("/bin/true").unwrap(),
+            RunAs::Inherit,
+        );
         assert_eq!(s.interval, Duration::from_secs(1));
         assert_eq!(s.effective_timeout(), Duration::from_secs(1));
         assert_eq!((s.weight, s.rise, s.fall, s.reverse), (0, 1, 1, false));
         assert_eq!(s.initial_status(), ScriptStatus::Init);
+    }
+
+    #[test]
+    fn zero_interval_and_timeout_are_safe() {
+        let mut s = ScriptSpec::new(
+            "chk",
+            CommandLine::parse("/bin/true").unwrap(),
+            RunAs::Inherit,
+        );
+        s.interval = Duration::ZERO;
+        s.timeout = Some(Duration::ZERO);
+        assert_eq!(s.effective_interval(), MIN_INTERVAL);
+        assert_eq!(s.effective_timeout(), MIN_INTERVAL);
+        s.interval = Duration::from_secs(5);
+        assert_eq!(s.effective_timeout(), Duration::from_secs(5));
+        s.timeout = Some(Duration::from_secs(2));
+        assert_eq!(s.effective_timeout(), Duration::from_secs(2));
     }
 
     #[tokio::test]
@@ -190,7 +225,13 @@ mod tests {
         assert_eq!(next(&mut rx).await.status, ScriptStatus::Failed);
         std::fs::write(&flag, "").unwrap();
         let event = next(&mut rx).await;
-        assert_eq!(event, ScriptEvent { name: "chk".into(), status: ScriptStatus::Ok });
+        assert_eq!(
+            event,
+            ScriptEvent {
+                name: "chk".into(),
+                status: ScriptStatus::Ok
+            }
+        );
         std::fs::remove_file(&flag).unwrap();
         assert_eq!(next(&mut rx).await.status, ScriptStatus::Failed);
         cancel.cancel();
@@ -200,10 +241,18 @@ mod tests {
     #[tokio::test]
     async fn arguments_reach_the_script() {
         let dir = tempfile::tempdir().unwrap();
-        let script = write_script(dir.path(), "args.sh", r#"test "$1" = "a b" && test "$2" = c"#);
+        let script = write_script(
+            dir.path(),
+            "args.sh",
+            r#"test "$1" = "a b" && test "$2" = c"#,
+        );
         let (tx, mut rx) = mpsc::channel(8);
         let cancel = CancellationToken::new();
-        let task = spawn_script_tracker(spec("args", &format!("{script} 'a b' c")), tx, cancel.clone());
+        let task = spawn_script_tracker(
+            spec("args", &format!("{script} 'a b' c")),
+            tx,
+            cancel.clone(),
+        );
         assert_eq!(next(&mut rx).await.status, ScriptStatus::Ok);
         cancel.cancel();
         task.await.unwrap();
@@ -248,14 +297,21 @@ mod tests {
         let text = std::fs::read_to_string(&log).unwrap();
         assert!(!text.contains("overlap"), "{text}");
         let runs = text.lines().count();
-        assert!((2..=7).contains(&runs), "{runs} runs in ~1.1 s of 0.2 s runs");
+        assert!(
+            (2..=7).contains(&runs),
+            "{runs} runs in ~1.1 s of 0.2 s runs"
+        );
     }
 
     #[tokio::test]
     async fn cancellation_kills_a_running_child() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
-        let script = write_script(dir.path(), "hang.sh", &format!("echo $$ > {}\nexec sleep 30", pidfile.display()));
+        let script = write_script(
+            dir.path(),
+            "hang.sh",
+            &format!("echo $$ > {}\nexec sleep 30", pidfile.display()),
+        );
         let mut s = spec("hang", &script);
         s.timeout = Some(Duration::from_secs(60));
         let (tx, _rx) = mpsc::channel(8);
@@ -263,7 +319,10 @@ mod tests {
         let task = spawn_script_tracker(s, tx, cancel.clone());
         let mut pid = None;
         for _ in 0..200 {
-            if let Some(p) = std::fs::read_to_string(&pidfile).ok().and_then(|t| t.trim().parse::<i32>().ok()) {
+            if let Some(p) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|t| t.trim().parse::<i32>().ok())
+            {
                 pid = Some(p);
                 break;
             }
@@ -271,7 +330,10 @@ mod tests {
         }
         let pid = pid.expect("script never started");
         cancel.cancel();
-        tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
         let mut gone = false;
         for _ in 0..100 {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -59,7 +59,10 @@ pub enum UserError {
 ///
 /// `own` is the script's own user setting, `global` the `script_user` from
 /// `global_defs`.
-pub fn resolve_run_as(own: Option<&UserSpec>, global: Option<&UserSpec>) -> Result<RunAs, UserError> {
+pub fn resolve_run_as(
+    own: Option<&UserSpec>,
+    global: Option<&UserSpec>,
+) -> Result<RunAs, UserError> {
     if let Some(spec) = own.or(global) {
         return account(spec);
     }
@@ -161,14 +164,18 @@ mod tests {
         let spec = UserSpec::new("root", Some("nogroup".into()));
         let nogroup = Group::from_name("nogroup").unwrap().unwrap();
         let run_as = resolve_run_as(Some(&spec), None).unwrap();
-        assert!(matches!(run_as, RunAs::Account { uid: 0, gid, .. } if gid == nogroup.gid.as_raw()));
+        assert!(
+            matches!(run_as, RunAs::Account { uid: 0, gid, .. } if gid == nogroup.gid.as_raw())
+        );
     }
 
     #[test]
     fn default_is_keepalived_script_or_inherit() {
         let run_as = resolve_run_as(None, None).unwrap();
         match User::from_name(DEFAULT_SCRIPT_USER).unwrap() {
-            Some(user) => assert!(matches!(run_as, RunAs::Account { uid, .. } if uid == user.uid.as_raw())),
+            Some(user) => {
+                assert!(matches!(run_as, RunAs::Account { uid, .. } if uid == user.uid.as_raw()))
+            }
             None => assert_eq!(run_as, RunAs::Inherit),
         }
     }

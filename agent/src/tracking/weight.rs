@@ -30,9 +30,13 @@ const FILE_VALUE_LIMIT: i64 = 254;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TrackedState {
     Script(ScriptStatus),
-    Interface { up: bool },
+    Interface {
+        up: bool,
+    },
     /// The integer last read from a `track_file`.
-    File { value: i64 },
+    File {
+        value: i64,
+    },
 }
 
 /// One entry of an instance's `track_script` / `track_interface` /
@@ -242,9 +246,24 @@ mod tests {
     #[test]
     fn evaluate_sums_and_clamps() {
         let items = [
-            TrackedItem { name: "a".into(), weight: 2, reverse: false, state: TrackedState::Script(Ok) },
-            TrackedItem { name: "b".into(), weight: -50, reverse: false, state: TrackedState::Script(Failed) },
-            TrackedItem { name: "f".into(), weight: 1, reverse: false, state: TrackedState::File { value: 5 } },
+            TrackedItem {
+                name: "a".into(),
+                weight: 2,
+                reverse: false,
+                state: TrackedState::Script(Ok),
+            },
+            TrackedItem {
+                name: "b".into(),
+                weight: -50,
+                reverse: false,
+                state: TrackedState::Script(Failed),
+            },
+            TrackedItem {
+                name: "f".into(),
+                weight: 1,
+                reverse: false,
+                state: TrackedState::File { value: 5 },
+            },
         ];
         let verdict = evaluate(100, &items);
         assert_eq!(verdict.total_adjustment, -43);
@@ -252,16 +271,36 @@ mod tests {
         assert!(!verdict.is_fault() && !verdict.is_pending());
 
         assert_eq!(evaluate(40, &items[1..2]).effective_priority, 1);
-        let up = [TrackedItem { name: "u".into(), weight: 253, reverse: false, state: TrackedState::Script(Ok) }];
+        let up = [TrackedItem {
+            name: "u".into(),
+            weight: 253,
+            reverse: false,
+            state: TrackedState::Script(Ok),
+        }];
         assert_eq!(evaluate(100, &up).effective_priority, 254);
     }
 
     #[test]
     fn owner_priority_is_never_adjusted_but_can_fault() {
         let items = [
-            TrackedItem { name: "neg".into(), weight: -50, reverse: false, state: TrackedState::Script(Failed) },
-            TrackedItem { name: "eth1".into(), weight: 0, reverse: false, state: TrackedState::Interface { up: false } },
-            TrackedItem { name: "chk".into(), weight: 0, reverse: false, state: TrackedState::Script(Init) },
+            TrackedItem {
+                name: "neg".into(),
+                weight: -50,
+                reverse: false,
+                state: TrackedState::Script(Failed),
+            },
+            TrackedItem {
+                name: "eth1".into(),
+                weight: 0,
+                reverse: false,
+                state: TrackedState::Interface { up: false },
+            },
+            TrackedItem {
+                name: "chk".into(),
+                weight: 0,
+                reverse: false,
+                state: TrackedState::Script(Init),
+            },
         ];
         let verdict = evaluate(255, &items);
         assert_eq!(verdict.effective_priority, 255);

@@ -96,17 +96,34 @@ fn fast_retry(attempts: u32) -> RetryPolicy {
 
 #[test]
 fn subjects_and_bodies_match_keepalived() {
-    let alert = vrrp_alert("KEEPALIVED_TEST", Scope::Instance, "master1", NotifyState::Master);
-    assert_eq!(alert.subject, "[KEEPALIVED_TEST] VRRP Instance master1 - Entering MASTER state");
+    let alert = vrrp_alert(
+        "KEEPALIVED_TEST",
+        Scope::Instance,
+        "master1",
+        NotifyState::Master,
+    );
+    assert_eq!(
+        alert.subject,
+        "[KEEPALIVED_TEST] VRRP Instance master1 - Entering MASTER state"
+    );
     assert_eq!(alert.body, "=> VRRP Instance is now owning VRRP VIPs <=\n");
     let alert = vrrp_alert("r", Scope::Instance, "VI_1", NotifyState::Fault);
-    assert_eq!(alert.subject, "[r] VRRP Instance VI_1 - Entering FAULT state");
-    assert_eq!(alert.body, "=> VRRP Instance is no longer owning VRRP VIPs <=\n");
+    assert_eq!(
+        alert.subject,
+        "[r] VRRP Instance VI_1 - Entering FAULT state"
+    );
+    assert_eq!(
+        alert.body,
+        "=> VRRP Instance is no longer owning VRRP VIPs <=\n"
+    );
     let alert = vrrp_alert("r", Scope::Instance, "VI_1", NotifyState::Stop);
     assert_eq!(alert.subject, "[r] VRRP Instance VI_1 - Stopping");
     let alert = vrrp_alert("r", Scope::Group, "G", NotifyState::Backup);
     assert_eq!(alert.subject, "[r] VRRP Group G - Entering BACKUP state");
-    assert_eq!(alert.body, "=> All VRRP group instances are now in BACKUP state <=\n");
+    assert_eq!(
+        alert.body,
+        "=> All VRRP group instances are now in BACKUP state <=\n"
+    );
 }
 
 #[test]
@@ -147,7 +164,10 @@ async fn bad_addresses_are_rejected_up_front() {
     let mut bad_from = config(25);
     bad_from.from = "not an address".into();
     let err = Mailer::spawn(bad_from, fast_retry(1), 4).unwrap_err();
-    assert!(err.to_string().contains("notification_email_from `not an address`"));
+    assert!(
+        err.to_string()
+            .contains("notification_email_from `not an address`")
+    );
 
     let mut bad_to = config(25);
     bad_to.recipients = vec!["ops@example.com".into(), "@@".into()];
@@ -158,18 +178,40 @@ async fn bad_addresses_are_rejected_up_front() {
 
     let mut none = config(25);
     none.recipients.clear();
-    assert!(matches!(Mailer::spawn(none, fast_retry(1), 4).unwrap_err(), MailError::NoRecipients));
+    assert!(matches!(
+        Mailer::spawn(none, fast_retry(1), 4).unwrap_err(),
+        MailError::NoRecipients
+    ));
 }
 
 #[tokio::test]
 async fn delivers_one_message_per_alert_to_all_recipients() {
     let (port, mut received) = smtp_sink().await;
     let (mailer, worker) = Mailer::spawn(config(port), fast_retry(3), 8).unwrap();
-    mailer.send(vrrp_alert("KEEPALIVED_TEST", Scope::Instance, "master1", NotifyState::Master));
-    mailer.send(vrrp_alert("KEEPALIVED_TEST", Scope::Instance, "master1", NotifyState::Backup));
+    mailer.send(vrrp_alert(
+        "KEEPALIVED_TEST",
+        Scope::Instance,
+        "master1",
+        NotifyState::Master,
+    ));
+    mailer.send(vrrp_alert(
+        "KEEPALIVED_TEST",
+        Scope::Instance,
+        "master1",
+        NotifyState::Backup,
+    ));
     mailer.close();
-    let stats = tokio::time::timeout(Duration::from_secs(20), worker).await.unwrap().unwrap();
-    assert_eq!(stats, MailStats { sent: 2, ..MailStats::default() });
+    let stats = tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        stats,
+        MailStats {
+            sent: 2,
+            ..MailStats::default()
+        }
+    );
 
     let first = received.recv().await.unwrap();
     assert_eq!(first.mail_from, "<root@localhost>");
@@ -178,9 +220,21 @@ async fn delivers_one_message_per_alert_to_all_recipients() {
         first.subject().as_deref(),
         Some("[KEEPALIVED_TEST] VRRP Instance master1 - Entering MASTER state")
     );
-    assert!(first.data.contains("From: root@localhost"), "{}", first.data);
-    assert!(first.data.contains("To: ops@example.com, noc@example.com"), "{}", first.data);
-    assert!(first.data.contains("=> VRRP Instance is now owning VRRP VIPs <="));
+    assert!(
+        first.data.contains("From: root@localhost"),
+        "{}",
+        first.data
+    );
+    assert!(
+        first.data.contains("To: ops@example.com, noc@example.com"),
+        "{}",
+        first.data
+    );
+    assert!(
+        first
+            .data
+            .contains("=> VRRP Instance is now owning VRRP VIPs <=")
+    );
     let second = received.recv().await.unwrap();
     assert_eq!(
         second.subject().as_deref(),
@@ -200,9 +254,15 @@ async fn dead_server_gets_bounded_retries_and_never_blocks() {
     for _ in 0..3 {
         mailer.send(vrrp_alert("r", Scope::Instance, "VI_1", NotifyState::Fault));
     }
-    assert!(started.elapsed() < Duration::from_millis(100), "send blocked");
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "send blocked"
+    );
     mailer.close();
-    let stats = tokio::time::timeout(Duration::from_secs(20), worker).await.unwrap().unwrap();
+    let stats = tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stats.sent, 0);
     assert_eq!(stats.failed_attempts, 9);
     assert_eq!(stats.abandoned, 3);
@@ -223,13 +283,42 @@ async fn full_queue_drops_the_oldest() {
     let mut cfg = config(port);
     cfg.connect_timeout = Duration::from_millis(200);
     let (mailer, worker) = Mailer::spawn(cfg, fast_retry(1), 2).unwrap();
-    for state in [NotifyState::Master, NotifyState::Backup, NotifyState::Fault, NotifyState::Stop] {
+    for state in [
+        NotifyState::Master,
+        NotifyState::Backup,
+        NotifyState::Fault,
+        NotifyState::Stop,
+    ] {
         mailer.send(vrrp_alert("r", Scope::Instance, "VI_1", state));
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     mailer.close();
-    let stats = tokio::time::timeout(Duration::from_secs(20), worker).await.unwrap().unwrap();
+    let stats = tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap();
     // The first was taken by the worker; of the other three, one was dropped.
     assert_eq!(stats.dropped, 1);
     assert_eq!(stats.abandoned, 3);
+}
+
+#[tokio::test]
+async fn dropping_the_last_handle_ends_the_task_after_the_queue() {
+    let (port, mut received) = smtp_sink().await;
+    let (mailer, worker) = Mailer::spawn(config(port), fast_retry(1), 8).unwrap();
+    let other = mailer.clone();
+    drop(mailer);
+    other.send(vrrp_alert(
+        "r",
+        Scope::Instance,
+        "VI_1",
+        NotifyState::Master,
+    ));
+    drop(other);
+    let stats = tokio::time::timeout(Duration::from_secs(20), worker)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stats.sent, 1);
+    assert!(received.recv().await.is_some());
 }
