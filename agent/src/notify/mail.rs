@@ -25,7 +25,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::action::{NotifyState, Scope};
+pub use super::alert::{Alert, AlertGate, vrrp_alert};
 
 /// keepalived's default SMTP port.
 pub const DEFAULT_SMTP_PORT: u16 = 25;
@@ -110,80 +110,6 @@ pub enum MailError {
         "notification_email has no recipients: add at least one address or turn smtp_alert off"
     )]
     NoRecipients,
-}
-
-/// One message to send.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Alert {
-    pub subject: String,
-    pub body: String,
-}
-
-/// keepalived's alert for `name` entering `state`.
-pub fn vrrp_alert(router_id: &str, scope: Scope, name: &str, state: NotifyState) -> Alert {
-    let kind = match scope {
-        Scope::Instance => "Instance",
-        Scope::Group => "Group",
-    };
-    let what = match state {
-        NotifyState::Master => "Entering MASTER state",
-        NotifyState::Backup => "Entering BACKUP state",
-        NotifyState::Fault => "Entering FAULT state",
-        NotifyState::Stop => "Stopping",
-    };
-    let body = match (scope, state) {
-        (Scope::Instance, NotifyState::Master) => "=> VRRP Instance is now owning VRRP VIPs <=",
-        (Scope::Instance, NotifyState::Backup | NotifyState::Fault) => {
-            "=> VRRP Instance is no longer owning VRRP VIPs <="
-        }
-        (Scope::Instance, NotifyState::Stop) => "=> VRRP Instance stopping <=",
-        (Scope::Group, NotifyState::Master) => {
-            "=> All VRRP group instances are now in MASTER state <="
-        }
-        (Scope::Group, NotifyState::Backup) => {
-            "=> All VRRP group instances are now in BACKUP state <="
-        }
-        (Scope::Group, NotifyState::Fault) => {
-            "=> All VRRP group instances are now in FAULT state <="
-        }
-        (Scope::Group, NotifyState::Stop) => "=> All VRRP group instances are now stopping <=",
-    };
-    Alert {
-        subject: format!("[{router_id}] VRRP {kind} {name} - {what}"),
-        body: format!("{body}\n"),
-    }
-}
-
-/// keepalived's rules for whether a transition gets a mail: `smtp_alert` on,
-/// not a FAULT under `no_email_faults`, and not the same state as the last
-/// mail sent for this instance.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AlertGate {
-    pub enabled: bool,
-    pub no_email_faults: bool,
-    last_mailed: Option<NotifyState>,
-}
-
-impl AlertGate {
-    pub fn new(enabled: bool, no_email_faults: bool) -> Self {
-        Self {
-            enabled,
-            no_email_faults,
-            last_mailed: None,
-        }
-    }
-
-    /// Decides for `state` and remembers it when admitted.
-    pub fn admit(&mut self, state: NotifyState) -> bool {
-        if !self.enabled
-            || (self.no_email_faults && state == NotifyState::Fault)
-            || self.last_mailed == Some(state)
-        {
-            return false;
-        }
-        self.last_mailed = Some(state);
-        true
-    }
 }
 
 /// Totals reported when the mail task ends.

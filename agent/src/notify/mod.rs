@@ -6,9 +6,11 @@
 //! fills from the parsed config.
 
 pub mod action;
+pub mod alert;
 pub mod mail;
 pub mod queue;
 
 pub use action::{NotifyScript, NotifyState, NotifyTarget, Scope, Transition};
-pub use mail::{AlertGate, Mailer, RetryPolicy, SmtpConfig};
+pub use alert::{Alert, AlertGate, vrrp_alert};
+pub use mail::{Mailer, RetryPolicy, SmtpConfig};
 pub use queue::{MailHook, NotifyQueue, QueueLimits};

@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::action::{NotifyTarget, Scope, Transition, plan};
-use super::mail::{AlertGate, Mailer, vrrp_alert};
+use super::alert::{AlertGate, vrrp_alert};
+use super::mail::Mailer;
 use crate::tracking::exec::{self, DEFAULT_TERM_GRACE, RunLimits, RunOutcome};
 
 /// Default time a notify script may run before it is killed. keepalived has

@@ -99,10 +99,12 @@ pub async fn run(argv: &[OsString], run_as: &RunAs, limits: RunLimits) -> RunOut
             sh_args.extend(argv.iter().cloned());
             match spawn(&OsString::from("/bin/sh"), &sh_args, run_as) {
                 Ok(child) => child,
-                Err(err) => return RunOutcome::SpawnFailed(describe_spawn_error(program, &err)),
+                Err(err) => {
+                    return RunOutcome::SpawnFailed(describe_spawn_error(program, run_as, &err));
+                }
             }
         }
-        Err(err) => return RunOutcome::SpawnFailed(describe_spawn_error(program, &err)),
+        Err(err) => return RunOutcome::SpawnFailed(describe_spawn_error(program, run_as, &err)),
     };
     supervise(child, limits).await
 }
@@ -124,14 +126,19 @@ fn spawn(program: &OsString, args: &[OsString], run_as: &RunAs) -> io::Result<Ch
     command.spawn()
 }
 
-fn describe_spawn_error(program: &OsString, err: &io::Error) -> String {
+fn describe_spawn_error(program: &OsString, run_as: &RunAs, err: &io::Error) -> String {
     let path = program.to_string_lossy();
-    match err.kind() {
-        io::ErrorKind::NotFound => {
-            format!("`{path}` does not exist (give the full path of an existing script)")
-        }
-        io::ErrorKind::PermissionDenied => format!(
-            "`{path}` is not executable by the script user (chmod +x it, or check the directories' permissions and the `user` setting)"
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => format!(
+            "`{path}` does not exist, or its #! interpreter does not (give the full path of an existing script)"
+        ),
+        Some(libc::EACCES) => format!(
+            "`{path}` is not executable by user {} (chmod +x it, or check the directories' permissions and the `user` setting)",
+            run_as.name()
+        ),
+        Some(libc::EPERM) => format!(
+            "cannot switch to user {} to run `{path}` (the daemon must run as root to use `user`/`script_user`)",
+            run_as.name()
         ),
         _ => format!("`{path}`: {err}"),
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::notify::action::{NotifyState, Scope};
 
 use std::time::Instant;
 
@@ -92,57 +93,6 @@ fn fast_retry(attempts: u32) -> RetryPolicy {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(50),
     }
-}
-
-#[test]
-fn subjects_and_bodies_match_keepalived() {
-    let alert = vrrp_alert(
-        "KEEPALIVED_TEST",
-        Scope::Instance,
-        "master1",
-        NotifyState::Master,
-    );
-    assert_eq!(
-        alert.subject,
-        "[KEEPALIVED_TEST] VRRP Instance master1 - Entering MASTER state"
-    );
-    assert_eq!(alert.body, "=> VRRP Instance is now owning VRRP VIPs <=\n");
-    let alert = vrrp_alert("r", Scope::Instance, "VI_1", NotifyState::Fault);
-    assert_eq!(
-        alert.subject,
-        "[r] VRRP Instance VI_1 - Entering FAULT state"
-    );
-    assert_eq!(
-        alert.body,
-        "=> VRRP Instance is no longer owning VRRP VIPs <=\n"
-    );
-    let alert = vrrp_alert("r", Scope::Instance, "VI_1", NotifyState::Stop);
-    assert_eq!(alert.subject, "[r] VRRP Instance VI_1 - Stopping");
-    let alert = vrrp_alert("r", Scope::Group, "G", NotifyState::Backup);
-    assert_eq!(alert.subject, "[r] VRRP Group G - Entering BACKUP state");
-    assert_eq!(
-        alert.body,
-        "=> All VRRP group instances are now in BACKUP state <=\n"
-    );
-}
-
-#[test]
-fn gate_follows_keepalived_rules() {
-    let mut gate = AlertGate::new(false, false);
-    assert!(!gate.admit(NotifyState::Master));
-
-    let mut gate = AlertGate::new(true, false);
-    assert!(gate.admit(NotifyState::Backup));
-    assert!(!gate.admit(NotifyState::Backup));
-    assert!(gate.admit(NotifyState::Master));
-    assert!(gate.admit(NotifyState::Fault));
-
-    let mut gate = AlertGate::new(true, true);
-    assert!(gate.admit(NotifyState::Master));
-    assert!(!gate.admit(NotifyState::Fault));
-    // The last mail was MASTER, so coming back from the fault sends none.
-    assert!(!gate.admit(NotifyState::Master));
-    assert!(gate.admit(NotifyState::Backup));
 }
 
 #[test]
