@@ -7,4 +7,6 @@ pub mod daemon;
 pub mod datapath;
 pub mod frame_socket;
 pub mod monitor;
+pub mod notify;
+pub mod tracking;
 pub mod vrrp;

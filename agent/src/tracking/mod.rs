@@ -1,0 +1,22 @@
+//! Health tracking: `vrrp_script`, `track_file` and the priority they yield.
+//!
+//! The IO side (tasks running scripts, polling files) reports changes on
+//! channels; the decisions (rise/fall hysteresis, weights, effective
+//! priority) are plain functions the election owner calls. Inputs are small
+//! plain structs the daemon fills from the parsed keepalived.conf, so this
+//! module does not depend on the config parser.
+
+pub mod command;
+pub mod exec;
+pub mod file;
+pub mod hysteresis;
+pub mod script;
+pub mod user;
+pub mod weight;
+
+pub use command::{CommandLine, CommandLineError};
+pub use file::{FileEvent, InitFile, TrackFileSpec, spawn_file_tracker};
+pub use hysteresis::{Hysteresis, ScriptStatus};
+pub use script::{ScriptEvent, ScriptSpec, spawn_script_tracker};
+pub use user::{RunAs, UserError, UserSpec, resolve_run_as};
+pub use weight::{PriorityVerdict, TrackedItem, TrackedState, evaluate};
