@@ -2,4 +2,6 @@
 
 pub mod adverts;
 pub mod announce;
+pub mod hooks;
+pub mod netops;
 pub mod plan;

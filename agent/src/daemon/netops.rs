@@ -1,0 +1,158 @@
+//! Virtual addresses and routes, applied in order by one task so the task
+//! that owns the elections never waits on netlink.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::{debug, info, warn};
+
+use crate::{
+    config::model::{self, Broadcast},
+    netlink::{self, AddressManager, Device, RouteKind, RouteManager},
+};
+
+/// What the election task asks of the network side.
+#[derive(Debug)]
+pub enum NetCommand {
+    Add {
+        instance: String,
+        addresses: Vec<netlink::VirtualAddress>,
+        routes: Vec<netlink::VirtualRoute>,
+    },
+    Remove {
+        instance: String,
+        addresses: Vec<netlink::VirtualAddress>,
+        routes: Vec<netlink::VirtualRoute>,
+    },
+    /// Remove everything the agent added, then answer.
+    ReleaseAll(oneshot::Sender<()>),
+}
+
+/// Runs until the command channel closes.
+pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<NetCommand>) {
+    let mut addresses = AddressManager::new(handle.clone());
+    let mut routes = RouteManager::new(handle);
+    while let Some(command) = commands.recv().await {
+        match command {
+            NetCommand::Add {
+                instance,
+                addresses: vips,
+                routes: virtual_routes,
+            } => {
+                for vip in &vips {
+                    match addresses.add(vip).await {
+                        Ok(outcome) => debug!(%instance, address = %vip.address, ?outcome, "virtual address added"),
+                        Err(error) => warn!(%instance, %error, "adding a virtual address failed"),
+                    }
+                }
+                for route in &virtual_routes {
+                    if let Err(error) = routes.add(route).await {
+                        warn!(%instance, %error, "adding a virtual route failed");
+                    }
+                }
+            }
+            NetCommand::Remove {
+                instance,
+                addresses: vips,
+                routes: virtual_routes,
+            } => {
+                for route in &virtual_routes {
+                    if let Err(error) = routes.remove(route).await {
+                        warn!(%instance, %error, "removing a virtual route failed");
+                    }
+                }
+                for vip in &vips {
+                    match addresses.remove(vip).await {
+                        Ok(outcome) => debug!(%instance, address = %vip.address, ?outcome, "virtual address removed"),
+                        Err(error) => warn!(%instance, %error, "removing a virtual address failed"),
+                    }
+                }
+            }
+            NetCommand::ReleaseAll(done) => {
+                let route_summary = routes.release_all().await;
+                let summary = addresses.release_all().await;
+                info!(
+                    addresses = summary.removed,
+                    routes = route_summary.removed,
+                    failures = summary.failures.len() + route_summary.failures.len(),
+                    "released everything the agent added"
+                );
+                let _ = done.send(());
+            }
+        }
+    }
+}
+
+/// A `virtual_ipaddress` entry as netlink wants it; `dev` defaults to the
+/// instance's interface.
+pub fn address(vip: &model::VirtualAddress, interface: &str) -> netlink::VirtualAddress {
+    let device = vip.dev.as_deref().unwrap_or(interface);
+    let mut address = netlink::VirtualAddress::new(vip.address, device);
+    address.prefix_len = vip.prefix_len;
+    address.broadcast = match (vip.brd, vip.address) {
+        (Some(Broadcast::Address(IpAddr::V4(brd))), _) => Some(brd),
+        (Some(Broadcast::HostBitsSet), IpAddr::V4(v4)) => Some(host_bits(v4, vip.prefix_len, true)),
+        (Some(Broadcast::HostBitsCleared), IpAddr::V4(v4)) => {
+            Some(host_bits(v4, vip.prefix_len, false))
+        }
+        _ => None,
+    };
+    address.scope = vip.scope.map(scope);
+    address.label = vip.label.clone();
+    address
+}
+
+/// A `virtual_routes` entry as netlink wants it.
+pub fn route(route: &model::VirtualRoute, interface: &str) -> netlink::VirtualRoute {
+    let mut converted = netlink::VirtualRoute::new(route.to, route.prefix_len);
+    converted.kind = match route.route_type {
+        model::RouteType::Unicast => RouteKind::Unicast,
+        model::RouteType::Blackhole => RouteKind::Blackhole,
+        model::RouteType::Unreachable => RouteKind::Unreachable,
+        model::RouteType::Prohibit => RouteKind::Prohibit,
+    };
+    converted.via = route.via;
+    converted.src = route.src;
+    converted.device = match (&route.dev, route.route_type) {
+        (Some(dev), _) => Some(Device::Name(dev.clone())),
+        // keepalived puts gateway-less unicast routes on the instance's link.
+        (None, model::RouteType::Unicast) if route.via.is_none() => {
+            Some(Device::Name(interface.to_owned()))
+        }
+        _ => None,
+    };
+    converted.scope = route.scope.map(scope);
+    converted.metric = route.metric;
+    converted.table = route.table;
+    converted
+}
+
+fn scope(scope: model::Scope) -> netlink::Scope {
+    match scope {
+        model::Scope::Global => netlink::Scope::Global,
+        model::Scope::Site => netlink::Scope::Site,
+        model::Scope::Link => netlink::Scope::Link,
+        model::Scope::Host => netlink::Scope::Host,
+        model::Scope::Nowhere => netlink::Scope::Nowhere,
+    }
+}
+
+fn host_bits(address: Ipv4Addr, prefix_len: u8, set: bool) -> Ipv4Addr {
+    let mask = u32::MAX.checked_shr(u32::from(prefix_len)).unwrap_or(0);
+    let bits = u32::from(address);
+    Ipv4Addr::from(if set { bits | mask } else { bits & !mask })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_shorthands_follow_the_prefix() {
+        let address = Ipv4Addr::new(203, 0, 113, 10);
+        assert_eq!(host_bits(address, 24, true), Ipv4Addr::new(203, 0, 113, 255));
+        assert_eq!(host_bits(address, 24, false), Ipv4Addr::new(203, 0, 113, 0));
+        assert_eq!(host_bits(address, 32, true), address);
+        assert_eq!(host_bits(address, 0, true), Ipv4Addr::BROADCAST);
+    }
+}
