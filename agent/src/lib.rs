@@ -3,4 +3,5 @@
 pub mod config;
 pub mod datapath;
 pub mod monitor;
+pub mod netlink;
 pub mod vrrp;
