@@ -90,8 +90,8 @@ impl AddressManager {
                     warn!(address = %vip.address, prefix_len = vip.prefix_len, device = %vip.device, "virtual address already present and not added by the agent; leaving it, and it will not be removed on release");
                     Ok(AddOutcome::ForeignPresent)
                 }
-                KernelReply::NotFound => Err(super::error::from_errno(
-                    libc::ENOENT,
+                KernelReply::NotFound(errno) => Err(super::error::from_errno(
+                    errno,
                     &action,
                     &vip.device.to_string(),
                 )),
@@ -198,7 +198,8 @@ async fn delete(
             Ok(RemoveOutcome::Removed)
         }
         Err(error) => match classify(error, &action, &vip.device.to_string()) {
-            KernelReply::NotFound | KernelReply::Failed(NetlinkError::NoSuchInterface { .. }) => {
+            KernelReply::NotFound(_)
+            | KernelReply::Failed(NetlinkError::NoSuchInterface { .. }) => {
                 info!(address = %vip.address, device = %vip.device, "virtual address was already gone");
                 Ok(RemoveOutcome::AlreadyGone)
             }
@@ -209,5 +210,188 @@ async fn delete(
             )),
             KernelReply::Failed(error) => Err(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::netlink::interface::{InterfaceAddress, Interfaces};
+    use crate::netlink::scope::Scope;
+    use crate::netlink::test_netns::{TestNetns, ip_in};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    async fn find(handle: &Handle, address: &str) -> Option<InterfaceAddress> {
+        let interfaces = Interfaces::new(handle.clone());
+        let ifindex = interfaces.index_of("v0").await.unwrap();
+        let address = ip(address);
+        interfaces
+            .addresses(ifindex)
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|entry| entry.address == address)
+    }
+
+    #[test]
+    fn ipv4_vip_with_label_broadcast_and_scope_is_added_and_removed() {
+        let namespace = TestNetns::with_veth("vrrpnl-a4");
+        namespace.ip(&["addr", "add", "198.51.100.1/24", "dev", "v0"]);
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = AddressManager::new(handle.clone());
+            let vip = VirtualAddress {
+                prefix_len: 24,
+                broadcast: Some(Ipv4Addr::new(192, 0, 2, 255)),
+                scope: Some(Scope::Link),
+                label: Some("v0:vip".to_owned()),
+                ..VirtualAddress::new(ip("192.0.2.30"), "v0")
+            };
+            assert_eq!(manager.add(&vip).await.unwrap(), AddOutcome::Added);
+            let added = find(&handle, "192.0.2.30").await.expect("VIP present");
+            assert_eq!(added.prefix_len, 24);
+            assert_eq!(added.scope, Scope::Link);
+            assert_eq!(added.label.as_deref(), Some("v0:vip"));
+            assert_eq!(added.broadcast, Some(Ipv4Addr::new(192, 0, 2, 255)));
+            let shown = ip_in(&name, &["-o", "addr", "show", "dev", "v0"]);
+            assert!(
+                shown.contains("inet 192.0.2.30/24 brd 192.0.2.255 scope link v0:vip"),
+                "{shown}"
+            );
+            assert!(manager.owns(added.ifindex, vip.address, 24));
+
+            assert_eq!(manager.add(&vip).await.unwrap(), AddOutcome::AlreadyOwned);
+            assert_eq!(manager.remove(&vip).await.unwrap(), RemoveOutcome::Removed);
+            assert_eq!(find(&handle, "192.0.2.30").await, None);
+            assert_eq!(manager.remove(&vip).await.unwrap(), RemoveOutcome::NotOwned);
+            assert!(find(&handle, "198.51.100.1").await.is_some());
+
+            // keepalived's default: a bare address is a /32 without broadcast.
+            let bare = VirtualAddress::new(ip("192.0.2.10"), "v0");
+            assert_eq!(manager.add(&bare).await.unwrap(), AddOutcome::Added);
+            let added = find(&handle, "192.0.2.10").await.unwrap();
+            assert_eq!(
+                (added.prefix_len, added.broadcast, added.scope),
+                (32, None, Scope::Global)
+            );
+            assert_eq!(manager.remove(&bare).await.unwrap(), RemoveOutcome::Removed);
+        });
+    }
+
+    #[test]
+    fn ipv6_vips_are_nodad_and_host_routes_are_deprecated() {
+        let namespace = TestNetns::with_veth("vrrpnl-a6");
+        // DAD stays on here so IFA_F_NODAD is what makes the VIP usable.
+        namespace.sysctl("net.ipv6.conf.v0.accept_dad=1");
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = AddressManager::new(handle.clone());
+            let host = VirtualAddress::new(ip("2001:db8::10"), "v0");
+            let subnet = VirtualAddress {
+                prefix_len: 64,
+                ..VirtualAddress::new(ip("2001:db8:1::20"), "v0")
+            };
+            assert_eq!(manager.add(&host).await.unwrap(), AddOutcome::Added);
+            assert_eq!(manager.add(&subnet).await.unwrap(), AddOutcome::Added);
+            let host_entry = find(&handle, "2001:db8::10").await.unwrap();
+            assert_eq!(host_entry.prefix_len, 128);
+            assert!(
+                host_entry.deprecated && !host_entry.tentative,
+                "{host_entry:?}"
+            );
+            let subnet_entry = find(&handle, "2001:db8:1::20").await.unwrap();
+            assert!(
+                !subnet_entry.deprecated && !subnet_entry.tentative,
+                "{subnet_entry:?}"
+            );
+
+            let summary = manager.release_all().await;
+            assert_eq!((summary.removed, summary.already_gone), (2, 0));
+            assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+            assert_eq!(find(&handle, "2001:db8::10").await, None);
+            assert_eq!(find(&handle, "2001:db8:1::20").await, None);
+            assert_eq!(manager.owned().count(), 0);
+        });
+    }
+
+    #[test]
+    fn an_operators_address_is_never_removed() {
+        let namespace = TestNetns::with_veth("vrrpnl-op");
+        namespace.ip(&["addr", "add", "192.0.2.50/32", "dev", "v0"]);
+        namespace.ip(&["addr", "add", "2001:db8::50/128", "dev", "v0"]);
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = AddressManager::new(handle.clone());
+            let operator_v4 = VirtualAddress::new(ip("192.0.2.50"), "v0");
+            let operator_v6 = VirtualAddress::new(ip("2001:db8::50"), "v0");
+            let ours = VirtualAddress::new(ip("192.0.2.51"), "v0");
+            assert_eq!(
+                manager.add(&operator_v4).await.unwrap(),
+                AddOutcome::ForeignPresent
+            );
+            assert_eq!(
+                manager.add(&operator_v6).await.unwrap(),
+                AddOutcome::ForeignPresent
+            );
+            assert_eq!(manager.add(&ours).await.unwrap(), AddOutcome::Added);
+
+            assert_eq!(
+                manager.remove(&operator_v4).await.unwrap(),
+                RemoveOutcome::NotOwned
+            );
+            assert_eq!(
+                manager.remove(&operator_v6).await.unwrap(),
+                RemoveOutcome::NotOwned
+            );
+            let summary = manager.release_all().await;
+            assert_eq!((summary.removed, summary.already_gone), (1, 0));
+
+            assert!(find(&handle, "192.0.2.50").await.is_some());
+            assert!(find(&handle, "2001:db8::50").await.is_some());
+            assert_eq!(find(&handle, "192.0.2.51").await, None);
+        });
+    }
+
+    #[test]
+    fn addresses_removed_behind_our_back_and_missing_interfaces() {
+        let namespace = TestNetns::with_veth("vrrpnl-gone");
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = AddressManager::new(handle.clone());
+            let vip = VirtualAddress::new(ip("203.0.113.7"), "v0");
+            assert_eq!(manager.add(&vip).await.unwrap(), AddOutcome::Added);
+            ip_in(&name, &["addr", "del", "203.0.113.7/32", "dev", "v0"]);
+            assert_eq!(
+                manager.remove(&vip).await.unwrap(),
+                RemoveOutcome::AlreadyGone
+            );
+
+            // The address goes away with its interface.
+            assert_eq!(manager.add(&vip).await.unwrap(), AddOutcome::Added);
+            ip_in(&name, &["link", "del", "v0"]);
+            assert_eq!(
+                manager.remove(&vip).await.unwrap(),
+                RemoveOutcome::AlreadyGone
+            );
+            assert_eq!(manager.owned().count(), 0);
+
+            let error = manager.add(&vip).await.unwrap_err();
+            assert!(
+                matches!(&error, NetlinkError::NoSuchInterface { device, .. } if device == "v0"),
+                "{error:?}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.contains("adding virtual address 203.0.113.7/32 dev v0"),
+                "{text}"
+            );
+        });
     }
 }

@@ -52,8 +52,9 @@ pub enum NetlinkError {
 pub(crate) enum KernelReply {
     /// `EEXIST`: the object is already there (someone else's, or ours from before).
     AlreadyExists,
-    /// `ESRCH`/`ENOENT`/`EADDRNOTAVAIL`: the object to delete is not there.
-    NotFound,
+    /// `ESRCH`/`ENOENT`/`EADDRNOTAVAIL` (the errno): the object to delete is
+    /// not there.
+    NotFound(i32),
     /// Anything else, already turned into a user-facing error.
     Failed(NetlinkError),
 }
@@ -73,7 +74,9 @@ pub(crate) fn classify(error: rtnetlink::Error, action: &str, device: &str) -> K
     };
     match errno_of(message) {
         Some(libc::EEXIST) => KernelReply::AlreadyExists,
-        Some(libc::ESRCH | libc::ENOENT | libc::EADDRNOTAVAIL) => KernelReply::NotFound,
+        Some(errno @ (libc::ESRCH | libc::ENOENT | libc::EADDRNOTAVAIL)) => {
+            KernelReply::NotFound(errno)
+        }
         Some(errno) => KernelReply::Failed(from_errno(errno, action, device)),
         None => KernelReply::Failed(NetlinkError::Transport {
             action: action.to_owned(),
@@ -88,7 +91,7 @@ pub(crate) fn failure(error: rtnetlink::Error, action: &str, device: &str) -> Ne
     match classify(error, action, device) {
         KernelReply::Failed(error) => error,
         KernelReply::AlreadyExists => from_errno(libc::EEXIST, action, device),
-        KernelReply::NotFound => from_errno(libc::ENOENT, action, device),
+        KernelReply::NotFound(errno) => from_errno(errno, action, device),
     }
 }
 
@@ -151,7 +154,7 @@ mod tests {
         for errno in [libc::ESRCH, libc::ENOENT, libc::EADDRNOTAVAIL] {
             assert!(matches!(
                 classify(nack(errno), "a", "d"),
-                KernelReply::NotFound
+                KernelReply::NotFound(found) if found == errno
             ));
         }
         let KernelReply::Failed(NetlinkError::Kernel { errno, reason, .. }) =

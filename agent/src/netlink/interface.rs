@@ -389,4 +389,94 @@ mod tests {
             None
         );
     }
+
+    mod in_a_namespace {
+        use super::*;
+        use crate::netlink::test_netns::TestNetns;
+
+        #[test]
+        fn facts_and_advert_source_addresses_of_a_veth() {
+            let namespace = TestNetns::with_veth("vrrpnl-if");
+            namespace.ip(&["link", "set", "dev", "v0", "mtu", "1400"]);
+            namespace.ip(&["addr", "add", "198.51.100.1/24", "dev", "v0"]);
+            namespace.ip(&["addr", "add", "198.51.100.2/24", "dev", "v0"]);
+            namespace.ip(&["addr", "add", "192.0.2.10/32", "dev", "v0"]);
+            namespace.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "v0"]);
+            namespace.run(|| async move {
+                let interfaces = Interfaces::new(crate::netlink::connect().unwrap());
+                let v0 = interfaces.by_name("v0").await.unwrap();
+                assert_eq!(interfaces.index_of("v0").await.unwrap(), v0.index);
+                assert_eq!(interfaces.by_index(v0.index).await.unwrap(), v0);
+                assert_eq!(v0.mac(), Some([0x02, 0x00, 0x5e, 0x10, 0x00, 0x01]));
+                assert_eq!(v0.mtu, Some(1400));
+                assert!(v0.is_up(), "{v0:?}");
+                assert_eq!(v0.oper_state, OperState::Up);
+
+                let addresses = interfaces.addresses(v0.index).await.unwrap();
+                assert!(addresses.iter().all(|entry| entry.ifindex == v0.index));
+                let secondary = addresses
+                    .iter()
+                    .find(|e| e.address == IpAddr::from([198, 51, 100, 2]))
+                    .unwrap();
+                assert!(secondary.secondary);
+                assert_eq!(
+                    primary_ipv4(&addresses, &[]),
+                    Some(Ipv4Addr::new(198, 51, 100, 1))
+                );
+                // EUI-64 from 02:00:5e:10:00:01.
+                assert_eq!(
+                    ipv6_link_local(&addresses),
+                    Some("fe80::5eff:fe10:1".parse().unwrap())
+                );
+
+                let everything = interfaces.all_addresses().await.unwrap();
+                assert!(
+                    everything
+                        .iter()
+                        .any(|e| e.address == IpAddr::from([127, 0, 0, 1]))
+                );
+                assert!(
+                    everything
+                        .iter()
+                        .any(|e| e.address == "2001:db8:1::1".parse::<IpAddr>().unwrap())
+                );
+                let names: Vec<String> = interfaces
+                    .all()
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|i| i.name)
+                    .collect();
+                assert!(
+                    names.contains(&"lo".to_owned()) && names.contains(&"v0p".to_owned()),
+                    "{names:?}"
+                );
+            });
+        }
+
+        #[test]
+        fn a_veth_without_its_peer_is_up_but_not_running() {
+            let namespace = TestNetns::with_veth("vrrpnl-ifd");
+            namespace.ip(&["link", "set", "dev", "v0p", "down"]);
+            namespace.run(|| async move {
+                let interfaces = Interfaces::new(crate::netlink::connect().unwrap());
+                // Carrier loss reaches the flags through the kernel's
+                // linkwatch, which may lag by up to a second.
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+                let v0 = loop {
+                    let v0 = interfaces.by_name("v0").await.unwrap();
+                    if !v0.running || tokio::time::Instant::now() > deadline {
+                        break v0;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                };
+                assert!(v0.admin_up && !v0.running && !v0.is_up(), "{v0:?}");
+                assert_eq!(v0.oper_state, OperState::LowerLayerDown);
+                let error = interfaces.by_name("nosuch0").await.unwrap_err();
+                assert!(matches!(&error, NetlinkError::NoSuchInterface { device, .. } if device == "nosuch0"), "{error:?}");
+                assert!(error.to_string().contains("looking up interface nosuch0"), "{error}");
+                assert!(interfaces.by_name("much-too-long-name0").await.is_err());
+            });
+        }
+    }
 }

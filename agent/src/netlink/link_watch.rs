@@ -148,3 +148,117 @@ async fn snapshot(handle: &Handle) -> Result<Vec<LinkSnapshot>, NetlinkError> {
         .map_err(|error| failure(error, "listing interfaces for the link watcher", ""))?;
     Ok(messages.iter().filter_map(link_snapshot).collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::netlink::link_tracker::LinkState;
+    use crate::netlink::test_netns::{TestNetns, ip_in};
+
+    /// The next event, failing the test after 5 s.
+    async fn next_event(watcher: &mut LinkWatcher) -> LinkEvent {
+        tokio::time::timeout(Duration::from_secs(5), watcher.next())
+            .await
+            .expect("no link event within 5 s")
+            .expect("the watcher stopped")
+    }
+
+    /// Skips intermediate states (bringing a link up passes through "no
+    /// carrier" while the kernel's linkwatch catches up) until `state`.
+    async fn wait_for(watcher: &mut LinkWatcher, name: &str, state: LinkState) -> LinkEvent {
+        loop {
+            let event = next_event(watcher).await;
+            assert_eq!(event.name, name, "only {name} changes: {event:?}");
+            if event.state == state {
+                return event;
+            }
+            assert!(!event.up, "an intermediate state is never up: {event:?}");
+        }
+    }
+
+    #[test]
+    fn reports_current_state_then_down_and_up_changes() {
+        let namespace = TestNetns::with_veth("vrrpnl-lw");
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let mut watcher = LinkWatcher::start(WatchSet::names(["v0", "v9"]))
+                .await
+                .unwrap();
+            let v0_index = {
+                let first = next_event(&mut watcher).await;
+                let second = next_event(&mut watcher).await;
+                assert_eq!(
+                    (first.name.as_str(), first.state, first.up),
+                    ("v0", LinkState::Up, true)
+                );
+                assert_eq!(
+                    second,
+                    LinkEvent {
+                        ifindex: None,
+                        name: "v9".to_owned(),
+                        up: false,
+                        state: LinkState::Absent
+                    }
+                );
+                first.ifindex.unwrap()
+            };
+
+            ip_in(&name, &["link", "set", "dev", "v0", "down"]);
+            let down = wait_for(&mut watcher, "v0", LinkState::AdminDown).await;
+            assert_eq!((down.ifindex, down.up), (Some(v0_index), false));
+            ip_in(&name, &["link", "set", "dev", "v0", "up"]);
+            assert!(wait_for(&mut watcher, "v0", LinkState::Up).await.up);
+
+            // A veth loses IFF_RUNNING when its peer goes down.
+            ip_in(&name, &["link", "set", "dev", "v0p", "down"]);
+            let no_carrier = wait_for(&mut watcher, "v0", LinkState::NoCarrier).await;
+            assert!(!no_carrier.up);
+            ip_in(&name, &["link", "set", "dev", "v0p", "up"]);
+            wait_for(&mut watcher, "v0", LinkState::Up).await;
+
+            // Changes that leave the state alone are not reported.
+            ip_in(&name, &["link", "set", "dev", "v0", "mtu", "1400"]);
+            // Deleting closes the link first, so "down" may come before "absent".
+            ip_in(&name, &["link", "del", "v0"]);
+            let deleted = wait_for(&mut watcher, "v0", LinkState::Absent).await;
+            assert_eq!(
+                deleted,
+                LinkEvent {
+                    ifindex: Some(v0_index),
+                    name: "v0".to_owned(),
+                    up: false,
+                    state: LinkState::Absent
+                }
+            );
+
+            ip_in(
+                &name,
+                &["link", "add", "v9", "type", "veth", "peer", "name", "v9p"],
+            );
+            let created = next_event(&mut watcher).await;
+            assert_eq!(
+                (created.name.as_str(), created.state),
+                ("v9", LinkState::AdminDown)
+            );
+            assert!(created.ifindex.is_some());
+        });
+    }
+
+    #[test]
+    fn watching_everything_reports_every_link() {
+        let namespace = TestNetns::with_veth("vrrpnl-lwa");
+        namespace.run(|| async move {
+            let mut watcher = LinkWatcher::start(WatchSet::All).await.unwrap();
+            let mut names = Vec::new();
+            for _ in 0..3 {
+                let event = next_event(&mut watcher).await;
+                assert!(event.up, "{event:?}");
+                names.push(event.name);
+            }
+            names.sort();
+            assert_eq!(names, ["lo", "v0", "v0p"]);
+        });
+    }
+}

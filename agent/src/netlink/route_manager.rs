@@ -96,13 +96,7 @@ impl RouteManager {
                     warn!(route = %route, "a route to this destination (same table and metric) is already present and was not added by the agent; leaving it, and it will not be removed on release");
                     Ok(RouteAddOutcome::ForeignPresent)
                 }
-                // ESRCH/ENOENT on add: the gateway or table lookup failed.
-                KernelReply::NotFound => Err(NetlinkError::Kernel {
-                    action,
-                    errno: libc::ESRCH,
-                    reason: "the gateway is not reachable through any route or device given"
-                        .to_owned(),
-                }),
+                KernelReply::NotFound(errno) => Err(from_errno(errno, &action, &device)),
                 KernelReply::Failed(error) => Err(error),
             },
         }
@@ -197,7 +191,8 @@ async fn delete(
             Ok(RouteRemoveOutcome::Removed)
         }
         Err(error) => match classify(error, &action, &device_text(route)) {
-            KernelReply::NotFound | KernelReply::Failed(NetlinkError::NoSuchInterface { .. }) => {
+            KernelReply::NotFound(_)
+            | KernelReply::Failed(NetlinkError::NoSuchInterface { .. }) => {
                 info!(route = %route, "virtual route was already gone");
                 Ok(RouteRemoveOutcome::AlreadyGone)
             }
@@ -206,5 +201,187 @@ async fn delete(
             }
             KernelReply::Failed(error) => Err(error),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::netlink::device::Device;
+    use crate::netlink::route::RouteKind;
+    use crate::netlink::test_netns::{TestNetns, ip_in};
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    fn routes(namespace: &str, family: &str) -> String {
+        ip_in(namespace, &[family, "route", "show", "table", "all"])
+    }
+
+    #[test]
+    fn routes_are_added_removed_and_released() {
+        let namespace = TestNetns::with_veth("vrrpnl-rt");
+        namespace.ip(&["addr", "add", "198.51.100.1/24", "dev", "v0"]);
+        namespace.ip(&["addr", "add", "2001:db8:1::1/64", "dev", "v0"]);
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = RouteManager::new(handle);
+            let gateway = VirtualRoute {
+                via: Some(ip("198.51.100.254")),
+                device: Some(Device::from("v0")),
+                metric: Some(10),
+                ..VirtualRoute::new(ip("203.0.113.0"), 24)
+            };
+            let on_link = VirtualRoute {
+                device: Some(Device::from("v0")),
+                src: Some(ip("198.51.100.1")),
+                scope: Some(crate::netlink::Scope::Link),
+                ..VirtualRoute::new(ip("192.0.2.128"), 25)
+            };
+            let blackhole = VirtualRoute {
+                kind: RouteKind::Blackhole,
+                table: Some(100),
+                ..VirtualRoute::new(ip("203.0.113.128"), 25)
+            };
+            let v6 = VirtualRoute {
+                via: Some(ip("2001:db8:1::fe")),
+                device: Some(Device::from("v0")),
+                ..VirtualRoute::new(ip("2001:db8:5::"), 48)
+            };
+            for route in [&gateway, &on_link, &blackhole, &v6] {
+                assert_eq!(
+                    manager.add(route).await.unwrap(),
+                    RouteAddOutcome::Added,
+                    "{route}"
+                );
+                assert_eq!(
+                    manager.add(route).await.unwrap(),
+                    RouteAddOutcome::AlreadyOwned,
+                    "{route}"
+                );
+            }
+            let v4 = routes(&name, "-4");
+            assert!(
+                v4.contains("203.0.113.0/24 via 198.51.100.254 dev v0 proto keepalived metric 10"),
+                "{v4}"
+            );
+            assert!(
+                v4.contains("192.0.2.128/25 dev v0 proto keepalived scope link src 198.51.100.1"),
+                "{v4}"
+            );
+            assert!(
+                v4.contains("blackhole 203.0.113.128/25 table 100 proto keepalived"),
+                "{v4}"
+            );
+            let v6_routes = routes(&name, "-6");
+            assert!(
+                v6_routes.contains("2001:db8:5::/48 via 2001:db8:1::fe dev v0 proto keepalived"),
+                "{v6_routes}"
+            );
+
+            assert_eq!(
+                manager.remove(&gateway).await.unwrap(),
+                RouteRemoveOutcome::Removed
+            );
+            assert!(!routes(&name, "-4").contains("203.0.113.0/24"));
+            assert_eq!(
+                manager.remove(&gateway).await.unwrap(),
+                RouteRemoveOutcome::NotOwned
+            );
+
+            let summary = manager.release_all().await;
+            assert_eq!((summary.removed, summary.already_gone), (3, 0));
+            assert!(summary.failures.is_empty(), "{:?}", summary.failures);
+            assert!(!routes(&name, "-4").contains("proto keepalived"));
+            assert!(!routes(&name, "-6").contains("proto keepalived"));
+        });
+    }
+
+    #[test]
+    fn an_operators_route_is_never_removed() {
+        let namespace = TestNetns::with_veth("vrrpnl-rop");
+        namespace.ip(&["addr", "add", "198.51.100.1/24", "dev", "v0"]);
+        namespace.ip(&["route", "add", "203.0.113.64/26", "via", "198.51.100.254"]);
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = RouteManager::new(handle);
+            let same_destination = VirtualRoute {
+                via: Some(ip("198.51.100.253")),
+                device: Some(Device::from("v0")),
+                ..VirtualRoute::new(ip("203.0.113.64"), 26)
+            };
+            assert_eq!(
+                manager.add(&same_destination).await.unwrap(),
+                RouteAddOutcome::ForeignPresent
+            );
+            assert!(!manager.owns(&same_destination));
+            assert_eq!(
+                manager.remove(&same_destination).await.unwrap(),
+                RouteRemoveOutcome::NotOwned
+            );
+            let summary = manager.release_all().await;
+            assert_eq!((summary.removed, summary.already_gone), (0, 0));
+            let table = routes(&name, "-4");
+            assert!(
+                table.contains("203.0.113.64/26 via 198.51.100.254 dev v0"),
+                "{table}"
+            );
+
+            // Ours, then replaced by the operator's own route: theirs stays.
+            let ours = VirtualRoute {
+                via: Some(ip("198.51.100.254")),
+                device: Some(Device::from("v0")),
+                ..VirtualRoute::new(ip("203.0.113.0"), 26)
+            };
+            assert_eq!(manager.add(&ours).await.unwrap(), RouteAddOutcome::Added);
+            ip_in(
+                &name,
+                &[
+                    "route",
+                    "replace",
+                    "203.0.113.0/26",
+                    "via",
+                    "198.51.100.254",
+                    "proto",
+                    "static",
+                ],
+            );
+            assert_eq!(
+                manager.remove(&ours).await.unwrap(),
+                RouteRemoveOutcome::AlreadyGone
+            );
+            let table = routes(&name, "-4");
+            assert!(
+                table.contains("203.0.113.0/26 via 198.51.100.254 dev v0 proto static"),
+                "{table}"
+            );
+        });
+    }
+
+    #[test]
+    fn route_errors_name_the_route_and_the_cause() {
+        let namespace = TestNetns::with_veth("vrrpnl-rerr");
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = RouteManager::new(handle);
+            let missing_device = VirtualRoute {
+                device: Some(Device::from("nosuch0")),
+                ..VirtualRoute::new(ip("203.0.113.0"), 24)
+            };
+            let error = manager.add(&missing_device).await.unwrap_err();
+            assert!(matches!(&error, NetlinkError::NoSuchInterface { device, .. } if device == "nosuch0"), "{error:?}");
+            // No address on v0, so the gateway is not on any connected subnet.
+            let unreachable_gateway = VirtualRoute {
+                via: Some(ip("198.51.100.254")),
+                device: Some(Device::from("v0")),
+                ..VirtualRoute::new(ip("203.0.113.0"), 24)
+            };
+            let error = manager.add(&unreachable_gateway).await.unwrap_err().to_string();
+            assert!(error.contains("adding virtual route 203.0.113.0/24 via 198.51.100.254 dev v0"), "{error}");
+            assert_eq!(manager.owned().count(), 0);
+        });
     }
 }
