@@ -70,6 +70,8 @@ impl AddressManager {
         let action = format!("adding virtual address {vip}");
         let ifindex = resolve_for(&self.handle, &vip.device, &action).await?;
         let key = key_of(vip, ifindex);
+        // Our own message replaces rtnetlink's, which would add a broadcast
+        // address derived from the prefix (keepalived adds none).
         let mut request = self
             .handle
             .address()

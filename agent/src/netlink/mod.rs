@@ -12,6 +12,7 @@
 
 mod address;
 mod address_manager;
+mod address_watch;
 mod device;
 mod error;
 mod interface;
@@ -26,6 +27,7 @@ mod test_netns;
 
 pub use address::{FOREVER, VirtualAddress, host_prefix_len};
 pub use address_manager::{AddOutcome, AddressManager, ReleaseSummary, RemoveOutcome};
+pub use address_watch::{AddressEvent, AddressWatcher};
 pub use device::{Device, MAX_INTERFACE_NAME_LEN, check_interface_name};
 pub use error::NetlinkError;
 pub use interface::{
