@@ -396,4 +396,41 @@ mod tests {
             );
         });
     }
+
+    #[test]
+    fn kernel_refusals_carry_the_kernels_reason() {
+        let namespace = TestNetns::with_veth("vrrpnl-einval");
+        namespace.ip(&["addr", "add", "192.0.2.1/24", "dev", "v0"]);
+        namespace.run(|| async move {
+            let handle = crate::netlink::connect().unwrap();
+            let mut manager = AddressManager::new(handle);
+            // The kernel wants one scope per IPv4 subnet on an interface.
+            let vip = VirtualAddress {
+                prefix_len: 24,
+                scope: Some(Scope::Link),
+                ..VirtualAddress::new(ip("192.0.2.30"), "v0")
+            };
+            let error = manager.add(&vip).await.unwrap_err();
+            assert!(
+                matches!(
+                    error,
+                    NetlinkError::Kernel {
+                        errno: libc::EINVAL,
+                        ..
+                    }
+                ),
+                "{error:?}"
+            );
+            let text = error.to_string();
+            assert!(
+                text.starts_with("adding virtual address 192.0.2.30/24 dev v0: "),
+                "{text}"
+            );
+            assert!(
+                text.contains("scope"),
+                "the kernel's explanation is quoted: {text}"
+            );
+            assert_eq!(manager.owned().count(), 0);
+        });
+    }
 }

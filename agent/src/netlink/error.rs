@@ -77,7 +77,26 @@ pub(crate) fn classify(error: rtnetlink::Error, action: &str, device: &str) -> K
         Some(errno @ (libc::ESRCH | libc::ENOENT | libc::EADDRNOTAVAIL)) => {
             KernelReply::NotFound(errno)
         }
-        Some(errno) => KernelReply::Failed(from_errno(errno, action, device)),
+        Some(errno) => KernelReply::Failed(
+            match (
+                from_errno(errno, action, device),
+                kernel_explanation(message),
+            ) {
+                (
+                    NetlinkError::Kernel {
+                        action,
+                        errno,
+                        reason,
+                    },
+                    Some(explanation),
+                ) => NetlinkError::Kernel {
+                    action,
+                    errno,
+                    reason: format!("{reason} ({explanation})"),
+                },
+                (error, _) => error,
+            },
+        ),
         None => KernelReply::Failed(NetlinkError::Transport {
             action: action.to_owned(),
             detail: "the kernel sent an error message without an error code".to_owned(),
@@ -93,6 +112,36 @@ pub(crate) fn failure(error: rtnetlink::Error, action: &str, device: &str) -> Ne
         KernelReply::AlreadyExists => from_errno(libc::EEXIST, action, device),
         KernelReply::NotFound(errno) => from_errno(errno, action, device),
     }
+}
+
+/// `NLMSGERR_ATTR_MSG`: the kernel's own explanation of an error.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+/// Attribute type bits (the top two are the nested/byte-order flags).
+const NLA_TYPE_MASK: u16 = 0x3fff;
+
+fn align4(length: usize) -> usize {
+    length.saturating_add(3) & !3
+}
+
+/// The kernel's explanation of an error (extended ack, such as "ipv4:
+/// Invalid scope value"), present when the socket enabled `NETLINK_EXT_ACK`.
+/// The error carries the echoed request and then the attributes.
+pub(crate) fn kernel_explanation(message: &ErrorMessage) -> Option<String> {
+    let echoed = message.header.as_slice();
+    let request_len = u32::from_ne_bytes(echoed.get(0..4)?.try_into().ok()?);
+    let mut attributes = echoed.get(align4(usize::try_from(request_len).ok()?)..)?;
+    while let (Some(length), Some(kind)) = (attributes.get(0..2), attributes.get(2..4)) {
+        let length = usize::from(u16::from_ne_bytes([length[0], length[1]]));
+        let kind = u16::from_ne_bytes([kind[0], kind[1]]) & NLA_TYPE_MASK;
+        let value = attributes.get(4..length)?;
+        if kind == NLMSGERR_ATTR_MSG {
+            let text = String::from_utf8_lossy(value);
+            let text = text.trim_end_matches('\0').trim();
+            return (!text.is_empty()).then(|| text.to_owned());
+        }
+        attributes = attributes.get(align4(length).max(4)..).unwrap_or_default();
+    }
+    None
 }
 
 pub(crate) fn from_errno(errno: i32, action: &str, device: &str) -> NetlinkError {
@@ -167,6 +216,44 @@ mod tests {
             reason.to_lowercase().contains("invalid argument"),
             "{reason}"
         );
+    }
+
+    #[test]
+    fn the_kernels_explanation_is_appended() {
+        let mut echoed = Vec::new();
+        echoed.extend_from_slice(&20u32.to_ne_bytes());
+        echoed.extend_from_slice(&[0; 16]);
+        let text = b"ipv4: Invalid scope value\0";
+        let length = u16::try_from(4 + text.len()).unwrap();
+        // An unrelated attribute first (NLMSGERR_ATTR_OFFS = 2, a u32).
+        echoed.extend_from_slice(&8u16.to_ne_bytes());
+        echoed.extend_from_slice(&2u16.to_ne_bytes());
+        echoed.extend_from_slice(&0u32.to_ne_bytes());
+        echoed.extend_from_slice(&length.to_ne_bytes());
+        echoed.extend_from_slice(&1u16.to_ne_bytes());
+        echoed.extend_from_slice(text);
+        let mut message = ErrorMessage::default();
+        message.code = std::num::NonZeroI32::new(-libc::EINVAL);
+        message.header = echoed;
+        let error = failure(rtnetlink::Error::NetlinkError(message), "adding x", "v0").to_string();
+        assert!(
+            error.ends_with("(ipv4: Invalid scope value) (errno 22)"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn malformed_explanations_are_ignored() {
+        let mut message = ErrorMessage::default();
+        for header in [
+            vec![],
+            vec![1, 0],
+            vec![4, 0, 0, 0, 200, 0, 1, 0, b'x'],
+            vec![4, 0, 0, 0, 0, 0, 1, 0],
+        ] {
+            message.header = header;
+            assert_eq!(kernel_explanation(&message), None, "{:?}", message.header);
+        }
     }
 
     #[test]

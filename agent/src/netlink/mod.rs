@@ -40,11 +40,18 @@ pub use route_manager::{RouteAddOutcome, RouteManager, RouteReleaseSummary, Rout
 pub use rtnetlink::Handle;
 pub use scope::{Scope, UnknownScope};
 
+use rtnetlink::sys::AsyncSocket;
+
 /// Opens a request socket and runs its connection on the current tokio
 /// runtime; the handle can be cloned and shared by the managers.
 pub fn connect() -> Result<Handle, NetlinkError> {
-    let (connection, handle, _) =
+    let (mut connection, handle, _) =
         rtnetlink::new_connection().map_err(|source| NetlinkError::Socket { source })?;
+    // Extended acks carry the kernel's reason for EINVAL and friends, which
+    // the errors then quote.
+    if let Err(error) = connection.socket_mut().socket_mut().set_ext_ack(true) {
+        tracing::debug!(%error, "kernel does not support extended netlink acks");
+    }
     tokio::spawn(connection);
     Ok(handle)
 }
