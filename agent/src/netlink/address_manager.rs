@@ -50,6 +50,10 @@ pub struct ReleaseSummary {
 }
 
 /// The single owner of the agent's virtual addresses in one network namespace.
+///
+/// Not cancel-safe: dropping an `add` future after the kernel answered but
+/// before it returns can leave an added address unregistered, so let calls
+/// finish (the daemon's netlink task owns the manager and awaits each call).
 pub struct AddressManager {
     handle: Handle,
     owned: HashMap<AddressKey, VirtualAddress>,

@@ -1,6 +1,7 @@
 //! The daemon's view of, and hands on, the kernel's network configuration
 //! (rtnetlink): virtual addresses and routes it adds and removes, facts about
-//! interfaces, and a watcher of link up/down changes.
+//! interfaces (and the advert source addresses chosen from them), and
+//! watchers of link up/down and address changes.
 //!
 //! Ownership is the rule everything here follows: the agent only removes
 //! addresses and routes it added itself ([`AddressManager`], [`RouteManager`]

@@ -60,6 +60,8 @@ pub struct RouteReleaseSummary {
 }
 
 /// The single owner of the agent's virtual routes in one network namespace.
+///
+/// Not cancel-safe, like [`super::AddressManager`]: let each call finish.
 pub struct RouteManager {
     handle: Handle,
     /// The spec we added and the interface index it was resolved to then.
