@@ -7,6 +7,7 @@ pub mod daemon;
 pub mod datapath;
 pub mod frame_socket;
 pub mod monitor;
+pub mod netlink;
 pub mod notify;
 pub mod tracking;
 pub mod vrrp;
