@@ -27,12 +27,26 @@ struct Cli {
     /// Print the effective configuration (with defaults) as JSON and exit.
     #[arg(long)]
     dump_config: bool,
+    /// Control socket of the daemon (`vrrp-agent status` reads it).
+    #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_SOCKET, global = true)]
+    control_socket: PathBuf,
+    /// Let valid adverts continue to the network stack after XDP recorded
+    /// them, so tcpdump on the VRRP interface shows them (costs CPU at high
+    /// advert rates).
+    #[arg(long)]
+    pass_adverts: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
 
 #[derive(Subcommand)]
 enum Command {
+    /// Show the running daemon's instances (state, priorities, master, tracking).
+    Status {
+        /// Machine-readable JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Watch the virtual routers on a link, live (observe-only: drops nothing).
     Monitor {
         /// Interface to watch.
@@ -94,8 +108,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 refresh: Duration::from_millis(refresh_ms),
             }))
             .context("monitor"),
-        None => anyhow::bail!(
-            "running as the VRRP daemon is not part of this build yet; available: `monitor`, `--config-test`, `--dump-config` (see README.md)"
-        ),
+        Some(Command::Status { json }) => {
+            let report = runtime
+                .block_on(vrrp_agent::control::query_status(&cli.control_socket))
+                .context("status")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", vrrp_agent::control::render_status(&report));
+            }
+            Ok(())
+        }
+        None => runtime
+            .block_on(vrrp_agent::daemon::run(vrrp_agent::daemon::DaemonOptions {
+                config: cli.config,
+                control_socket: cli.control_socket,
+                pass_adverts: cli.pass_adverts,
+            }))
+            .map_err(anyhow::Error::from),
     }
 }

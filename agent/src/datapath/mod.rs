@@ -244,14 +244,7 @@ impl Datapath {
 
     /// Stops guarding a virtual address (its instance was removed).
     pub fn forget_vip(&mut self, address: IpAddr) -> Result<(), DatapathError> {
-        let mut map = self.hash_map::<AddressKey, u8>(map_names::VIP_OWNERSHIP)?;
-        match map.remove(&address_key(address)) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(DatapathError::Map {
-                map: map_names::VIP_OWNERSHIP,
-                source,
-            }),
-        }
+        self.remove_key::<AddressKey, u8>(map_names::VIP_OWNERSHIP, &address_key(address))
     }
 
     pub fn attachments(&self) -> &[Attachment] {
@@ -295,14 +288,7 @@ impl Datapath {
     }
 
     pub fn remove_instance_filter(&mut self, key: &InstanceKey) -> Result<(), DatapathError> {
-        let mut map = self.hash_map::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?;
-        match map.remove(key) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(DatapathError::Map {
-                map: map_names::INSTANCES,
-                source,
-            }),
-        }
+        self.remove_key::<InstanceKey, InstanceFilter>(map_names::INSTANCES, key)
     }
 
     /// Marks an address as this node's own: adverts from it are dropped.
@@ -341,14 +327,7 @@ impl Datapath {
     /// a new master must hear a returning peer whose adverts look exactly as
     /// they did before it went away.
     pub fn forget_peer(&mut self, key: &PeerKey) -> Result<(), DatapathError> {
-        let mut map = self.hash_map::<PeerKey, PeerState>(map_names::PEERS)?;
-        match map.remove(key) {
-            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-            Err(source) => Err(DatapathError::Map {
-                map: map_names::PEERS,
-                source,
-            }),
-        }
+        self.remove_key::<PeerKey, PeerState>(map_names::PEERS, key)
     }
 
     pub fn counters(&mut self) -> Result<CounterSnapshot, DatapathError> {
@@ -379,6 +358,24 @@ impl Datapath {
     /// The loaded egress guard, for `BPF_PROG_TEST_RUN` in tests.
     pub fn guard_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
         guard_program(&mut self.ebpf)
+    }
+
+    /// Removes `key`; a key that is not there is already what was wanted.
+    fn remove_key<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        key: &K,
+    ) -> Result<(), DatapathError> {
+        let mut map = self.hash_map::<K, V>(name)?;
+        match map.remove(key) {
+            Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
+            Err(MapError::SyscallError(error))
+                if error.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            Err(source) => Err(DatapathError::Map { map: name, source }),
+        }
     }
 
     fn hash_map<K: aya::Pod, V: aya::Pod>(
