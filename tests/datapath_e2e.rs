@@ -332,6 +332,25 @@ fn sigterm_exits_zero_says_detached_and_leaves_no_xdp_program() -> Result<()> {
 }
 
 #[test]
+fn sigint_detaches_like_sigterm() -> Result<()> {
+    let fx = Fixture::new("dpint")?;
+    let process = fx.monitor.process();
+    process.signal(libc::SIGINT)?;
+    let status = process.wait(WAIT)?;
+    ensure!(
+        status.success(),
+        "monitor exited with {status} on SIGINT:\n{}",
+        process.report()
+    );
+    ensure!(
+        fx.monitor.events("detached").len() == 1,
+        "no detached line after SIGINT: {:?}",
+        fx.monitor.lines()
+    );
+    wait_for_xdp_gone(&fx.b, &fx.link.b)
+}
+
+#[test]
 fn kill9_still_removes_the_xdp_program() -> Result<()> {
     let fx = Fixture::new("dpkill")?;
     ensure!(
