@@ -23,8 +23,10 @@
 //! [`Host::link_up`], [`Host::wait_for_address`], [`Host::send_adverts`]
 //! (raw VRRP peer, see [`advert`]), [`Host::capture`] (tcpdump + tshark),
 //! [`Host::serve_tcp`], [`Host::tcp_connect`], [`Host::icmp_echo`] and
-//! [`Host::start_probe`] (outage measurement). [`Keepalived::start`] runs
-//! the interop peer; a [`Process`]'s output can be awaited line by line
+//! [`Host::start_probe`] (outage measurement) and [`Host::xdp_attachment`].
+//! [`Keepalived::start`] runs the interop peer, [`Monitor::start`] runs
+//! `vrrp-agent monitor --json` (the binary is found by [`agent_binary`]); a
+//! [`Process`]'s output can be awaited line by line
 //! ([`OutputStream::wait_for`], [`OutputStream::wait_for_json`]).
 //!
 //! Names are unique per lab (`vlab-<prefix>-<pid>-<n><rand>-<host>`), so tests
@@ -33,10 +35,12 @@
 
 mod addr;
 pub mod advert;
+mod agent;
 mod capture;
 mod cmd;
 mod host;
 mod keepalived;
+mod monitor;
 mod names;
 mod netns;
 mod preflight;
@@ -56,10 +60,12 @@ use anyhow::{Context, Result};
 
 pub use addr::Cidr;
 pub use advert::{Advert, AdvertBurst, VrrpVersion};
+pub use agent::{AGENT_BIN_VAR, agent_binary};
 pub use capture::Capture;
 pub use cmd::ExecOutput;
 pub use host::{Host, IfAddr};
 pub use keepalived::Keepalived;
+pub use monitor::{Monitor, stats_router};
 pub use preflight::{require_lab_support, require_tool};
 pub use probe::{Outage, ProbeKind, ProbePlan, ProbeReport, ProbeRun};
 pub use process::{OutputStream, Process};
