@@ -50,8 +50,10 @@ impl Schedule {
         Self {
             repeat: settings.master_repeat.max(1),
             second_burst_after: settings.master_delay,
-            refresh: (!settings.master_refresh.is_zero())
-                .then_some((settings.master_refresh, settings.master_refresh_repeat.max(1))),
+            refresh: (!settings.master_refresh.is_zero()).then_some((
+                settings.master_refresh,
+                settings.master_refresh_repeat.max(1),
+            )),
             spacing,
         }
     }
@@ -89,6 +91,10 @@ async fn burst(socket: &FrameSocket, frames: &[Vec<u8>], repeat: u32, spacing: D
                 tokio::time::sleep(spacing).await;
             }
         }
-        debug!(round, frames = frames.len(), "gratuitous announcements sent");
+        debug!(
+            round,
+            frames = frames.len(),
+            "gratuitous announcements sent"
+        );
     }
 }

@@ -7,7 +7,9 @@ use thiserror::Error;
 use crate::{
     config::model::{GlobalDefs, Notify, RunAs as ConfiguredUser, VrrpScript},
     notify::{self, Mailer, NotifyScript, NotifyTarget, RetryPolicy, Scope, SmtpConfig},
-    tracking::{CommandLine, CommandLineError, RunAs, ScriptSpec, UserError, UserSpec, resolve_run_as},
+    tracking::{
+        CommandLine, CommandLineError, RunAs, ScriptSpec, UserError, UserSpec, resolve_run_as,
+    },
 };
 
 use super::plan::NotifyPlan;
@@ -109,7 +111,11 @@ pub fn mailer(global: &GlobalDefs, hostname: &str) -> Option<Mailer> {
     let mut config = SmtpConfig::new(server.host.clone(), from, global.notification_email.clone());
     config.port = server.port;
     config.connect_timeout = global.smtp_connect_timeout;
-    match Mailer::spawn(config, RetryPolicy::default(), notify::mail::DEFAULT_QUEUE_CAPACITY) {
+    match Mailer::spawn(
+        config,
+        RetryPolicy::default(),
+        notify::mail::DEFAULT_QUEUE_CAPACITY,
+    ) {
         Ok((mailer, _worker)) => Some(mailer),
         Err(error) => {
             tracing::warn!(%error, "mail alerts disabled: the SMTP settings are not usable");

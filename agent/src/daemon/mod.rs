@@ -81,15 +81,16 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let handle = crate::netlink::connect()?;
     let hostname = setup::hostname();
     let facts = setup::interface_facts(&handle, &config).await?;
-    let plan = plan::plan(&config, &|name| facts.get(name).cloned(), &hostname).map_err(|errors| {
-        DaemonError::Plan(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let plan =
+        plan::plan(&config, &|name| facts.get(name).cloned(), &hostname).map_err(|errors| {
+            DaemonError::Plan(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
     let (datapath, mut peer_events, kernel_log) = Datapath::load()?;
@@ -103,7 +104,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
     let mailer = hooks::mailer(&config.global_defs, &hostname);
     let garp_spacing = config.global_defs.vrrp_garp_interval;
-    let mut runtime = Runtime::new(plan.router_id.clone(), datapath, net_tx.clone(), garp_spacing);
+    let mut runtime = Runtime::new(
+        plan.router_id.clone(),
+        datapath,
+        net_tx.clone(),
+        garp_spacing,
+    );
 
     let mut resources = setup::Resources::new(event_tx.clone(), mailer);
     resources
@@ -238,19 +244,23 @@ async fn reload(
 ) -> Result<config::Config, DaemonError> {
     let config = load_config(&options.config)?;
     let facts = setup::interface_facts(handle, &config).await?;
-    let plan = plan::plan(&config, &|name| facts.get(name).cloned(), hostname).map_err(|errors| {
-        DaemonError::Plan(
-            errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("\n"),
-        )
-    })?;
+    let plan =
+        plan::plan(&config, &|name| facts.get(name).cloned(), hostname).map_err(|errors| {
+            DaemonError::Plan(
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
     resources
         .reload(runtime, &config, &plan, handle, options.pass_adverts)
         .await?;
-    info!(instances = plan.instances().count(), "configuration reloaded");
+    info!(
+        instances = plan.instances().count(),
+        "configuration reloaded"
+    );
     Ok(config)
 }
 

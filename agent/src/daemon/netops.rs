@@ -41,7 +41,9 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
             } => {
                 for vip in &vips {
                     match addresses.add(vip).await {
-                        Ok(outcome) => debug!(%instance, address = %vip.address, ?outcome, "virtual address added"),
+                        Ok(outcome) => {
+                            debug!(%instance, address = %vip.address, ?outcome, "virtual address added")
+                        }
                         Err(error) => warn!(%instance, %error, "adding a virtual address failed"),
                     }
                 }
@@ -63,7 +65,9 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                 }
                 for vip in &vips {
                     match addresses.remove(vip).await {
-                        Ok(outcome) => debug!(%instance, address = %vip.address, ?outcome, "virtual address removed"),
+                        Ok(outcome) => {
+                            debug!(%instance, address = %vip.address, ?outcome, "virtual address removed")
+                        }
                         Err(error) => warn!(%instance, %error, "removing a virtual address failed"),
                     }
                 }
@@ -150,7 +154,10 @@ mod tests {
     #[test]
     fn broadcast_shorthands_follow_the_prefix() {
         let address = Ipv4Addr::new(203, 0, 113, 10);
-        assert_eq!(host_bits(address, 24, true), Ipv4Addr::new(203, 0, 113, 255));
+        assert_eq!(
+            host_bits(address, 24, true),
+            Ipv4Addr::new(203, 0, 113, 255)
+        );
         assert_eq!(host_bits(address, 24, false), Ipv4Addr::new(203, 0, 113, 0));
         assert_eq!(host_bits(address, 32, true), address);
         assert_eq!(host_bits(address, 0, true), Ipv4Addr::BROADCAST);

@@ -168,7 +168,8 @@ impl Runtime {
             })
             .collect();
         for (position, member) in members.iter().enumerate() {
-            self.by_key.insert(member.plan.datapath_key(), (index, position));
+            self.by_key
+                .insert(member.plan.datapath_key(), (index, position));
         }
         self.groups.push(Group {
             name: plan.name.clone(),
@@ -184,7 +185,10 @@ impl Runtime {
     /// A ring-buffer event: something about a peer changed.
     pub fn on_peer_event(&mut self, event: &PeerEvent) {
         let Some(&(group, member)) = self.by_key.get(&event.key) else {
-            debug!(vrid = event.key.vrid, "event for a virtual router we do not run");
+            debug!(
+                vrid = event.key.vrid,
+                "event for a virtual router we do not run"
+            );
             return;
         };
         self.feed_advert(group, member, &event.key, &event.state);
@@ -195,7 +199,11 @@ impl Runtime {
             priority: state.priority,
             source: key_to_address(key.family, state.source),
             interval_cs: state.interval_cs,
-            version: if state.version == 2 { Version::V2 } else { Version::V3 },
+            version: if state.version == 2 {
+                Version::V2
+            } else {
+                Version::V3
+            },
             checksum: if state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM != 0 {
                 ChecksumForm::WithPseudoHeader
             } else {
@@ -203,7 +211,12 @@ impl Runtime {
             },
         };
         self.groups[group].members[member].last_fed_ns = state.last_seen_ns;
-        self.input(group, member, Input::Advert(advert), Timestamp::from_nanos(state.last_seen_ns));
+        self.input(
+            group,
+            member,
+            Input::Advert(advert),
+            Timestamp::from_nanos(state.last_seen_ns),
+        );
     }
 
     pub fn input(&mut self, group: usize, member: usize, input: Input, at: Timestamp) {
@@ -251,7 +264,9 @@ impl Runtime {
             }
             let key = self.groups[group].members[member].plan.datapath_key();
             match self.datapath.peer(&key) {
-                Ok(Some(peer)) if peer.last_seen_ns > self.groups[group].members[member].last_fed_ns => {
+                Ok(Some(peer))
+                    if peer.last_seen_ns > self.groups[group].members[member].last_fed_ns =>
+                {
                     self.feed_advert(group, member, &key, &peer);
                 }
                 Ok(_) => {}
@@ -292,7 +307,11 @@ impl Runtime {
         for (group_index, group) in self.groups.iter().enumerate() {
             for (member_index, member) in group.members.iter().enumerate() {
                 if member.plan.interface == name {
-                    let input = if up { Input::InterfaceUp } else { Input::InterfaceDown };
+                    let input = if up {
+                        Input::InterfaceUp
+                    } else {
+                        Input::InterfaceDown
+                    };
                     inputs.push((group_index, member_index, input));
                 }
             }
@@ -320,7 +339,9 @@ impl Runtime {
                         .entry((member.plan.ifindex, member.plan.source))
                         .or_default()
                         .extend(messages.iter().cloned()),
-                    Err(error) => warn!(instance = %member.plan.name, %error, "cannot encode advert"),
+                    Err(error) => {
+                        warn!(instance = %member.plan.name, %error, "cannot encode advert")
+                    }
                 }
             }
             Action::AddVips { accept_traffic } => {
@@ -334,8 +355,16 @@ impl Runtime {
                 let plan = &member.plan;
                 let _ = self.net.send(NetCommand::Add {
                     instance: plan.name.clone(),
-                    addresses: plan.vips.iter().map(|vip| netops::address(vip, &plan.interface)).collect(),
-                    routes: plan.routes.iter().map(|route| netops::route(route, &plan.interface)).collect(),
+                    addresses: plan
+                        .vips
+                        .iter()
+                        .map(|vip| netops::address(vip, &plan.interface))
+                        .collect(),
+                    routes: plan
+                        .routes
+                        .iter()
+                        .map(|route| netops::route(route, &plan.interface))
+                        .collect(),
                 });
                 debug!(instance = %plan.name, accept_traffic, "virtual addresses requested");
             }
@@ -352,8 +381,16 @@ impl Runtime {
                 let plan = &member.plan;
                 let _ = self.net.send(NetCommand::Remove {
                     instance: plan.name.clone(),
-                    addresses: plan.vips.iter().map(|vip| netops::address(vip, &plan.interface)).collect(),
-                    routes: plan.routes.iter().map(|route| netops::route(route, &plan.interface)).collect(),
+                    addresses: plan
+                        .vips
+                        .iter()
+                        .map(|vip| netops::address(vip, &plan.interface))
+                        .collect(),
+                    routes: plan
+                        .routes
+                        .iter()
+                        .map(|route| netops::route(route, &plan.interface))
+                        .collect(),
                 });
             }
             Action::SendGratuitous => {
@@ -487,7 +524,10 @@ impl Runtime {
             if let Some(announcer) = member.announcer {
                 announcer.abort();
             }
-            if let Err(error) = self.datapath.remove_instance_filter(&member.plan.datapath_key()) {
+            if let Err(error) = self
+                .datapath
+                .remove_instance_filter(&member.plan.datapath_key())
+            {
                 warn!(%error, "removing the kernel filter of a removed instance failed");
             }
             for vip in &member.plan.vips {
@@ -506,7 +546,8 @@ impl Runtime {
         self.timers.clear();
         for (group_index, group) in self.groups.iter().enumerate() {
             for (member_index, member) in group.members.iter().enumerate() {
-                self.by_key.insert(member.plan.datapath_key(), (group_index, member_index));
+                self.by_key
+                    .insert(member.plan.datapath_key(), (group_index, member_index));
             }
             if let Some(deadline) = group.sync.next_deadline() {
                 self.timers.push(Reverse((deadline, group_index)));
@@ -569,7 +610,8 @@ impl Runtime {
                     base_priority: instance.base_priority(),
                     effective_priority: instance.effective_priority(),
                     master_address,
-                    last_advert_age_ms: peer.map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
+                    last_advert_age_ms: peer
+                        .map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
                     advert_interval_ms: u32::from(instance.advert_interval().centiseconds()) * 10,
                     virtual_addresses: plan
                         .vips

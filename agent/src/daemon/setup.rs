@@ -15,8 +15,8 @@ use crate::{
     netlink::{self, Interfaces},
     notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope},
     tracking::{
-        FileEvent, InitFile, ScriptEvent, TrackFileSpec, spawn_file_tracker, spawn_script_tracker,
-        file::DEFAULT_POLL_INTERVAL,
+        FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
+        spawn_file_tracker, spawn_script_tracker,
     },
 };
 
@@ -98,7 +98,8 @@ impl Resources {
         handle: &netlink::Handle,
         pass_adverts: bool,
     ) -> Result<(), DaemonError> {
-        self.prepare_datapath(runtime, plan, handle, pass_adverts).await?;
+        self.prepare_datapath(runtime, plan, handle, pass_adverts)
+            .await?;
         self.start_trackers(config, plan)?;
         for group in &plan.groups {
             self.start_group(runtime, config, group)?;
@@ -266,7 +267,12 @@ impl Resources {
             .iter()
             .map(|member| {
                 Ok(MemberParts {
-                    notify: self.notify_queue(Scope::Instance, &member.name, &member.notify, config)?,
+                    notify: self.notify_queue(
+                        Scope::Instance,
+                        &member.name,
+                        &member.notify,
+                        config,
+                    )?,
                     plan: member.clone(),
                 })
             })
@@ -290,7 +296,8 @@ impl Resources {
         handle: &netlink::Handle,
         pass_adverts: bool,
     ) -> Result<(), DaemonError> {
-        self.prepare_datapath(runtime, plan, handle, pass_adverts).await?;
+        self.prepare_datapath(runtime, plan, handle, pass_adverts)
+            .await?;
         self.trackers.cancel();
         self.trackers = CancellationToken::new();
         self.start_trackers(config, plan)?;
