@@ -4,7 +4,7 @@
 //! `strtol(buf, NULL, 0)` (leading blanks, optional sign, `0x` hex or
 //! leading-`0` octal, trailing text ignored); a missing, unreadable, empty or
 //! unparsable file reads as 0; the value is clamped to -254..=254. What the
-//! value does to an instance is `weight::contribution`.
+//! value does to an instance is decided by the election (see `vrrp::election`).
 //!
 //! We poll instead of using inotify as keepalived does: a stat+read of a tiny
 //! file every `poll_interval` is negligible, needs no extra dependency, and

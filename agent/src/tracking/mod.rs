@@ -12,11 +12,9 @@ pub mod file;
 pub mod hysteresis;
 pub mod script;
 pub mod user;
-pub mod weight;
 
 pub use command::{CommandLine, CommandLineError};
 pub use file::{FileEvent, InitFile, TrackFileSpec, spawn_file_tracker};
 pub use hysteresis::{Hysteresis, ScriptStatus};
 pub use script::{ScriptEvent, ScriptSpec, spawn_script_tracker};
 pub use user::{RunAs, UserError, UserSpec, resolve_run_as};
-pub use weight::{PriorityVerdict, TrackedItem, TrackedState, evaluate};
