@@ -24,6 +24,8 @@ pub enum NetCommand {
         addresses: Vec<netlink::VirtualAddress>,
         routes: Vec<netlink::VirtualRoute>,
     },
+    /// At startup: clear configured addresses a previous run left behind.
+    RemoveStale(Vec<netlink::VirtualAddress>),
     /// Remove everything the agent added, then answer.
     ReleaseAll(oneshot::Sender<()>),
 }
@@ -69,6 +71,13 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                             debug!(%instance, address = %vip.address, ?outcome, "virtual address removed")
                         }
                         Err(error) => warn!(%instance, %error, "removing a virtual address failed"),
+                    }
+                }
+            }
+            NetCommand::RemoveStale(vips) => {
+                for vip in &vips {
+                    if let Err(error) = addresses.remove_stale(vip).await {
+                        warn!(address = %vip.address, %error, "removing a stale virtual address failed");
                     }
                 }
             }

@@ -133,6 +133,21 @@ impl Runtime {
         self.frames.contains_key(&ifindex)
     }
 
+    /// Queues the removal of configured addresses a previous run left behind;
+    /// the netlink task handles it before any later request.
+    pub fn remove_stale_addresses(&mut self, plan: &super::plan::Plan) {
+        let stale = plan
+            .instances()
+            .flat_map(|instance| {
+                instance
+                    .vips
+                    .iter()
+                    .map(|vip| netops::address(vip, &instance.interface))
+            })
+            .collect();
+        let _ = self.net.send(NetCommand::RemoveStale(stale));
+    }
+
     /// Adds a group (already validated by planning) and starts it.
     pub fn start_group(
         &mut self,

@@ -126,6 +126,29 @@ impl AddressManager {
         Ok(outcome)
     }
 
+    /// Removes a configured virtual address that a previous run of the agent
+    /// left behind when it could not shut down (kill -9, crash, power cut).
+    /// Called once at startup, before any instance can be master, and only
+    /// for addresses the configuration declares virtual: keepalived also
+    /// clears them, and a stale copy would otherwise answer ARP for an
+    /// address another node now owns.
+    pub async fn remove_stale(
+        &mut self,
+        vip: &VirtualAddress,
+    ) -> Result<RemoveOutcome, NetlinkError> {
+        let action = format!("removing stale virtual address {vip}");
+        let ifindex = match resolve_for(&self.handle, &vip.device, &action).await {
+            Ok(ifindex) => ifindex,
+            Err(NetlinkError::NoSuchInterface { .. }) => return Ok(RemoveOutcome::AlreadyGone),
+            Err(error) => return Err(error),
+        };
+        let outcome = delete(&self.handle, vip, ifindex).await?;
+        if outcome == RemoveOutcome::Removed {
+            warn!(address = %vip.address, device = %vip.device, "removed a virtual address left by a previous run");
+        }
+        Ok(outcome)
+    }
+
     /// Removes every address the agent added (for shutdown), carrying on past
     /// failures.
     pub async fn release_all(&mut self) -> ReleaseSummary {
