@@ -1,5 +1,6 @@
 //! `cargo xtask`: the front door for building, running and testing vrrp-agent.
 
+mod demo;
 mod toolchain;
 
 use std::{
@@ -20,7 +21,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Build the eBPF object and the agent, then run the agent with ARGS.
+    /// Build the eBPF object and the agent, then run the agent with ARGS;
+    /// without ARGS, run the seed scenario as a live demo in namespaces.
     Run {
         /// Build with optimisations.
         #[arg(long)]
@@ -77,6 +79,9 @@ fn build_agent(workspace: &Path, release: bool) -> Result<PathBuf> {
 
 fn run_agent(workspace: &Path, release: bool, args: &[String]) -> Result<()> {
     let binary = build_agent(workspace, release)?;
+    if args.is_empty() {
+        return demo::run(&binary);
+    }
     let status = Command::new(&binary)
         .args(args)
         .status()
