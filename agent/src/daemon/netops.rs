@@ -6,24 +6,43 @@ use std::net::{IpAddr, Ipv4Addr};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, info, warn};
 
+use super::plan::InstancePlan;
 use crate::{
     config::model::{self, Broadcast},
     netlink::{self, AddressManager, Device, RouteKind, RouteManager},
 };
 
+/// The addresses and routes an instance owns while master.
+#[derive(Debug)]
+pub struct VirtualSet {
+    pub instance: String,
+    pub addresses: Vec<netlink::VirtualAddress>,
+    pub routes: Vec<netlink::VirtualRoute>,
+}
+
+impl VirtualSet {
+    pub fn of(plan: &InstancePlan) -> Self {
+        Self {
+            instance: plan.name.clone(),
+            addresses: plan
+                .vips
+                .iter()
+                .map(|vip| address(vip, &plan.interface))
+                .collect(),
+            routes: plan
+                .routes
+                .iter()
+                .map(|virtual_route| route(virtual_route, &plan.interface))
+                .collect(),
+        }
+    }
+}
+
 /// What the election task asks of the network side.
 #[derive(Debug)]
 pub enum NetCommand {
-    Add {
-        instance: String,
-        addresses: Vec<netlink::VirtualAddress>,
-        routes: Vec<netlink::VirtualRoute>,
-    },
-    Remove {
-        instance: String,
-        addresses: Vec<netlink::VirtualAddress>,
-        routes: Vec<netlink::VirtualRoute>,
-    },
+    Add(VirtualSet),
+    Remove(VirtualSet),
     /// At startup: clear configured addresses a previous run left behind.
     RemoveStale(Vec<netlink::VirtualAddress>),
     /// Remove everything the agent added, then answer.
@@ -36,11 +55,11 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
     let mut routes = RouteManager::new(handle);
     while let Some(command) = commands.recv().await {
         match command {
-            NetCommand::Add {
+            NetCommand::Add(VirtualSet {
                 instance,
                 addresses: vips,
                 routes: virtual_routes,
-            } => {
+            }) => {
                 for vip in &vips {
                     match addresses.add(vip).await {
                         Ok(outcome) => {
@@ -55,11 +74,11 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                     }
                 }
             }
-            NetCommand::Remove {
+            NetCommand::Remove(VirtualSet {
                 instance,
                 addresses: vips,
                 routes: virtual_routes,
-            } => {
+            }) => {
                 for route in &virtual_routes {
                     if let Err(error) = routes.remove(route).await {
                         warn!(%instance, %error, "removing a virtual route failed");

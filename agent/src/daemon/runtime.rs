@@ -29,7 +29,7 @@ use crate::{
 use super::{
     adverts::AdvertCache,
     announce,
-    netops::{self, NetCommand},
+    netops::{self, NetCommand, VirtualSet},
     plan::{GroupPlan, InstancePlan, TrackedSource},
 };
 
@@ -360,53 +360,19 @@ impl Runtime {
                 }
             }
             Action::AddVips { accept_traffic } => {
-                let member = &self.groups[group].members[member_index];
-                // The guard flips first: from here on frames from the VIPs may leave.
-                for vip in &member.plan.vips {
-                    if let Err(error) = self.datapath.set_vip_owned(vip.address, true) {
-                        warn!(%error, "opening the egress guard failed");
-                    }
-                }
-                let plan = &member.plan;
-                let _ = self.net.send(NetCommand::Add {
-                    instance: plan.name.clone(),
-                    addresses: plan
-                        .vips
-                        .iter()
-                        .map(|vip| netops::address(vip, &plan.interface))
-                        .collect(),
-                    routes: plan
-                        .routes
-                        .iter()
-                        .map(|route| netops::route(route, &plan.interface))
-                        .collect(),
-                });
+                // The guard opens first: from here on frames from the VIPs may leave.
+                self.set_guard(group, member_index, true);
+                let plan = &self.groups[group].members[member_index].plan;
                 debug!(instance = %plan.name, accept_traffic, "virtual addresses requested");
+                let _ = self.net.send(NetCommand::Add(VirtualSet::of(plan)));
             }
             Action::RemoveVips => {
-                let member = &mut self.groups[group].members[member_index];
-                if let Some(announcer) = member.announcer.take() {
+                if let Some(announcer) = self.groups[group].members[member_index].announcer.take() {
                     announcer.abort();
                 }
-                for vip in &member.plan.vips {
-                    if let Err(error) = self.datapath.set_vip_owned(vip.address, false) {
-                        warn!(%error, "closing the egress guard failed");
-                    }
-                }
-                let plan = &member.plan;
-                let _ = self.net.send(NetCommand::Remove {
-                    instance: plan.name.clone(),
-                    addresses: plan
-                        .vips
-                        .iter()
-                        .map(|vip| netops::address(vip, &plan.interface))
-                        .collect(),
-                    routes: plan
-                        .routes
-                        .iter()
-                        .map(|route| netops::route(route, &plan.interface))
-                        .collect(),
-                });
+                self.set_guard(group, member_index, false);
+                let plan = &self.groups[group].members[member_index].plan;
+                let _ = self.net.send(NetCommand::Remove(VirtualSet::of(plan)));
             }
             Action::SendGratuitous => {
                 let spacing = self.garp_spacing;
@@ -463,6 +429,15 @@ impl Runtime {
             Action::PriorityChanged { from, to } => {
                 let member = &self.groups[group].members[member_index];
                 info!(instance = %member.plan.name, from, to, "effective priority changed");
+            }
+        }
+    }
+
+    /// Opens or closes the egress guard for every address of an instance.
+    fn set_guard(&mut self, group: usize, member: usize, owned: bool) {
+        for vip in &self.groups[group].members[member].plan.vips {
+            if let Err(error) = self.datapath.set_vip_owned(vip.address, owned) {
+                warn!(%error, owned, "updating the egress guard failed");
             }
         }
     }
