@@ -59,16 +59,21 @@ pub struct MemberParts {
     pub notify: NotifyQueue,
 }
 
+/// An advert socket is per (ifindex, source address).
+type SocketKey = (u32, IpAddr);
+/// An encoded advert and its destination.
+type Outgoing = (Vec<u8>, IpAddr);
+
 pub struct Runtime {
     pub router_id: String,
     pub groups: Vec<Group>,
     by_key: HashMap<PeerKey, (usize, usize)>,
     timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
     pub datapath: Datapath,
-    sockets: HashMap<(u32, IpAddr), AdvertSocket>,
+    sockets: HashMap<SocketKey, AdvertSocket>,
     frames: HashMap<u32, Arc<FrameSocket>>,
     /// Adverts to send at the end of this turn, batched per socket.
-    outbox: HashMap<(u32, IpAddr), Vec<(Vec<u8>, IpAddr)>>,
+    outbox: HashMap<SocketKey, Vec<Outgoing>>,
     net: mpsc::UnboundedSender<NetCommand>,
     garp_spacing: Duration,
 }
