@@ -425,8 +425,8 @@ impl Runtime {
                 }
                 self.notify_group(group);
             }
-            Action::ArmTimer(deadline) => self.timers.push(Reverse((deadline, group))),
-            Action::DisarmTimer => {}
+            // `apply` re-arms the group from `next_deadline` after every batch.
+            Action::ArmTimer(_) | Action::DisarmTimer => {}
             Action::MasterChanged(master) => {
                 let member = &self.groups[group].members[member_index];
                 debug!(instance = %member.plan.name, ?master, "master changed");
