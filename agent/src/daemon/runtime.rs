@@ -272,7 +272,6 @@ impl Runtime {
             self.refresh_from_kernel(group);
             let actions = self.groups[group].sync.expire_timers(now);
             self.apply(group, actions);
-            self.rearm(group);
         }
     }
 
