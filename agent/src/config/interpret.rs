@@ -500,6 +500,7 @@ struct InstanceDraft {
     smtp_alert: Option<bool>,
     use_vmac: Option<Option<String>>,
     old_unicast_checksum: Option<UnicastChecksumCompat>,
+    v3_checksum_as_v2: bool,
     interface_at: Option<Position>,
     vrid_at: Option<Position>,
     advert_at: Option<Position>,
@@ -582,6 +583,12 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
         "nopreempt" => {
             bare(s, diags);
             d.preempt = Some(false);
+        }
+        // vrrp-agent extension (keepalived 2.2 does not know it): send the
+        // RFC 9568 VRRPv3-over-IPv4 checksum, without the pseudo-header.
+        "v3_checksum_as_v2" => {
+            bare(s, diags);
+            d.v3_checksum_as_v2 = true;
         }
         "preempt" => {
             bare(s, diags);
@@ -788,6 +795,7 @@ fn finish_instance(
         old_unicast_checksum: d
             .old_unicast_checksum
             .unwrap_or(UnicastChecksumCompat::Auto),
+        v3_checksum_as_v2: d.v3_checksum_as_v2,
         positions: InstancePositions {
             name: section
                 .args

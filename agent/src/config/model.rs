@@ -353,6 +353,9 @@ pub struct VrrpInstance {
     /// Name of the macvlan interface when `use_vmac` is set.
     pub use_vmac: Option<String>,
     pub old_unicast_checksum: UnicastChecksumCompat,
+    /// vrrp-agent extension: send VRRPv3-over-IPv4 adverts with the RFC 9568
+    /// checksum (message only) instead of keepalived's pseudo-header form.
+    pub v3_checksum_as_v2: bool,
     #[serde(skip)]
     pub positions: InstancePositions,
 }

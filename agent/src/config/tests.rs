@@ -755,18 +755,17 @@ virtual_server 192.0.2.1 80 {
 }
 
 #[test]
-fn v3_checksum_as_v2_is_not_a_keepalived_keyword() {
-    // keepalived 2.2 has `old_unicast_checksum` instead and rejects this name
-    // as unknown; so do we (a warning), rather than inventing semantics.
+fn v3_checksum_as_v2_is_the_agents_switch_for_the_rfc_9568_checksum() {
+    // keepalived 2.2 does not know this keyword (its nearest is
+    // `old_unicast_checksum`); the agent accepts it as its own extension so
+    // an operator can send the RFC 9568 form that newer peers expect.
     let loaded = ok(&with_instance_lines(
         " virtual_router_id 5\n v3_checksum_as_v2\n",
     ));
-    assert_eq!(loaded.warnings.len(), 1);
-    assert!(
-        loaded.warnings[0]
-            .to_string()
-            .starts_with("keepalived.conf:4:2: unknown")
-    );
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert!(loaded.config.vrrp_instances[0].v3_checksum_as_v2);
+    let plain = ok(&with_instance_lines(" virtual_router_id 5\n"));
+    assert!(!plain.config.vrrp_instances[0].v3_checksum_as_v2);
 }
 
 #[test]

@@ -334,7 +334,11 @@ fn plan_instance(
         source,
         destinations,
         group,
-        checksum_form: ChecksumForm::WithPseudoHeader,
+        checksum_form: if instance.v3_checksum_as_v2 {
+            ChecksumForm::MessageOnly
+        } else {
+            ChecksumForm::WithPseudoHeader
+        },
         auth,
         advertised,
         vips,
@@ -429,6 +433,27 @@ mod tests {
         assert!(master1.notify.master.is_some() && master1.notify.stop.is_none());
         assert_eq!(instances[1].election.vrid, 58);
         assert_eq!(&instances[1].filter.auth_pass, b"4321\0\0\0\0");
+    }
+
+    #[test]
+    fn v3_checksum_as_v2_selects_the_message_only_checksum() {
+        let text = "vrrp_instance a {\n interface eth1\n virtual_router_id 9\n version 3\n v3_checksum_as_v2\n virtual_ipaddress { 203.0.113.1 }\n}\n";
+        let loaded = crate::config::parse_str(text, "t.conf").expect("parses");
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let plan = plan(&loaded.config, &eth1, "h").expect("plan");
+        let instance = plan.instances().next().unwrap();
+        assert_eq!(instance.checksum_form, ChecksumForm::MessageOnly);
+        let default = plan_of_seed_first();
+        assert_eq!(default.checksum_form, ChecksumForm::WithPseudoHeader);
+    }
+
+    fn plan_of_seed_first() -> InstancePlan {
+        plan(&seed(), &eth1, "h")
+            .unwrap()
+            .instances()
+            .next()
+            .unwrap()
+            .clone()
     }
 
     #[test]
