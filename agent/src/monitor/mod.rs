@@ -10,6 +10,7 @@ use agent_common::{
     CHANGE_VERSION, PeerEvent,
 };
 use serde_json::json;
+use tokio::signal::unix::{SignalKind, signal};
 use tracing::warn;
 
 use crate::datapath::{Datapath, DatapathError, InterfaceMode, kernel_now_ns};
@@ -24,8 +25,16 @@ pub struct MonitorOptions {
     pub refresh: Duration,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum MonitorError {
+    #[error(transparent)]
+    Datapath(#[from] DatapathError),
+    #[error("installing a signal handler failed: {0}")]
+    Signal(std::io::Error),
+}
+
 /// Runs until SIGINT/SIGTERM; the datapath is detached on the way out.
-pub async fn run(options: MonitorOptions) -> Result<(), DatapathError> {
+pub async fn run(options: MonitorOptions) -> Result<(), MonitorError> {
     let (mut datapath, mut events, kernel_log) = Datapath::load()?;
     tokio::spawn(async move {
         if let Err(error) = kernel_log.forward().await {
@@ -49,10 +58,10 @@ pub async fn run(options: MonitorOptions) -> Result<(), DatapathError> {
 
     let mut tracker = view::RateTracker::default();
     let mut ticker = tokio::time::interval(options.refresh);
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|error| {
-        DatapathError::KernelLog(format!("installing SIGTERM handler: {error}"))
-    })?;
+    // Both streams live across iterations: a signal arriving while the loop
+    // body runs must still be seen (a fresh `ctrl_c()` per turn loses it).
+    let mut terminate = signal(SignalKind::terminate()).map_err(MonitorError::Signal)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(MonitorError::Signal)?;
     loop {
         tokio::select! {
             event = events.next() => {
@@ -89,7 +98,7 @@ pub async fn run(options: MonitorOptions) -> Result<(), DatapathError> {
                     let _ = out.flush();
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
     }
