@@ -52,7 +52,9 @@ pub struct DaemonOptions {
 pub enum DaemonError {
     #[error("must run as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW); try sudo")]
     NotRoot,
-    #[error("{path}: configuration is invalid:\n{errors}")]
+    #[error(
+        "{path}: configuration is invalid: {errors} (`vrrp-agent -t -f {path}` lists every problem)"
+    )]
     Config { path: PathBuf, errors: String },
     #[error("{0}")]
     Plan(String),
@@ -167,11 +169,24 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     resources.stop_trackers();
     // notify_stop and anything still queued get a bounded time to run.
     let _ = tokio::time::timeout(Duration::from_secs(10), runtime.close_notify_queues()).await;
+    // Dropping the runtime detaches the programs and closes its handle on the
+    // netlink task, which then ends once the last queued request is done.
+    drop(runtime);
     drop(net_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;
-    drop(runtime);
     info!("vrrp-agent stopped");
     Ok(())
+}
+
+/// Every planning problem on one line, as an operator reads a refusal.
+fn plan_error(errors: Vec<plan::PlanError>) -> DaemonError {
+    DaemonError::Plan(
+        errors
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
 }
 
 fn setup_error(what: &'static str) -> impl Fn(std::io::Error) -> DaemonError {
@@ -186,9 +201,15 @@ fn load_config(path: &Path) -> Result<config::Config, DaemonError> {
             }
             Ok(loaded.config)
         }
+        // One line, as an operator reads a refusal: every error, `; `-joined.
         Err(errors) => Err(DaemonError::Config {
             path: path.to_owned(),
-            errors: errors.to_string(),
+            errors: errors
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
         }),
     }
 }
