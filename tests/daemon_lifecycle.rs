@@ -9,7 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -1147,10 +1148,8 @@ fn status_reports_priorities_master_and_advert_age() -> Result<()> {
         age < 1000,
         "adverts every 100 ms, yet the last is {age} ms old"
     );
-    ensure!(
-        instance["transitions"].as_u64().is_some_and(|t| t >= 1),
-        "transitions: {instance}"
-    );
+    // INIT -> BACKUP at startup, nothing since.
+    assert_eq!(instance["transitions"], 1, "backup transitions");
     let tracked = instance["tracked"].as_array().context("no tracked list")?;
     ensure!(
         tracked.len() == 1
@@ -1164,6 +1163,8 @@ fn status_reports_priorities_master_and_advert_age() -> Result<()> {
     assert_eq!(master["state"], "MASTER");
     assert_eq!(master["effective_priority"], 200);
     assert_eq!(master["master_address"], B_V4);
+    // INIT -> BACKUP -> MASTER.
+    assert_eq!(master["transitions"], 2, "master transitions");
     let status = b.status()?;
     ensure!(
         status["router_id"] == "nodeB" && status["pid"].as_u64().is_some(),
@@ -1226,7 +1227,68 @@ fn send_udp(host: &Host, source: &str, dest: &str, payload: &'static [u8]) -> Re
     Ok(())
 }
 
-/// Fields of the frames a capture file holds: `eth.src ip.src arp.src ip.dst`.
+/// Starts a TCP connection from `source` to `dest`:80 inside `host`: the
+/// kernel sends the SYN during `connect`, which is all the test needs.
+fn send_tcp_syn(host: &Host, source: &str, dest: &str) -> Result<()> {
+    let source: Ipv4Addr = source.parse()?;
+    let dest: Ipv4Addr = dest.parse()?;
+    host.run(move || -> std::io::Result<()> {
+        let sockaddr = |addr: Ipv4Addr, port: u16| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(addr).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: plain socket call; the fd is owned right away.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                0,
+            )
+        };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh socket nobody else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let local = sockaddr(source, 0);
+        // SAFETY: `local` outlives the call and `len` is its size.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&local).cast::<libc::sockaddr>(),
+                len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let remote = sockaddr(dest, 80);
+        // SAFETY: as above.
+        let rc = unsafe {
+            libc::connect(
+                fd.as_raw_fd(),
+                std::ptr::from_ref(&remote).cast::<libc::sockaddr>(),
+                len,
+            )
+        };
+        let err = std::io::Error::last_os_error();
+        // Non-blocking: EINPROGRESS once the SYN is out (or dropped at egress).
+        if rc != 0 && err.raw_os_error() != Some(libc::EINPROGRESS) {
+            return Err(err);
+        }
+        thread::sleep(Duration::from_millis(50));
+        Ok(())
+    })??;
+    Ok(())
+}
+
+/// Fields of the frames a capture file holds:
+/// `eth.src ip.src arp.src ip.dst udp.dstport tcp.dstport`.
 fn capture_rows(file: &Path) -> Result<Vec<String>> {
     let out = std::process::Command::new("tshark")
         .args(["-r", path_str(file)?, "-T", "fields"])
@@ -1241,6 +1303,8 @@ fn capture_rows(file: &Path) -> Result<Vec<String>> {
             "ip.dst",
             "-e",
             "udp.dstport",
+            "-e",
+            "tcp.dstport",
         ])
         .output()
         .context("cannot run tshark")?;
@@ -1314,12 +1378,14 @@ fn egress_guard_blocks_vip_sourced_frames_on_the_backup_only() -> Result<()> {
     ])?;
     let blocked_before = b.counter("vip_egress_blocked")?;
     let master_blocked_before = a.counter("vip_egress_blocked")?;
-    let capture = c.capture(&c_if, "udp dst port 9 or arp or icmp", 1000)?;
+    let capture = c.capture(&c_if, "udp dst port 9 or tcp port 80 or arp or icmp", 1000)?;
     // On the master the VIP is a legitimate source.
     send_udp(&net.a, VIP, C_V4, b"from-master-vip")?;
+    send_tcp_syn(&net.a, VIP, C_V4)?;
     for _ in 0..3 {
         send_udp(&net.b, VIP, C_V4, b"from-backup-vip")?;
     }
+    send_tcp_syn(&net.b, VIP, C_V4)?;
     let ping = net.b.exec_unchecked(
         &[
             "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", "-I", VIP, C_V4,
@@ -1363,13 +1429,18 @@ fn egress_guard_blocks_vip_sourced_frames_on_the_backup_only() -> Result<()> {
         "the backup's own datagram did not arrive"
     );
     ensure!(
-        from(&a_mac, VIP) >= 1,
-        "the master's VIP datagram did not arrive"
+        from(&a_mac, VIP) >= 2,
+        "the master's VIP datagram and SYN did not both arrive"
+    );
+    ensure!(
+        rows.iter()
+            .any(|row| row.starts_with(&format!("{a_mac} {VIP} ")) && row.ends_with(" 80")),
+        "the master's SYN from the VIP did not arrive"
     );
 
     ensure!(
-        blocked_after >= blocked_before + 5,
-        "vip_egress_blocked on the backup grew {blocked_before} -> {blocked_after}; expected at least 5 (3 datagrams, 2 echo requests)"
+        blocked_after >= blocked_before + 6,
+        "vip_egress_blocked on the backup grew {blocked_before} -> {blocked_after}; expected at least 6 (3 datagrams, a SYN, 2 echo requests)"
     );
     assert_eq!(
         master_blocked_after, master_blocked_before,
