@@ -139,14 +139,15 @@ impl InstanceSpec {
 }
 
 /// A whole keepalived.conf: global_defs (router id, VRRPv3, scripts as
-/// root because the lab temp dir is root's) plus `extra_global` and instances.
-fn config(router_id: &str, extra_global: &str, prefix: &str, instances: &[InstanceSpec]) -> String {
+/// root because the lab temp dir is root's) plus `extra_global`, then
+/// `blocks` (e.g. `vrrp_script`), then the instances.
+fn config(router_id: &str, extra_global: &str, blocks: &str, instances: &[InstanceSpec]) -> String {
     let mut text = format!(
         "global_defs {{\n\
          \x20   router_id {router_id}\n\
          \x20   vrrp_version 3\n\
          \x20   script_user root\n\
-         {extra_global}}}\n{prefix}"
+         {extra_global}}}\n{blocks}"
     );
     for instance in instances {
         text.push_str(&instance.render());
