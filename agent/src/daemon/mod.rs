@@ -84,15 +84,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let hostname = setup::hostname();
     let facts = setup::interface_facts(&handle, &config).await?;
     let plan =
-        plan::plan(&config, &|name| facts.get(name).cloned(), &hostname).map_err(|errors| {
-            DaemonError::Plan(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        plan::plan(&config, &|name| facts.get(name).cloned(), &hostname).map_err(plan_error)?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
     let (datapath, mut peer_events, kernel_log) = Datapath::load()?;
@@ -266,15 +258,7 @@ async fn reload(
     let config = load_config(&options.config)?;
     let facts = setup::interface_facts(handle, &config).await?;
     let plan =
-        plan::plan(&config, &|name| facts.get(name).cloned(), hostname).map_err(|errors| {
-            DaemonError::Plan(
-                errors
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            )
-        })?;
+        plan::plan(&config, &|name| facts.get(name).cloned(), hostname).map_err(plan_error)?;
     resources
         .reload(runtime, &config, &plan, handle, options.pass_adverts)
         .await?;
