@@ -1059,7 +1059,6 @@ fn refused_startup(
 /// Test 4a: an invalid config is refused at startup with exit 1 and one
 /// `vrrp-agent:` line locating the error as file:line:col.
 #[test]
-#[ignore = "agent bug: the startup refusal for an invalid config prints 3 lines (summary, count, located diagnostic), not one"]
 fn startup_refuses_an_invalid_config_in_one_located_line() -> Result<()> {
     let net = Net::new("lcrefcfg", false)?;
     let mut bad = InstanceSpec::new(&net.a_if, 100);
