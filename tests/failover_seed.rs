@@ -12,6 +12,11 @@
 //! The configs are tests/testdata/seed-lab-node{1,2}.conf.tmpl (why each
 //! change from the seed is needed is written at their top).
 //!
+//! Two tests are ignored because they fail on an agent bug (see their
+//! `ignore` reasons): a VIP left on the interface by `kill -9` is treated as
+//! foreign after a restart, so it is never withdrawn. Run them with
+//! `--ignored` once that is fixed.
+//!
 //! Timing bounds are generous (correctness, not speed, on a loaded 2-core
 //! machine); the measured numbers are printed (`--nocapture`).
 
@@ -122,21 +127,32 @@ impl SeedLab {
         Ok(fixture)
     }
 
+    /// Both nodes start in BACKUP; the node started first may briefly be
+    /// MASTER of the other's instance (its Master_Down timer fires first, as
+    /// with keepalived) until the owner's higher-priority adverts arrive, so
+    /// every state gets the whole convergence window.
     fn wait_converged(&self, started: Instant) -> Result<()> {
-        for (node, master, backup) in [
-            (&self.node1, "master1", "master2"),
-            (&self.node2, "master2", "master1"),
+        let left = || CONVERGE.saturating_sub(started.elapsed());
+        for (node, instance, state) in [
+            (&self.node1, "master1", "MASTER"),
+            (&self.node2, "master2", "MASTER"),
+            (&self.node1, "master2", "BACKUP"),
+            (&self.node2, "master1", "BACKUP"),
         ] {
-            let left = CONVERGE.saturating_sub(started.elapsed());
-            node.agent.wait_for_state(master, "MASTER", left)?;
-            node.agent
-                .wait_for_state(backup, "BACKUP", Duration::from_secs(1))?;
+            node.agent.wait_for_state(instance, state, left())?;
         }
-        self.wait_body(VIP1, "node1", CONVERGE.saturating_sub(started.elapsed()))?;
-        self.wait_body(VIP2, "node2", CONVERGE.saturating_sub(started.elapsed()))?;
+        self.wait_body(VIP1, "node1", left())?;
+        self.wait_body(VIP2, "node2", left())?;
+        let transitions = |node: &Node, instance: &str| -> Result<String> {
+            Ok(node.agent.instance(instance)?["transitions"].to_string())
+        };
         println!(
-            "seed pair converged {} ms after the agents started",
-            started.elapsed().as_millis()
+            "seed pair converged {} ms after the agents started (transitions: node1 master1 {}, master2 {}; node2 master1 {}, master2 {})",
+            started.elapsed().as_millis(),
+            transitions(&self.node1, "master1")?,
+            transitions(&self.node1, "master2")?,
+            transitions(&self.node2, "master1")?,
+            transitions(&self.node2, "master2")?,
         );
         Ok(())
     }
@@ -287,6 +303,25 @@ fn settle() {
     thread::sleep(Duration::from_millis(700));
 }
 
+/// Kills node1's agent with SIGKILL (it leaves 203.0.113.10 behind) and
+/// waits until node2 serves that VIP.
+fn kill_9_node1_and_fail_over(fx: &SeedLab) -> Result<()> {
+    fx.node1.agent.process().kill9()?;
+    fx.node1.agent.process().wait(Duration::from_secs(5))?;
+    fx.report_on_error(|| {
+        fx.node2
+            .agent
+            .wait_for_state("master1", "MASTER", TAKEOVER)?;
+        fx.wait_body(VIP1, "node2", TAKEOVER)?;
+        ensure!(
+            fx.holders(VIP1)? == ["node1", "node2"],
+            "after kill -9 node1 should still carry the VIP it held: {:?}",
+            fx.holders(VIP1)?
+        );
+        Ok(())
+    })
+}
+
 #[test]
 fn converged_pair_serves_each_vip_from_its_master() -> Result<()> {
     let fx = SeedLab::converged("seedconv")?;
@@ -402,15 +437,7 @@ fn kill_9_of_node1_agent_moves_vip_to_node2_by_gratuitous_arp() -> Result<()> {
 #[test]
 fn restarted_node1_agent_preempts_vip_back() -> Result<()> {
     let mut fx = SeedLab::converged("seedrest")?;
-    fx.node1.agent.process().kill9()?;
-    fx.node1.agent.process().wait(Duration::from_secs(5))?;
-    fx.report_on_error(|| {
-        fx.node2
-            .agent
-            .wait_for_state("master1", "MASTER", TAKEOVER)?;
-        fx.wait_body(VIP1, "node2", TAKEOVER)?;
-        Ok(())
-    })?;
+    kill_9_node1_and_fail_over(&fx)?;
 
     let probe1 = fx.probe(VIP1)?;
     thread::sleep(Duration::from_millis(300));
@@ -659,6 +686,63 @@ fn link_down_on_node1_faults_its_instances_and_link_up_recovers() -> Result<()> 
                 && notify.last().map(String::as_str) == Some("master"),
             "node1's notify log should go backup, master, fault, ..., master: {notify:?}"
         );
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "agent bug: a VIP present at startup is treated as foreign (netlink/address_manager.rs AddOutcome::ForeignPresent) and never withdrawn; keepalived 2.2.7 removes it at startup"]
+fn restarted_backup_withdraws_the_vip_kill_9_left_behind() -> Result<()> {
+    let mut fx = SeedLab::converged("seedstale")?;
+    kill_9_node1_and_fail_over(&fx)?;
+    // With nginx down node1 restarts at priority 100 < 110 and stays BACKUP,
+    // so only the startup clean-up can remove the stale copy of the VIP.
+    fx.node1.stop_nginx()?;
+    let restarted = Instant::now();
+    let result = fx.node1.agent.restart();
+    fx.report_on_error(|| {
+        result?;
+        fx.node1
+            .agent
+            .wait_for_state("master1", "BACKUP", Duration::from_secs(3))?;
+        // keepalived 2.2.7 removes it within ~0.3 s of starting, in BACKUP.
+        fx.node1
+            .host
+            .wait_for_address_gone(&fx.node1.iface, ip(VIP1), Duration::from_secs(3))
+            .context("a BACKUP must not carry the VIP (duplicate address with node2's)")?;
+        println!(
+            "stale VIP: node1 withdrew {VIP1} {} ms after its restart",
+            restarted.elapsed().as_millis()
+        );
+        ensure!(fx.holders(VIP1)? == ["node2"], "{:?}", fx.holders(VIP1)?);
+        Ok(())
+    })
+}
+
+#[test]
+#[ignore = "agent bug: a VIP left by kill -9 counts as foreign after restart (netlink/address_manager.rs AddOutcome::ForeignPresent), so MASTER -> SIGTERM never removes it"]
+fn vip_taken_back_after_kill_9_is_released_on_sigterm() -> Result<()> {
+    let mut fx = SeedLab::converged("seedown")?;
+    kill_9_node1_and_fail_over(&fx)?;
+    let result = fx.node1.agent.restart();
+    fx.report_on_error(|| {
+        result?;
+        fx.node1
+            .agent
+            .wait_for_state("master1", "MASTER", PREEMPT)?;
+        fx.wait_body(VIP1, "node1", Duration::from_secs(3))?;
+        fx.node1.agent.process().sigterm()?;
+        let status = fx.node1.agent.process().wait(Duration::from_secs(5))?;
+        ensure!(status.success(), "agent exit status {status}");
+        fx.node2
+            .host
+            .wait_for_address(&fx.node2.iface, ip(VIP1), SKEW_TAKEOVER)?;
+        ensure!(
+            !fx.node1.has_vip(VIP1)?,
+            "node1's agent was MASTER of {VIP1} and exited on SIGTERM, so it must have removed it; holders: {:?}",
+            fx.holders(VIP1)?
+        );
+        fx.wait_body(VIP1, "node2", Duration::from_secs(2))?;
         Ok(())
     })
 }
