@@ -420,9 +420,11 @@ fn kill_9_of_node1_agent_moves_vip_to_node2_by_gratuitous_arp() -> Result<()> {
             let got = fx.client.http_get(http(vip), Duration::from_secs(1))?;
             ensure!(got == "node2", "GET {vip} answered {got:?}, expected node2");
         }
+        // A probe may time out on a starved machine; an answer from node1
+        // or a real gap would be a bug.
         ensure!(
-            report2.count("node2") == report2.samples.len(),
-            "{VIP2} (never moved) must answer node2 throughout: {}",
+            report2.count("node1") == 0 && report2.longest_outage() < Duration::from_secs(1),
+            "{VIP2} (never moved) must keep answering node2: {}",
             report2.summary()
         );
         ensure!(
