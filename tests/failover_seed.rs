@@ -12,10 +12,9 @@
 //! The configs are tests/testdata/seed-lab-node{1,2}.conf.tmpl (why each
 //! change from the seed is needed is written at their top).
 //!
-//! Two tests are ignored because they fail on an agent bug (see their
-//! `ignore` reasons): a VIP left on the interface by `kill -9` is treated as
-//! foreign after a restart, so it is never withdrawn. Run them with
-//! `--ignored` once that is fixed.
+//! Two tests cover a VIP left on the interface by `kill -9`: the restarted
+//! agent withdraws it at startup (as keepalived does), so a backup never
+//! holds it and a later SIGTERM does not leave it behind.
 //!
 //! Timing bounds are generous (correctness, not speed, on a loaded 2-core
 //! machine); the measured numbers are printed (`--nocapture`).
