@@ -100,6 +100,7 @@ impl Resources {
     ) -> Result<(), DaemonError> {
         self.prepare_datapath(runtime, plan, handle, pass_adverts)
             .await?;
+        runtime.remove_stale_addresses(plan);
         self.start_trackers(config, plan)?;
         for group in &plan.groups {
             self.start_group(runtime, config, group)?;
