@@ -269,6 +269,52 @@ fn attach_drop_all_filter(socket: &Socket) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_netns::TestNetns;
+
+    /// A physical NIC only hands multicast to XDP when the group is joined:
+    /// veth accepts everything, so only the membership itself can be checked.
+    #[test]
+    fn opening_joins_the_vrrp_groups_and_sets_ttl_255() {
+        let namespace = TestNetns::with_veth("advsock");
+        namespace.ip(&["addr", "add", "192.0.2.1/24", "dev", "v0"]);
+        let link_local: Ipv6Addr = namespace
+            .ip(&["-6", "-o", "addr", "show", "dev", "v0", "scope", "link"])
+            .split_whitespace()
+            .find_map(|word| word.split('/').next()?.parse().ok())
+            .expect("v0 has a link-local address");
+        let name = namespace.name().to_owned();
+        namespace.run(move || async move {
+            let ifindex = crate::datapath::interface_index("v0").expect("v0 exists");
+            let v4 = AdvertSocket::open(
+                "v0",
+                ifindex,
+                IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
+                IpAddr::V4(MULTICAST_V4),
+            )
+            .expect("IPv4 socket");
+            let v6 = AdvertSocket::open(
+                "v0",
+                ifindex,
+                IpAddr::V6(link_local),
+                IpAddr::V6(MULTICAST_V6),
+            )
+            .expect("IPv6 socket");
+            assert_eq!(v4.socket.multicast_ttl_v4().unwrap(), VRRP_TTL);
+            assert_eq!(v4.socket.ttl_v4().unwrap(), VRRP_TTL);
+            assert!(!v4.socket.multicast_loop_v4().unwrap());
+            assert_eq!(v6.socket.multicast_hops_v6().unwrap(), VRRP_TTL);
+            assert_eq!(v6.socket.unicast_hops_v6().unwrap(), VRRP_TTL);
+            let groups = crate::test_netns::ip_in(&name, &["maddr", "show", "dev", "v0"]);
+            assert!(groups.contains("224.0.0.18"), "{groups}");
+            assert!(groups.contains("ff02::12"), "{groups}");
+            drop((v4, v6));
+            let groups = crate::test_netns::ip_in(&name, &["maddr", "show", "dev", "v0"]);
+            assert!(
+                !groups.contains("224.0.0.18"),
+                "membership outlived the socket: {groups}"
+            );
+        });
+    }
 
     #[test]
     fn link_scoped_ipv6_destinations_carry_the_interface() {

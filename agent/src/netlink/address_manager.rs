@@ -249,7 +249,7 @@ mod tests {
     use super::*;
     use crate::netlink::interface::{InterfaceAddress, Interfaces};
     use crate::netlink::scope::Scope;
-    use crate::netlink::test_netns::{TestNetns, ip_in};
+    use crate::test_netns::{TestNetns, ip_in};
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()

@@ -104,7 +104,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::netlink::test_netns::{TestNetns, ip_in};
+    use crate::test_netns::{TestNetns, ip_in};
 
     async fn next_event(watcher: &mut AddressWatcher) -> AddressEvent {
         tokio::time::timeout(Duration::from_secs(5), watcher.next())

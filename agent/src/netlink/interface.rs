@@ -392,7 +392,7 @@ mod tests {
 
     mod in_a_namespace {
         use super::*;
-        use crate::netlink::test_netns::TestNetns;
+        use crate::test_netns::TestNetns;
 
         #[test]
         fn facts_and_advert_source_addresses_of_a_veth() {

@@ -155,7 +155,7 @@ mod tests {
 
     use super::*;
     use crate::netlink::link_tracker::LinkState;
-    use crate::netlink::test_netns::{TestNetns, ip_in};
+    use crate::test_netns::{TestNetns, ip_in};
 
     /// The next event, failing the test after 5 s.
     async fn next_event(watcher: &mut LinkWatcher) -> LinkEvent {

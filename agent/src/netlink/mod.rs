@@ -23,9 +23,6 @@ mod route;
 mod route_manager;
 mod scope;
 
-#[cfg(test)]
-mod test_netns;
-
 pub use address::{FOREVER, VirtualAddress, host_prefix_len};
 pub use address_manager::{AddOutcome, AddressManager, ReleaseSummary, RemoveOutcome};
 pub use address_watch::{AddressEvent, AddressWatcher};

@@ -211,7 +211,7 @@ mod tests {
     use super::*;
     use crate::netlink::device::Device;
     use crate::netlink::route::RouteKind;
-    use crate::netlink::test_netns::{TestNetns, ip_in};
+    use crate::test_netns::{TestNetns, ip_in};
 
     fn ip(text: &str) -> IpAddr {
         text.parse().unwrap()
