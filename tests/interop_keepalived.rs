@@ -80,7 +80,8 @@ impl Variant {
 
     /// RFC 3768/5798 Skew_Time for `priority`.
     fn skew(&self, priority: u8) -> Duration {
-        self.advert_int.mul_f64(f64::from(256 - u16::from(priority)) / 256.0)
+        self.advert_int
+            .mul_f64(f64::from(256 - u16::from(priority)) / 256.0)
     }
 
     fn master_down(&self, priority: u8) -> Duration {
@@ -95,7 +96,14 @@ impl Variant {
 
     /// keepalived.conf text, read by both keepalived and the agent.
     fn config(&self, node: &str, iface: &str, priority: u8, nopreempt: bool) -> String {
-        self.config_with(node, iface, priority, nopreempt, self.advert_int, self.auth_pass)
+        self.config_with(
+            node,
+            iface,
+            priority,
+            nopreempt,
+            self.advert_int,
+            self.auth_pass,
+        )
     }
 
     fn config_with(
@@ -192,7 +200,11 @@ fn unix_now() -> f64 {
 }
 
 /// Polls `check` every 20 ms until it holds; fails naming `what` after `timeout`.
-fn wait_until(timeout: Duration, what: &str, mut check: impl FnMut() -> Result<bool>) -> Result<Duration> {
+fn wait_until(
+    timeout: Duration,
+    what: &str,
+    mut check: impl FnMut() -> Result<bool>,
+) -> Result<Duration> {
     let started = Instant::now();
     loop {
         if check()? {
@@ -274,14 +286,18 @@ impl Node {
             }
         });
         if self.kind == Kind::Agent {
-            wait_until(Duration::from_secs(20), "agent control socket answers", || {
-                if let Some(Running::Agent { process, .. }) = &self.running
-                    && !process.is_running()
-                {
-                    bail!("the agent exited at start:\n{}", process.report());
-                }
-                Ok(self.agent_status().is_ok())
-            })?;
+            wait_until(
+                Duration::from_secs(20),
+                "agent control socket answers",
+                || {
+                    if let Some(Running::Agent { process, .. }) = &self.running
+                        && !process.is_running()
+                    {
+                        bail!("the agent exited at start:\n{}", process.report());
+                    }
+                    Ok(self.agent_status().is_ok())
+                },
+            )?;
         }
         Ok(())
     }
@@ -309,7 +325,9 @@ impl Node {
     }
 
     fn kill9(&mut self) -> Result<()> {
-        let process = self.process().context("kill -9 of a node that is not running")?;
+        let process = self
+            .process()
+            .context("kill -9 of a node that is not running")?;
         process.kill9()?;
         process.wait(Duration::from_secs(5))?;
         self.retire();
@@ -318,7 +336,9 @@ impl Node {
 
     /// SIGTERM; returns when the signal was sent.
     fn sigterm(&self) -> Result<Instant> {
-        let process = self.process().context("SIGTERM to a node that is not running")?;
+        let process = self
+            .process()
+            .context("SIGTERM to a node that is not running")?;
         let sent = Instant::now();
         process.sigterm()?;
         Ok(sent)
@@ -418,7 +438,6 @@ impl Node {
 
 /// The lab of one variant: agent, keepalived and client on one switch.
 struct Pair {
-    lab: Lab,
     variant: Variant,
     agent: Node,
     keepalived: Node,
@@ -427,6 +446,8 @@ struct Pair {
     /// Failed checks that did not stop the run (see [`check_stale_vip_released`]).
     findings: Vec<String>,
     _services: Vec<TcpService>,
+    /// Last, so the daemons above are stopped before the namespaces go.
+    _lab: Lab,
 }
 
 impl Pair {
@@ -461,7 +482,7 @@ impl Pair {
             keepalived: Node::new(Kind::Keepalived, keepalived_host, keepalived_if),
             client,
             variant,
-            lab,
+            _lab: lab,
             findings: Vec::new(),
             _services: services,
         })
@@ -573,9 +594,11 @@ struct Handover {
 fn check_stale_vip_released(pair: &mut Pair, kind: Kind, tag: &str) -> Result<()> {
     let variant = pair.variant;
     let node = pair.node(kind);
-    wait_until(Duration::from_secs(10), "restarted node reports a state", || {
-        Ok(node.state()? != "INIT")
-    })
+    wait_until(
+        Duration::from_secs(10),
+        "restarted node reports a state",
+        || Ok(node.state()? != "INIT"),
+    )
     .with_context(|| node.report())?;
     // Give keepalived's or the agent's init a moment to finish its cleanup.
     thread::sleep(variant.advert_int / 2);
@@ -627,7 +650,10 @@ fn run_role_assignment(pair: &mut Pair, high: Kind) -> Result<()> {
         "{tag} kill -9 {high_label}: VIP answered by {low_label} after {answered:?} (master down {:?})",
         variant.master_down(LOW)
     );
-    handovers.push(Handover { from, to: unix_now() });
+    handovers.push(Handover {
+        from,
+        to: unix_now(),
+    });
 
     // 4a. The killed higher-priority node returns and preempts.
     let from = unix_now();
@@ -639,7 +665,10 @@ fn run_role_assignment(pair: &mut Pair, high: Kind) -> Result<()> {
         "{tag} {high_label} back: preempted after {:?}",
         restarted.elapsed()
     );
-    handovers.push(Handover { from, to: unix_now() });
+    handovers.push(Handover {
+        from,
+        to: unix_now(),
+    });
 
     // 3. SIGTERM of the master: priority 0 makes the backup take over after Skew_Time.
     let from = unix_now();
@@ -664,7 +693,10 @@ fn run_role_assignment(pair: &mut Pair, high: Kind) -> Result<()> {
         variant.master_down(LOW),
         pair.logs()
     );
-    handovers.push(Handover { from, to: unix_now() });
+    handovers.push(Handover {
+        from,
+        to: unix_now(),
+    });
 
     // 4b. Back with nopreempt (keepalived wants state BACKUP, which we use):
     // the higher-priority node stays BACKUP.
@@ -695,8 +727,15 @@ fn run_role_assignment(pair: &mut Pair, high: Kind) -> Result<()> {
     // around the handovers made on purpose.
     let capture_ended = unix_now();
     capture.stop()?;
-    check_single_master(&capture, &variant, &tag, capture_started, capture_ended, &handovers)
-        .with_context(|| pair.logs())?;
+    check_single_master(
+        &capture,
+        &variant,
+        &tag,
+        capture_started,
+        capture_ended,
+        &handovers,
+    )
+    .with_context(|| pair.logs())?;
 
     pair.node(high).stop()?;
     pair.node(low).stop()?;
@@ -733,8 +772,12 @@ fn check_single_master(
         else {
             bail!("tshark row {row:?} lacks fields");
         };
-        let time: f64 = time.parse().with_context(|| format!("bad time in {row:?}"))?;
-        let prio: u32 = prio.parse().with_context(|| format!("bad priority in {row:?}"))?;
+        let time: f64 = time
+            .parse()
+            .with_context(|| format!("bad time in {row:?}"))?;
+        let prio: u32 = prio
+            .parse()
+            .with_context(|| format!("bad priority in {row:?}"))?;
         let source = if v4.is_empty() { v6 } else { v4 };
         senders.insert(source.clone());
         if prio > 0 && time >= started && time <= ended {
@@ -767,7 +810,11 @@ fn check_single_master(
         {
             excused += 1;
         } else {
-            dual.push(format!("{:.3}..{:.3}: {sources:?}", lo - started, hi - started));
+            dual.push(format!(
+                "{:.3}..{:.3}: {sources:?}",
+                lo - started,
+                hi - started
+            ));
         }
     }
     println!(
@@ -814,4 +861,275 @@ fn v3_ipv6_interop() -> Result<()> {
 #[test]
 fn v3_unicast_peers_interop() -> Result<()> {
     run_variant(V3_UNICAST, "iopuc")
+}
+
+/// Variant (c). keepalived 2.2.7 has no `v3_checksum_as_v2` (`keepalived
+/// --config-test` rejects it as an unknown keyword), and its
+/// `old_unicast_checksum` does not produce the message-only form either: it
+/// keeps the pseudo-header but puts 224.0.0.18 in it instead of the unicast
+/// peer (checked below on the wire). So the message-only peer is played by a
+/// raw sender, and the test checks that the agent *accepts* such adverts:
+/// a higher-priority message-only master keeps it BACKUP, the adverts count
+/// as accepted and not as checksum drops, and it takes over once they stop.
+/// A corrupted checksum (neither form) is the control: counted and ignored.
+#[test]
+fn v3_ipv4_message_only_checksum_adverts_are_accepted() -> Result<()> {
+    let variant = V3_IPV4;
+    let mut pair = Pair::new(variant, "iopmo")?;
+    let peer = pair.keepalived.host.clone();
+    let peer_if = pair.keepalived.iface.clone();
+    let advert = Advert::v3(VRID, HIGH, variant.advert_int, vec![variant.vip()]);
+    let source: IpAddr = KEEPALIVED_V4.parse()?;
+    let group: IpAddr = lab::advert::VRRP_GROUP_V4.into();
+    let message = advert.encode_message_only_checksum(source, group)?;
+    let count = 16;
+    let sending = {
+        let (peer, peer_if, message) = (peer.clone(), peer_if.clone(), message.clone());
+        thread::spawn(move || {
+            peer.send_vrrp_message_v4(
+                &peer_if,
+                &message,
+                AdvertBurst::new(count, variant.advert_int),
+            )
+        })
+    };
+    pair.start(Kind::Agent, LOW, false)?;
+    let checksum_before = pair.agent.agent_counter("checksum")?;
+    let accepted_before = pair.agent.agent_counter("accepted")?;
+    // Well past the agent's master-down interval while the peer still sends.
+    thread::sleep(variant.master_down(LOW) * 2);
+    let status = pair.agent.agent_status()?;
+    let instance = &status["instances"][0];
+    ensure!(
+        instance["state"] == "BACKUP"
+            && instance["master_address"] == KEEPALIVED_V4
+            && !pair.agent.has_vip(&variant)?,
+        "a priority-{HIGH} master sending message-only checksums should keep the agent BACKUP: {status}\n{}",
+        pair.logs()
+    );
+    let accepted = pair.agent.agent_counter("accepted")? - accepted_before;
+    let checksum = pair.agent.agent_counter("checksum")? - checksum_before;
+    println!(
+        "[message-only] agent BACKUP under message-only master: accepted +{accepted}, checksum drops +{checksum}"
+    );
+    ensure!(
+        accepted >= 3 && checksum == 0,
+        "message-only adverts: accepted +{accepted}, checksum drops +{checksum}; expected them accepted: {status}"
+    );
+    sending
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender thread panicked"))??;
+    let took = pair.wait_master(Kind::Agent, variant.settle())?;
+    println!("[message-only] adverts stopped: agent MASTER after {took:?}");
+
+    // Control: a checksum valid in neither form is dropped as `checksum`.
+    let mut corrupt = message;
+    corrupt[6] ^= 0x5a;
+    let checksum_before = pair.agent.agent_counter("checksum")?;
+    peer.send_vrrp_message_v4(&peer_if, &corrupt, AdvertBurst::new(6, variant.advert_int))?;
+    thread::sleep(Duration::from_millis(200));
+    let dropped = pair.agent.agent_counter("checksum")? - checksum_before;
+    ensure!(
+        dropped == 6 && pair.agent.state()? == "MASTER",
+        "6 adverts with a bad checksum: checksum drops +{dropped}, agent {}; expected +6 and still MASTER",
+        pair.agent.state()?
+    );
+    Ok(())
+}
+
+/// keepalived 2.2.7's `old_unicast_checksum`, as a migrating operator may
+/// have it: keepalived sends unicast VRRPv3 adverts whose checksum covers a
+/// pseudo-header with the multicast group as destination. On the wire this
+/// is neither the RFC 5798 form nor the message-only one (tshark flags it
+/// bad both ways), and the agent, which reads the same keyword, must still
+/// accept its keepalived peer: BACKUP under the higher-priority keepalived.
+#[test]
+fn v3_unicast_old_checksum_keepalived_peer_is_accepted() -> Result<()> {
+    let variant = V3_UNICAST;
+    let mut pair = Pair::new(variant, "iopoc")?;
+    let with_old = |node: &Node, priority: u8| {
+        variant
+            .config(node.label(), &node.iface, priority, false)
+            .replace(
+                "    virtual_ipaddress",
+                "    old_unicast_checksum\n    virtual_ipaddress",
+            )
+    };
+    let capture = pair.capture()?;
+    let config = with_old(&pair.keepalived, HIGH);
+    pair.keepalived.start(&config)?;
+    let config = with_old(&pair.agent, LOW);
+    pair.agent.start(&config)?;
+    // Converged once is not enough here: a peer that drops keepalived's
+    // adverts only shows itself a master-down interval later.
+    let outcome = pair
+        .wait_master(Kind::Keepalived, variant.settle())
+        .and_then(|_| {
+            thread::sleep(variant.master_down(LOW) * 2);
+            pair.wait_master(Kind::Keepalived, Duration::ZERO)
+        });
+    if let Err(err) = &outcome {
+        println!("[old_unicast_checksum] {err:#}");
+    }
+    capture.stop()?;
+    let from_keepalived = format!("ip.src == {KEEPALIVED_V4} && vrrp.prio == {HIGH}");
+    let default_view = capture.fields(&["vrrp.checksum.status"], &from_keepalived)?;
+    let good = |rows: &[Vec<String>]| {
+        rows.iter()
+            .filter(|r| r.first().is_some_and(|s| s == "1"))
+            .count()
+    };
+    let as_v2 = message_only_checksum_status(&capture, &from_keepalived)?;
+    println!(
+        "[old_unicast_checksum] keepalived adverts: {} captured, pseudo-header checksum good in {}, message-only good in {}",
+        default_view.len(),
+        good(&default_view),
+        as_v2
+    );
+    ensure!(
+        !default_view.is_empty() && good(&default_view) == 0 && as_v2 == 0,
+        "expected keepalived's old_unicast_checksum adverts to be neither RFC 5798 nor message-only on the wire"
+    );
+    let checksum_drops = pair.agent.agent_counter("checksum")?;
+    let mut findings = Vec::new();
+    if let Err(err) = outcome {
+        findings.push(format!(
+            "the agent drops keepalived's old_unicast_checksum adverts ({checksum_drops} checksum drops) and becomes a second MASTER: {err:#}"
+        ));
+    }
+    let keepalived_log = pair.keepalived.report();
+    if keepalived_log.contains("Invalid VRRPv3 checksum") {
+        findings.push(
+            "keepalived logs \"Invalid VRRPv3 checksum\" for the agent's adverts: the agent does not send the old unicast checksum although configured with old_unicast_checksum".to_owned(),
+        );
+    }
+    ensure!(
+        findings.is_empty(),
+        "old_unicast_checksum interop failed:\n{}\n{}",
+        findings.join("\n"),
+        pair.logs()
+    );
+    Ok(())
+}
+
+/// Number of rows matching `filter` whose checksum verifies when tshark
+/// reads VRRPv3 checksums as in VRRPv2 (message only).
+fn message_only_checksum_status(capture: &Capture, filter: &str) -> Result<usize> {
+    let file = capture.file().to_string_lossy().into_owned();
+    let out = std::process::Command::new("tshark")
+        .args([
+            "-n",
+            "-r",
+            &file,
+            "-o",
+            "vrrp.v3_checksum_as_in_v2:TRUE",
+            "-T",
+            "fields",
+        ])
+        .args(["-e", "vrrp.checksum.status", "-Y", filter])
+        .output()
+        .context("cannot run tshark")?;
+    ensure!(
+        out.status.success(),
+        "tshark failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.trim() == "1")
+        .count())
+}
+
+/// Waits until the agent has counted `counter` drops at least once and as
+/// often as keepalived sent adverts past the capture point; returns both
+/// numbers. keepalived as MASTER re-arms its advert timer on every packet it
+/// receives, even one it rejects, so it sends far less than advert_int (with
+/// a faster peer, nothing after its first advert): hence counting against the
+/// wire rather than against time.
+fn drops_match_wire(pair: &Pair, capture: &Capture, counter: &str) -> Result<(u64, u64)> {
+    let from_keepalived = format!("ip.src == {KEEPALIVED_V4} && vrrp.virt_rtr_id == {VRID}");
+    let mut seen = (0, 0);
+    let matched = wait_until(Duration::from_secs(10), counter, || {
+        let sent = capture.fields(&["frame.number"], &from_keepalived)?.len() as u64;
+        let dropped = pair.agent.agent_counter(counter)?;
+        seen = (dropped, sent);
+        Ok(dropped >= 1 && dropped == sent)
+    });
+    if matched.is_err() {
+        bail!(
+            "the agent counted {} `{counter}` drops while keepalived sent {} adverts past its port\n{}",
+            seen.0,
+            seen.1,
+            pair.agent.agent_status()?
+        );
+    }
+    Ok(seen)
+}
+
+#[test]
+fn v2_mismatched_settings_drop_like_keepalived() -> Result<()> {
+    let variant = V2_PASS;
+    let mut pair = Pair::new(variant, "iopmm")?;
+    let settle = variant.settle();
+
+    // Wrong auth_pass: no one accepts the other, so both end up MASTER.
+    let config = |node: &Node, priority: u8, int: Duration, pass: &str| {
+        variant.config_with(node.label(), &node.iface, priority, false, int, Some(pass))
+    };
+    let capture = pair.capture()?;
+    let ka_config = config(&pair.keepalived, HIGH, variant.advert_int, "0ther");
+    pair.keepalived.start(&ka_config)?;
+    let agent_config = config(&pair.agent, LOW, variant.advert_int, "s3cret");
+    pair.agent.start(&agent_config)?;
+    wait_until(settle, "both MASTER with mismatched auth_pass", || {
+        Ok(pair.agent.state()? == "MASTER"
+            && pair.keepalived.state()? == "MASTER"
+            && pair.agent.has_vip(&variant)?
+            && pair.keepalived.has_vip(&variant)?)
+    })
+    .with_context(|| pair.logs())?;
+    let (dropped, sent) = drops_match_wire(&pair, &capture, "auth_data")?;
+    println!(
+        "[mismatch auth_pass] both MASTER; agent auth_data drops {dropped}, keepalived adverts {sent}"
+    );
+    let keepalived_log = pair.keepalived.report();
+    ensure!(
+        keepalived_log.contains("received an invalid passwd")
+            && !keepalived_log.contains("higher priority"),
+        "keepalived should ignore the agent's adverts with the wrong password\n{keepalived_log}"
+    );
+    pair.agent.stop()?;
+    pair.keepalived.stop()?;
+    capture.stop()?;
+
+    // Different advert_int in v2: RFC 3768 and keepalived discard the advert.
+    let capture = pair.capture()?;
+    let ka_config = config(&pair.keepalived, HIGH, Duration::from_secs(2), "s3cret");
+    pair.keepalived.start(&ka_config)?;
+    let agent_config = config(&pair.agent, LOW, variant.advert_int, "s3cret");
+    pair.agent.start(&agent_config)?;
+    // keepalived's master-down interval is ~7 s at 2 s; give it time to show.
+    thread::sleep(Duration::from_secs(8));
+    let (dropped, sent) = drops_match_wire(&pair, &capture, "advert_interval")?;
+    let (agent_state, keepalived_state) = (pair.agent.state()?, pair.keepalived.state()?);
+    println!(
+        "[mismatch advert_int] agent {agent_state} (VIP {}), keepalived {keepalived_state} (VIP {}); agent advert_interval drops {dropped}, keepalived adverts {sent}",
+        pair.agent.has_vip(&variant)?,
+        pair.keepalived.has_vip(&variant)?
+    );
+    ensure!(
+        agent_state == "MASTER" && pair.agent.has_vip(&variant)?,
+        "the agent drops keepalived's adverts, so it should be MASTER, is {agent_state}\n{}",
+        pair.logs()
+    );
+    // keepalived discards the agent's 1 s adverts the same way, so it is a
+    // master too (nothing else stops it: the agent has the lower priority).
+    let keepalived_log = pair.keepalived.report();
+    ensure!(
+        keepalived_state == "MASTER"
+            && pair.keepalived.has_vip(&variant)?
+            && keepalived_log.contains("advertisement interval mismatch"),
+        "keepalived should log the interval mismatch and stay MASTER, is {keepalived_state}\n{keepalived_log}"
+    );
+    Ok(())
 }

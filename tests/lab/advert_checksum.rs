@@ -48,7 +48,12 @@ impl Host {
     /// of `iface` from this host's first IPv4 address on it, to
     /// `burst.destination` or 224.0.0.18. The bytes go out unchanged, so a
     /// test controls the checksum (see [`Advert::encode_message_only_checksum`]).
-    pub fn send_vrrp_message_v4(&self, iface: &str, message: &[u8], burst: AdvertBurst) -> Result<()> {
+    pub fn send_vrrp_message_v4(
+        &self,
+        iface: &str,
+        message: &[u8],
+        burst: AdvertBurst,
+    ) -> Result<()> {
         if burst.count == 0 || burst.count > 100_000 {
             bail!("advert burst count {} must be 1..=100000", burst.count);
         }
@@ -75,7 +80,11 @@ impl Host {
                     thread::sleep(burst.interval);
                 }
                 sock::send_to(&socket, &message, &to).with_context(|| {
-                    format!("sending message {} of {} to {destination}", sent + 1, burst.count)
+                    format!(
+                        "sending message {} of {} to {destination}",
+                        sent + 1,
+                        burst.count
+                    )
                 })?;
             }
             Ok(())
@@ -93,15 +102,33 @@ fn open_v4_sender(
     let socket = sock::raw_socket(false, IPPROTO_VRRP)?;
     sock::bind_to_device(&socket, iface)?;
     let ttl = libc::c_int::from(ttl);
-    sock::set_int(&socket, libc::IPPROTO_IP, libc::IP_MULTICAST_TTL, ttl, "IP_MULTICAST_TTL")?;
+    sock::set_int(
+        &socket,
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_TTL,
+        ttl,
+        "IP_MULTICAST_TTL",
+    )?;
     sock::set_int(&socket, libc::IPPROTO_IP, libc::IP_TTL, ttl, "IP_TTL")?;
     let mreq = libc::ip_mreqn {
         imr_multiaddr: libc::in_addr { s_addr: 0 },
         imr_address: libc::in_addr { s_addr: 0 },
         imr_ifindex: libc::c_int::try_from(ifindex).context("ifindex too large")?,
     };
-    sock::set_raw(&socket, libc::IPPROTO_IP, libc::IP_MULTICAST_IF, &mreq, "IP_MULTICAST_IF")?;
-    sock::set_int(&socket, libc::IPPROTO_IP, libc::IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP")?;
+    sock::set_raw(
+        &socket,
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_IF,
+        &mreq,
+        "IP_MULTICAST_IF",
+    )?;
+    sock::set_int(
+        &socket,
+        libc::IPPROTO_IP,
+        libc::IP_MULTICAST_LOOP,
+        0,
+        "IP_MULTICAST_LOOP",
+    )?;
     sock::bind(&socket, &sock::SockAddr::new(source, ifindex))
         .with_context(|| format!("cannot use {source} on {iface} as advert source"))?;
     Ok(socket)
