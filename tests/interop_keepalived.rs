@@ -993,8 +993,15 @@ fn v3_unicast_old_checksum_keepalived_peer_is_accepted() -> Result<()> {
     let checksum_drops = pair.agent.agent_counter("checksum")?;
     let mut findings = Vec::new();
     if let Err(err) = outcome {
+        // The full error carries both logs; they are appended once below.
+        let first_line = err
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
         findings.push(format!(
-            "the agent drops keepalived's old_unicast_checksum adverts ({checksum_drops} checksum drops) and becomes a second MASTER: {err:#}"
+            "the agent drops keepalived's old_unicast_checksum adverts ({checksum_drops} checksum drops) and becomes a second MASTER: {first_line}"
         ));
     }
     let keepalived_log = pair.keepalived.report();
