@@ -35,6 +35,7 @@
 
 mod addr;
 pub mod advert;
+mod advert_checksum;
 mod agent;
 mod agent_node;
 mod capture;
