@@ -18,6 +18,8 @@ const IPV4_MIN_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const VRRP_HEADER_LEN: usize = 8;
 const VRRP_V2_AUTH_LEN: usize = 8;
+const IPV4_VRRP_GROUP: [u8; 4] = [224, 0, 0, 18];
+const IPV6_VRRP_GROUP: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x12];
 /// Longest advert checked: a full 1500-byte MTU frame. Anything longer
 /// cannot be a well-formed advert on the links keepalived runs on.
 pub const MAX_VRRP_LEN: usize = 1480;
@@ -100,6 +102,10 @@ struct IpFacts {
     ttl: u8,
     source: [u8; 16],
     pseudo_header_sum: u64,
+    /// The pseudo-header with the VRRP multicast group as destination:
+    /// keepalived's `old_unicast_checksum` (before 1.3.6) computed unicast
+    /// adverts' checksums this way, and keepalived still accepts it.
+    group_pseudo_header_sum: u64,
 }
 
 // Headers are copied out whole: one bounds check each, and no single-byte
@@ -128,6 +134,11 @@ fn ipv4_facts(ctx: &XdpContext, l3: usize) -> Result<IpFacts, Verdict> {
         ttl: header[8],
         source: source16,
         pseudo_header_sum: checksum::ipv4_pseudo_header(source, destination, vrrp_len as u16),
+        group_pseudo_header_sum: checksum::ipv4_pseudo_header(
+            source,
+            IPV4_VRRP_GROUP,
+            vrrp_len as u16,
+        ),
     })
 }
 
@@ -145,6 +156,11 @@ fn ipv6_facts(ctx: &XdpContext, l3: usize) -> Result<IpFacts, Verdict> {
         ttl: header[7],
         source,
         pseudo_header_sum: checksum::ipv6_pseudo_header(&source, &destination, payload_len as u32),
+        group_pseudo_header_sum: checksum::ipv6_pseudo_header(
+            &source,
+            &IPV6_VRRP_GROUP,
+            payload_len as u32,
+        ),
     })
 }
 
@@ -188,6 +204,7 @@ pub fn parse_advert(ctx: &XdpContext, located: &Located) -> Result<Advert, Verdi
         // keepalived's default first: both are legal for v3 over IPv4.
         (3, FAMILY_IPV4) if with_pseudo_valid => true,
         (3, FAMILY_IPV4) if message_only_valid => false,
+        (3, _) if checksum::is_valid(message_sum + ip.group_pseudo_header_sum) => true,
         _ => return Err(Verdict::Drop(Counter::Checksum)),
     };
 

@@ -47,7 +47,12 @@ impl AdvertCache {
                 .destinations
                 .iter()
                 .map(|destination| {
-                    let endpoints = endpoints(plan.source, *destination);
+                    let checksum_destination = if plan.old_unicast_checksum {
+                        plan.group
+                    } else {
+                        *destination
+                    };
+                    let endpoints = endpoints(plan.source, checksum_destination);
                     repr.to_bytes(&endpoints, plan.checksum_form)
                         .map(|bytes| (bytes, *destination))
                 })

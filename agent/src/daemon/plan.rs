@@ -85,6 +85,9 @@ pub struct InstancePlan {
     pub destinations: Vec<IpAddr>,
     pub group: IpAddr,
     pub checksum_form: ChecksumForm,
+    /// keepalived's `old_unicast_checksum`: the pseudo-header of unicast
+    /// adverts names the multicast group instead of the peer.
+    pub old_unicast_checksum: bool,
     pub auth: Auth,
     /// What adverts carry: `virtual_ipaddress` without `virtual_ipaddress_excluded`.
     pub advertised: VirtualAddresses,
@@ -339,6 +342,8 @@ fn plan_instance(
         } else {
             ChecksumForm::WithPseudoHeader
         },
+        old_unicast_checksum: instance.old_unicast_checksum
+            == crate::config::model::UnicastChecksumCompat::Old,
         auth,
         advertised,
         vips,

@@ -7,6 +7,9 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 pub enum Checksum {
     WithPseudoHeader,
     MessageOnly,
+    /// keepalived's `old_unicast_checksum`: the pseudo-header names the
+    /// multicast group although the advert goes to a unicast peer.
+    GroupPseudoHeader,
     Corrupt,
 }
 
@@ -25,6 +28,7 @@ pub struct FrameSpec {
     vlan: Option<u16>,
     declared_count: Option<u8>,
     truncate_ip_payload: usize,
+    unicast_destination: Option<Ipv4Addr>,
 }
 
 impl FrameSpec {
@@ -43,6 +47,7 @@ impl FrameSpec {
             vlan: None,
             declared_count: None,
             truncate_ip_payload: 0,
+            unicast_destination: None,
         }
     }
 
@@ -95,6 +100,11 @@ impl FrameSpec {
         self.declared_count = Some(count);
         self
     }
+    /// Sends to a unicast peer instead of 224.0.0.18.
+    pub fn unicast_to(mut self, peer: Ipv4Addr) -> Self {
+        self.unicast_destination = Some(peer);
+        self
+    }
     /// Cuts bytes off the end of the VRRP message (IP length adjusted).
     pub fn truncate_ip_payload(mut self, bytes: usize) -> Self {
         self.truncate_ip_payload = bytes;
@@ -127,8 +137,13 @@ impl FrameSpec {
         }
         vrrp.truncate(vrrp.len() - self.truncate_ip_payload);
 
+        let group = vec![224, 0, 0, 18];
         let (source, destination): (Vec<u8>, Vec<u8>) = match self.source {
-            std::net::IpAddr::V4(v4) => (v4.octets().into(), vec![224, 0, 0, 18]),
+            std::net::IpAddr::V4(v4) => (
+                v4.octets().into(),
+                self.unicast_destination
+                    .map_or_else(|| group.clone(), |peer| peer.octets().to_vec()),
+            ),
             std::net::IpAddr::V6(v6) => (
                 v6.octets().into(),
                 Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12)
@@ -140,6 +155,9 @@ impl FrameSpec {
         let checksum = match self.checksum {
             Checksum::MessageOnly => internet_checksum(&[&vrrp]),
             Checksum::WithPseudoHeader => internet_checksum(&[&pseudo, &vrrp]),
+            Checksum::GroupPseudoHeader => {
+                internet_checksum(&[&pseudo_header(&source, &group, vrrp.len(), ipv6), &vrrp])
+            }
             Checksum::Corrupt => internet_checksum(&[&vrrp]) ^ 0x5a5a,
         };
         vrrp[6..8].copy_from_slice(&checksum.to_be_bytes());

@@ -197,6 +197,24 @@ fn valid_v3_ipv4_without_pseudo_header_checksum_is_accepted() {
 }
 
 #[test]
+fn keepalived_old_unicast_checksum_is_accepted() {
+    let mut harness = Harness::enforcing();
+    let unicast = v3_ipv4().unicast_to(Ipv4Addr::new(192, 0, 2, 1));
+    let frame = unicast
+        .clone()
+        .checksum(Checksum::GroupPseudoHeader)
+        .build();
+    assert_eq!(harness.run(&frame), XDP_DROP);
+    assert_eq!(harness.counter(Counter::Accepted), 1);
+    assert_eq!(harness.counter(Counter::Checksum), 0);
+    harness.drain_events();
+    harness.assert_dropped(
+        &unicast.checksum(Checksum::Corrupt).build(),
+        Counter::Checksum,
+    );
+}
+
+#[test]
 fn valid_v3_ipv6_is_accepted() {
     let mut harness = Harness::enforcing();
     let frame = FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).build();
