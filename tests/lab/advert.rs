@@ -252,7 +252,12 @@ impl Host {
 }
 
 /// A raw VRRP socket bound to `iface` and `source`, sending with `ttl`.
-fn open_sender(iface: &str, ifindex: u32, source: IpAddr, ttl: u8) -> Result<std::os::fd::OwnedFd> {
+pub(crate) fn open_sender(
+    iface: &str,
+    ifindex: u32,
+    source: IpAddr,
+    ttl: u8,
+) -> Result<std::os::fd::OwnedFd> {
     let ipv6 = source.is_ipv6();
     let socket = sock::raw_socket(ipv6, IPPROTO_VRRP)?;
     sock::bind_to_device(&socket, iface)?;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 
-use crate::advert::{Advert, AdvertBurst, IPPROTO_VRRP, VRRP_GROUP_V4, VrrpVersion};
+use crate::advert::{Advert, AdvertBurst, VRRP_GROUP_V4, VrrpVersion};
 use crate::host::Host;
 use crate::sock;
 
@@ -73,7 +73,7 @@ impl Host {
         let iface = iface.to_owned();
         let message = message.to_vec();
         self.run(move || -> Result<()> {
-            let socket = open_v4_sender(&iface, ifindex, source, burst.ttl)?;
+            let socket = super::advert::open_sender(&iface, ifindex, source, burst.ttl)?;
             let to = sock::SockAddr::new(destination, ifindex);
             for sent in 0..burst.count {
                 if sent > 0 {
@@ -91,47 +91,6 @@ impl Host {
         })?
         .with_context(|| format!("sending VRRP messages from host {}", self.name()))
     }
-}
-
-fn open_v4_sender(
-    iface: &str,
-    ifindex: u32,
-    source: IpAddr,
-    ttl: u8,
-) -> Result<std::os::fd::OwnedFd> {
-    let socket = sock::raw_socket(false, IPPROTO_VRRP)?;
-    sock::bind_to_device(&socket, iface)?;
-    let ttl = libc::c_int::from(ttl);
-    sock::set_int(
-        &socket,
-        libc::IPPROTO_IP,
-        libc::IP_MULTICAST_TTL,
-        ttl,
-        "IP_MULTICAST_TTL",
-    )?;
-    sock::set_int(&socket, libc::IPPROTO_IP, libc::IP_TTL, ttl, "IP_TTL")?;
-    let mreq = libc::ip_mreqn {
-        imr_multiaddr: libc::in_addr { s_addr: 0 },
-        imr_address: libc::in_addr { s_addr: 0 },
-        imr_ifindex: libc::c_int::try_from(ifindex).context("ifindex too large")?,
-    };
-    sock::set_raw(
-        &socket,
-        libc::IPPROTO_IP,
-        libc::IP_MULTICAST_IF,
-        &mreq,
-        "IP_MULTICAST_IF",
-    )?;
-    sock::set_int(
-        &socket,
-        libc::IPPROTO_IP,
-        libc::IP_MULTICAST_LOOP,
-        0,
-        "IP_MULTICAST_LOOP",
-    )?;
-    sock::bind(&socket, &sock::SockAddr::new(source, ifindex))
-        .with_context(|| format!("cannot use {source} on {iface} as advert source"))?;
-    Ok(socket)
 }
 
 #[cfg(test)]
