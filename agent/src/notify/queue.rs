@@ -160,16 +160,8 @@ mod tests {
     use crate::notify::action::{NotifyScript, NotifyState, Scope};
     use crate::notify::mail::tests::smtp_sink;
     use crate::notify::mail::{AlertGate, RetryPolicy, SmtpConfig};
+    use crate::tracking::test_support::write_script;
     use crate::tracking::{CommandLine, RunAs};
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::Path;
-
-    fn write_script(dir: &Path, name: &str, body: &str) -> String {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path.display().to_string()
-    }
 
     fn script(line: &str) -> Option<NotifyScript> {
         Some(NotifyScript {

@@ -265,16 +265,7 @@ mod tests {
         let pid = pid.expect("script never started");
         task.abort();
         let _ = task.await;
-        let mut gone = false;
-        for _ in 0..100 {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            if stat.is_empty() || stat.contains(") Z") {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(gone, "script {pid} survived cancellation");
+        crate::tracking::test_support::assert_process_gone(pid).await;
     }
 
     #[tokio::test]

@@ -11,6 +11,8 @@ pub mod exec;
 pub mod file;
 pub mod hysteresis;
 pub mod script;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod user;
 
 pub use command::{CommandLine, CommandLineError};

@@ -157,15 +157,7 @@ fn log_outcome(spec: &ScriptSpec, outcome: &RunOutcome, previous: Option<&RunOut
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::Path;
-
-    fn write_script(dir: &Path, name: &str, body: &str) -> String {
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
-        path.display().to_string()
-    }
+    use crate::tracking::test_support::write_script;
 
     fn spec(name: &str, line: &str) -> ScriptSpec {
         let mut spec = ScriptSpec::new(name, CommandLine::parse(line).unwrap(), RunAs::Inherit);
@@ -334,16 +326,7 @@ mod tests {
             .await
             .unwrap()
             .unwrap();
-        let mut gone = false;
-        for _ in 0..100 {
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-            if stat.is_empty() || stat.contains(") Z") {
-                gone = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        assert!(gone, "script {pid} survived cancellation");
+        crate::tracking::test_support::assert_process_gone(pid).await;
     }
 
     #[tokio::test]
