@@ -171,9 +171,7 @@ pub fn run_once(
             Ok((fault_at, takeover))
         })();
         sampling.store(false, Ordering::Relaxed);
-        let states = sampler
-            .join()
-            .unwrap_or_else(|_| [Vec::new(), Vec::new()]);
+        let states = sampler.join().unwrap_or_else(|_| [Vec::new(), Vec::new()]);
         let (fault_at, takeover) = outcome?;
         Ok((fault_at, takeover, states))
     })?;

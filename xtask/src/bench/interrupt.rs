@@ -78,9 +78,12 @@ mod tests {
 
     #[test]
     fn wait_until_times_out_with_the_reason() {
-        let err = wait_until("never", Duration::from_millis(30), Duration::from_millis(5), || {
-            Ok(false)
-        })
+        let err = wait_until(
+            "never",
+            Duration::from_millis(30),
+            Duration::from_millis(5),
+            || Ok(false),
+        )
         .unwrap_err();
         assert!(format!("{err}").contains("never: not reached"));
         let mut calls = 0;

@@ -114,7 +114,11 @@ impl Results {
     fn failed(&mut self, what: &str, err: &anyhow::Error) -> Result<()> {
         interrupt::check()?;
         eprintln!("bench: {what} FAILED: {err:#}");
-        let short: String = format!("{err:#}").lines().take(12).collect::<Vec<_>>().join("\n");
+        let short: String = format!("{err:#}")
+            .lines()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n");
         self.errors.push(format!("{what}: {short}"));
         Ok(())
     }
@@ -267,7 +271,12 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
     for run in 0..plan.soak_runs {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
             interrupt::check()?;
-            let what = format!("{case}: run {}/{} {}", run + 1, plan.soak_runs, implementation.label());
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.soak_runs,
+                implementation.label()
+            );
             match soak::run_once(implementation, plan.soak, agent) {
                 Ok(outcome) => {
                     eprintln!("bench: {what}: {} false failovers", outcome.false_failovers);
@@ -295,13 +304,18 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
 
 fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
     let case = format!("{} instances, v3 advert_int 0.01", scale::INSTANCES);
-    // [implementation][backup cpu, master cpu, backup rss, master rss]
-    let mut values: [[Vec<f64>; 4]; 2] = Default::default();
+    // [implementation][backup cpu, master cpu, backup rss, master rss, flaps]
+    let mut values: [[Vec<f64>; 5]; 2] = Default::default();
     let mut failed = [0, 0];
     for run in 0..plan.scale_runs {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
             interrupt::check()?;
-            let what = format!("{case}: run {}/{} {}", run + 1, plan.scale_runs, implementation.label());
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.scale_runs,
+                implementation.label()
+            );
             match scale::run_once(implementation, plan.cpu_window, agent) {
                 Ok(outcome) => {
                     eprintln!(
@@ -317,6 +331,7 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     v[1].push(outcome.master.cpu_percent);
                     v[2].push(outcome.backup.rss_mib);
                     v[3].push(outcome.master.rss_mib);
+                    v[4].push(outcome.backup_false_masters as f64);
                 }
                 Err(err) => {
                     failed[k] += 1;
@@ -331,6 +346,10 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         (format!("{case}: master CPU over {window} s"), "% of 1 CPU"),
         (format!("{case}: backup RSS"), "MiB"),
         (format!("{case}: master RSS"), "MiB"),
+        (
+            format!("{case}: backup entered MASTER during the CPU window"),
+            "count",
+        ),
     ];
     for (metric, (label, unit)) in labels.into_iter().enumerate() {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -358,18 +377,18 @@ fn throughput(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     .collect();
                 for s in &mine {
                     eprintln!(
-                        "bench: {case}: {}: received {:.0} pps (sent {:.0} pps)",
+                        "bench: {case}: {}: delivered {:.0} pps (sent {:.0} pps)",
                         implementation.label(),
-                        s.received_pps,
+                        s.delivered_pps,
                         s.sent_pps
                     );
                 }
                 results.rows.push(Row::new(
                     case,
                     implementation,
-                    "kpps received",
+                    "kpps delivered",
                     false,
-                    mine.iter().map(|s| s.received_pps / 1000.0).collect(),
+                    mine.iter().map(|s| s.delivered_pps / 1000.0).collect(),
                     0,
                 ));
             }

@@ -34,7 +34,12 @@ fn parse_stat_cpu_ticks(stat: &str) -> Result<u64> {
     let field = |index: usize, name: &str| -> Result<u64> {
         fields
             .get(index)
-            .with_context(|| format!("{name} missing: only {} fields after the name", fields.len()))?
+            .with_context(|| {
+                format!(
+                    "{name} missing: only {} fields after the name",
+                    fields.len()
+                )
+            })?
             .parse()
             .with_context(|| format!("{name} is not a number"))
     };

@@ -128,7 +128,11 @@ pub fn table(rows: &[Row]) -> String {
             let unit = format!(
                 "{} {}",
                 row.unit,
-                if row.lower_is_better { "(lower better)" } else { "(higher better)" }
+                if row.lower_is_better {
+                    "(lower better)"
+                } else {
+                    "(higher better)"
+                }
             );
             [
                 row.scenario.clone(),
@@ -185,9 +189,30 @@ mod tests {
 
     fn rows() -> Vec<Row> {
         vec![
-            Row::new("gap", Implementation::Keepalived, "ms", true, vec![100.0, 200.0], 0),
-            Row::new("gap", Implementation::Agent, "ms", true, vec![30.0, 30.0, 30.0], 1),
-            Row::new("flaps", Implementation::Keepalived, "count", true, vec![0.0], 0),
+            Row::new(
+                "gap",
+                Implementation::Keepalived,
+                "ms",
+                true,
+                vec![100.0, 200.0],
+                0,
+            ),
+            Row::new(
+                "gap",
+                Implementation::Agent,
+                "ms",
+                true,
+                vec![30.0, 30.0, 30.0],
+                1,
+            ),
+            Row::new(
+                "flaps",
+                Implementation::Keepalived,
+                "count",
+                true,
+                vec![0.0],
+                0,
+            ),
             Row::new("flaps", Implementation::Agent, "count", true, vec![0.0], 0),
         ]
     }

@@ -132,7 +132,10 @@ impl Router {
     /// Waits until `count` instances are MASTER.
     pub fn wait_masters(&self, count: usize, timeout: Duration) -> Result<()> {
         interrupt::wait_until(
-            &format!("{} with {count} MASTER instance(s)", self.implementation().label()),
+            &format!(
+                "{} with {count} MASTER instance(s)",
+                self.implementation().label()
+            ),
             timeout,
             Duration::from_millis(20),
             || {
@@ -163,7 +166,7 @@ fn start_agent(host: &Host, config: &str, binary: &Path) -> Result<Router> {
         "--control-socket",
         socket.to_str().context("lab path is not UTF-8")?,
     ];
-    let process = host.spawn_env(&argv, &[("RUST_LOG", "info")])?;
+    let process = host.spawn_env(&argv, &[("RUST_LOG", "info"), ("NO_COLOR", "1")])?;
     // The agent withdraws VIPs and sends priority-0 adverts on SIGTERM.
     process.set_grace(Duration::from_secs(3));
     interrupt::wait_until(
@@ -186,7 +189,9 @@ fn fresh_dir(parent: &Path, stem: &str) -> Result<PathBuf> {
         match std::fs::create_dir(&dir) {
             Ok(()) => return Ok(dir),
             Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(err) => return Err(err).with_context(|| format!("cannot create {}", dir.display())),
+            Err(err) => {
+                return Err(err).with_context(|| format!("cannot create {}", dir.display()));
+            }
         }
     }
     bail!("more than 1000 {stem} directories in {}", parent.display())
@@ -217,6 +222,8 @@ pub fn instances(status: &Value) -> Vec<Value> {
 /// `(VI_1) Entering MASTER STATE` or the agent's tracing line
 /// `state change instance=VI_1 from="BACKUP" to="MASTER"`.
 pub fn entered_state(line: &str) -> Option<(String, String)> {
+    let plain = strip_ansi(line);
+    let line = plain.as_str();
     if let Some(end) = line.find(" STATE")
         && let Some(start) = line[..end].rfind(") Entering ")
     {
@@ -233,6 +240,25 @@ pub fn entered_state(line: &str) -> Option<(String, String)> {
         return Some((field("instance")?, field("to")?));
     }
     None
+}
+
+/// `line` without terminal colour sequences (`ESC [ ... m`), which the
+/// agent's log may carry even when it is not writing to a terminal.
+fn strip_ansi(line: &str) -> String {
+    let mut plain = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    plain
 }
 
 /// The last announced state of every instance found in `lines`.
@@ -268,6 +294,16 @@ mod tests {
         assert_eq!(
             entered_state(line),
             Some(("VI_7".to_owned(), "MASTER".to_owned()))
+        );
+    }
+
+    #[test]
+    fn parses_coloured_agent_state_lines() {
+        let line = "\u{1b}[2m2026-11-26T19:24:24Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m state change \
+                    \u{1b}[3minstance\u{1b}[0m\u{1b}[2m=\u{1b}[0mVI_1 \u{1b}[3mto\u{1b}[0m\u{1b}[2m=\u{1b}[0m\"MASTER\"";
+        assert_eq!(
+            entered_state(line),
+            Some(("VI_1".to_owned(), "MASTER".to_owned()))
         );
     }
 

@@ -57,14 +57,8 @@ pub fn run_once(
     }
     let before = backup.master_entries();
     let seconds = soak.as_secs().max(1).to_string();
-    let stress = lab.routers[0].spawn(&[
-        "stress-ng",
-        "--cpu",
-        "2",
-        "--timeout",
-        &seconds,
-        "--quiet",
-    ])?;
+    let stress =
+        lab.routers[0].spawn(&["stress-ng", "--cpu", "2", "--timeout", &seconds, "--quiet"])?;
     interrupt::sleep(soak)?;
     let status = stress.wait(Duration::from_secs(10))?;
     if !status.success() {

@@ -20,10 +20,13 @@ const PAYLOAD: usize = 64;
 /// Hard bound on packets per measurement, whatever the duration.
 const MAX_PACKETS: u64 = 200_000_000;
 
-/// Packets per second received in one measurement.
+/// Packets per second in one measurement.
 pub struct Sample {
     pub implementation: Implementation,
-    pub received_pps: f64,
+    /// Datagrams the receiver's kernel delivered to UDP (queued, or dropped
+    /// for a full socket buffer): the packet path's capacity, independent
+    /// of how fast the reading thread is.
+    pub delivered_pps: f64,
     pub sent_pps: f64,
 }
 
@@ -44,13 +47,13 @@ pub fn run(reps: usize, duration: Duration, agent_binary: &Path) -> Result<Vec<S
                 Implementation::Keepalived => None,
                 Implementation::Agent => Some(attach_monitor(&rx, &link.b, agent_binary)?),
             };
-            let (sent, received) = measure(&tx, &rx, target, duration)?;
+            let (sent, delivered) = measure(&tx, &rx, target, duration)?;
             if let Some(monitor) = monitor {
                 monitor.stop()?;
             }
             samples.push(Sample {
                 implementation,
-                received_pps: received as f64 / duration.as_secs_f64(),
+                delivered_pps: delivered as f64 / duration.as_secs_f64(),
                 sent_pps: sent as f64 / duration.as_secs_f64(),
             });
         }
@@ -62,7 +65,7 @@ fn attach_monitor(host: &Host, iface: &str, binary: &Path) -> Result<Process> {
     let binary = binary.to_str().context("agent path is not UTF-8")?;
     let process = host.spawn_env(
         &[binary, "monitor", "--interface", iface, "--json"],
-        &[("RUST_LOG", "info")],
+        &[("RUST_LOG", "info"), ("NO_COLOR", "1")],
     )?;
     process
         .stdout()
@@ -71,7 +74,7 @@ fn attach_monitor(host: &Host, iface: &str, binary: &Path) -> Result<Process> {
     Ok(process)
 }
 
-/// Blasts datagrams from `tx` for `duration`; returns (sent, received).
+/// Blasts datagrams from `tx` for `duration`; returns (sent, delivered).
 fn measure(tx: &Host, rx: &Host, target: SocketAddr, duration: Duration) -> Result<(u64, u64)> {
     let receiver = rx
         .run(move || UdpSocket::bind(target))?
@@ -100,6 +103,7 @@ fn measure(tx: &Host, rx: &Host, target: SocketAddr, duration: Duration) -> Resu
             }
         }
     });
+    let before = udp_delivered(rx)?;
     let started = Instant::now();
     let mut sent = 0u64;
     while started.elapsed() < duration && sent < MAX_PACKETS {
@@ -107,9 +111,55 @@ fn measure(tx: &Host, rx: &Host, target: SocketAddr, duration: Duration) -> Resu
             sent += 1;
         }
     }
-    // Only packets received within the window count.
-    let counted = received.load(Ordering::Relaxed);
+    let after = udp_delivered(rx)?;
     stop.store(true, Ordering::Relaxed);
     let _ = counting.join();
-    Ok((sent, counted))
+    Ok((sent, after.saturating_sub(before)))
+}
+
+/// InDatagrams + RcvbufErrors of `host`'s UDP counters.
+fn udp_delivered(host: &Host) -> Result<u64> {
+    // /proc/net follows the process's namespace; thread-self follows the
+    // thread that `run` moved into the host.
+    let snmp = host
+        .run(|| std::fs::read_to_string("/proc/thread-self/net/snmp"))?
+        .with_context(|| format!("cannot read UDP counters of host {}", host.name()))?;
+    let counter = |name| snmp_counter(&snmp, "Udp", name);
+    Ok(counter("InDatagrams")? + counter("RcvbufErrors")?)
+}
+
+/// Counter `name` of protocol `proto` in /proc/net/snmp, where each protocol
+/// has a header line of names followed by a line of values.
+fn snmp_counter(snmp: &str, proto: &str, name: &str) -> Result<u64> {
+    let prefix = format!("{proto}:");
+    let mut lines = snmp.lines().filter(|line| line.starts_with(&prefix));
+    let (Some(names), Some(values)) = (lines.next(), lines.next()) else {
+        anyhow::bail!("/proc/net/snmp has no {proto} header and value lines");
+    };
+    let position = names
+        .split_whitespace()
+        .position(|n| n == name)
+        .with_context(|| format!("/proc/net/snmp has no {proto} counter {name}"))?;
+    values
+        .split_whitespace()
+        .nth(position)
+        .with_context(|| format!("/proc/net/snmp {proto} values line is short"))?
+        .parse()
+        .with_context(|| format!("/proc/net/snmp {proto} {name} is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_udp_counters_by_name() {
+        let snmp = "Ip: Forwarding DefaultTTL\nIp: 2 64\n\
+                    Udp: InDatagrams NoPorts InErrors OutDatagrams RcvbufErrors\n\
+                    Udp: 1000 3 0 7 25\n";
+        assert_eq!(snmp_counter(snmp, "Udp", "InDatagrams").unwrap(), 1000);
+        assert_eq!(snmp_counter(snmp, "Udp", "RcvbufErrors").unwrap(), 25);
+        assert!(snmp_counter(snmp, "Udp", "Missing").is_err());
+        assert!(snmp_counter(snmp, "UdpLite", "InDatagrams").is_err());
+    }
 }

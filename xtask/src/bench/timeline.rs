@@ -20,7 +20,7 @@ const ROW_PROBES: f64 = 2.0;
 const ROW_OLD_MASTER: f64 = 1.0;
 const ROW_BACKUP: f64 = 0.0;
 /// Room above the probe row for the legend.
-const Y_TOP: f64 = 5.2;
+const Y_TOP: f64 = 4.1;
 
 fn register_font() -> Result<()> {
     let path = FONT_CANDIDATES
@@ -56,9 +56,33 @@ fn segments(samples: &[StateSample], fault_at: f64, end: f64) -> Vec<(f64, f64, 
         .enumerate()
         .map(|(i, sample)| {
             let until = samples.get(i + 1).map_or(end, |next| next.at_ms);
-            (sample.at_ms - fault_at, until - fault_at, sample.state.clone())
+            (
+                sample.at_ms - fault_at,
+                until - fault_at,
+                sample.state.clone(),
+            )
         })
         .collect()
+}
+
+/// The x range shown, in ms from the fault: a little before it, and until
+/// well after the client's last unanswered probe, within the recorded run.
+fn window(timeline: &Timeline) -> (f64, f64) {
+    let fault_at = timeline.fault_at_ms;
+    let start = timeline.probes.first().map_or(fault_at, |p| p.0) - fault_at;
+    let end = timeline.probes.last().map_or(fault_at, |p| p.0) - fault_at;
+    let last_lost = timeline
+        .probes
+        .iter()
+        .filter(|(at, answered)| !answered && *at >= fault_at)
+        .map(|(at, _)| at - fault_at)
+        .fold(0.0, f64::max);
+    let before = (last_lost * 0.5).max(100.0);
+    let after = last_lost + (last_lost * 0.5).max(150.0);
+    (
+        start.max(-before),
+        end.min(after).max(start.max(-before) + 1.0),
+    )
 }
 
 /// Writes the timelines (one panel each) to `path`.
@@ -89,8 +113,7 @@ fn draw_panel(
 ) -> Result<()> {
     let fault_at = timeline.fault_at_ms;
     let end = timeline.probes.last().map_or(fault_at, |p| p.0);
-    let start = timeline.probes.first().map_or(0.0, |p| p.0);
-    let (x0, x1) = (start - fault_at, end - fault_at);
+    let (x0, x1) = window(timeline);
     let caption = format!(
         "{}: {}, {} (probe every 1 ms; time 0 = fault)",
         timeline.implementation.label(),
@@ -102,11 +125,12 @@ fn draw_panel(
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(190)
-        .build_cartesian_2d(x0..x1.max(x0 + 1.0), -0.6f64..Y_TOP)
+        .build_cartesian_2d(x0..x1, -0.6f64..Y_TOP)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
         .x_desc("ms since fault")
+        .x_label_formatter(&|x| format!("{x:.0}"))
         .y_labels(6)
         .y_label_formatter(&|y| {
             let row = y.round();
@@ -125,21 +149,31 @@ fn draw_panel(
         .draw()
         .map_err(plot_error)?;
 
-    let (answered, lost): (Vec<_>, Vec<_>) = timeline.probes.iter().partition(|p| p.1);
+    let shown = |t: f64| (x0..=x1).contains(&(t - fault_at));
+    let (answered, lost): (Vec<_>, Vec<_>) = timeline
+        .probes
+        .iter()
+        .filter(|p| shown(p.0))
+        .partition(|p| p.1);
     for (points, color, label) in [
         (answered, RGBColor(0, 160, 60), "answered"),
         (lost, RGBColor(220, 30, 30), "no answer"),
     ] {
         chart
-            .draw_series(points.iter().map(|(t, _)| {
-                Circle::new((t - fault_at, ROW_PROBES), 2, color.filled())
-            }))
+            .draw_series(
+                points
+                    .iter()
+                    .map(|(t, _)| Circle::new((t - fault_at, ROW_PROBES), 2, color.filled())),
+            )
             .map_err(plot_error)?
             .label(label)
             .legend(move |(x, y)| Circle::new((x + 8, y), 4, color.filled()));
     }
 
-    for (row, samples) in [ROW_OLD_MASTER, ROW_BACKUP].into_iter().zip(&timeline.states) {
+    for (row, samples) in [ROW_OLD_MASTER, ROW_BACKUP]
+        .into_iter()
+        .zip(&timeline.states)
+    {
         for (from, to, state) in segments(samples, fault_at, end) {
             let color = state_color(&state);
             chart
