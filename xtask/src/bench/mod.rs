@@ -107,6 +107,7 @@ struct Results {
     details: Vec<Row>,
     errors: Vec<String>,
     timelines: Vec<failover::Timeline>,
+    seconds_per_scenario: Vec<(String, f64)>,
 }
 
 impl Results {
@@ -134,17 +135,24 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     let started = Instant::now();
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
-    if selected(Scenario::Failover) {
-        failovers(&plan, &agent, &mut results)?;
-    }
-    if selected(Scenario::FalseFailovers) {
-        false_failovers(&plan, &agent, &mut results)?;
-    }
-    if selected(Scenario::Scale) {
-        scale(&plan, &agent, &mut results)?;
-    }
-    if selected(Scenario::Throughput) {
-        throughput(&plan, &agent, &mut results)?;
+    type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
+    let scenarios: [(Scenario, Runner); 4] = [
+        (Scenario::Failover, failovers),
+        (Scenario::FalseFailovers, false_failovers),
+        (Scenario::Scale, scale),
+        (Scenario::Throughput, throughput),
+    ];
+    for (scenario, runner) in scenarios {
+        if selected(scenario) {
+            let scenario_started = Instant::now();
+            runner(&plan, &agent, &mut results)?;
+            let name = scenario
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned());
+            results
+                .seconds_per_scenario
+                .push((name, scenario_started.elapsed().as_secs_f64().round()));
+        }
     }
     report::fill_ratios(&mut results.rows);
     report::fill_ratios(&mut results.details);
@@ -160,6 +168,7 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
             std::env::args().skip(1).collect::<Vec<_>>().join(" ")
         ),
         elapsed_s: started.elapsed().as_secs_f64(),
+        seconds_per_scenario: results.seconds_per_scenario.clone(),
         rows: results.rows.clone(),
         details: results.details.clone(),
         errors: results.errors.clone(),
@@ -267,6 +276,7 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
         plan.soak.as_secs()
     );
     let mut counts = [Vec::new(), Vec::new()];
+    let mut transitions = Vec::new();
     let mut failed = [0, 0];
     for run in 0..plan.soak_runs {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -281,6 +291,7 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
                 Ok(outcome) => {
                     eprintln!("bench: {what}: {} false failovers", outcome.false_failovers);
                     counts[k].push(outcome.false_failovers as f64);
+                    transitions.extend(outcome.status_transitions.map(|t| t as f64));
                 }
                 Err(err) => {
                     failed[k] += 1;
@@ -299,6 +310,14 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
             failed[k],
         ));
     }
+    results.details.push(Row::new(
+        format!("{case}: backup state transitions per status --json"),
+        Implementation::Agent,
+        "count",
+        true,
+        transitions,
+        failed[1],
+    ));
     Ok(())
 }
 

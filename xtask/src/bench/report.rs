@@ -59,6 +59,7 @@ pub struct Report {
     pub machine: Machine,
     pub command: String,
     pub elapsed_s: f64,
+    pub seconds_per_scenario: Vec<(String, f64)>,
     pub rows: Vec<Row>,
     /// Secondary measurements (not in the printed table).
     pub details: Vec<Row>,

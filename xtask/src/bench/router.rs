@@ -121,6 +121,20 @@ impl Router {
             .count()
     }
 
+    /// The agent's own count of state transitions over all instances
+    /// (`status --json`); None for keepalived, which keeps no such count.
+    pub fn status_transitions(&self) -> Result<Option<u64>> {
+        match self {
+            Self::Keepalived(_) => Ok(None),
+            Self::Agent { socket, .. } => Ok(Some(
+                instances(&agent_status(socket)?)
+                    .iter()
+                    .filter_map(|i| i["transitions"].as_u64())
+                    .sum(),
+            )),
+        }
+    }
+
     /// Control socket of an agent (None for keepalived).
     pub fn control_socket(&self) -> Option<&Path> {
         match self {

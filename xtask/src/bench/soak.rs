@@ -14,6 +14,9 @@ use super::topology::{PairLab, VIP_CIDR};
 /// One soak: how often the backup entered MASTER while the master was fine.
 pub struct SoakRun {
     pub false_failovers: usize,
+    /// The agent's `status --json` transition count over the soak (every
+    /// change, so about twice the false failovers); None for keepalived.
+    pub status_transitions: Option<u64>,
 }
 
 pub fn run_once(
@@ -56,6 +59,7 @@ pub fn run_once(
         bail!("the backup became MASTER before the stress started");
     }
     let before = backup.master_entries();
+    let transitions_before = backup.status_transitions()?;
     let seconds = soak.as_secs().max(1).to_string();
     let stress =
         lab.routers[0].spawn(&["stress-ng", "--cpu", "2", "--timeout", &seconds, "--quiet"])?;
@@ -64,7 +68,11 @@ pub fn run_once(
     if !status.success() {
         bail!("stress-ng failed ({status}):\n{}", stress.report());
     }
+    let transitions_after = backup.status_transitions()?;
     Ok(SoakRun {
         false_failovers: backup.master_entries().saturating_sub(before),
+        status_transitions: transitions_before
+            .zip(transitions_after)
+            .map(|(before, after)| after.saturating_sub(before)),
     })
 }
