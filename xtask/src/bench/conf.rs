@@ -29,20 +29,25 @@ impl Advert {
         }
     }
 
-    fn interval(self) -> &'static str {
+    fn interval_text(self) -> &'static str {
         match self {
             Self::V2OneSecond => "1",
             Self::V3TenMillis => "0.01",
         }
     }
 
+    /// The advertisement interval.
+    pub fn interval(self) -> std::time::Duration {
+        match self {
+            Self::V2OneSecond => std::time::Duration::from_secs(1),
+            Self::V3TenMillis => std::time::Duration::from_millis(10),
+        }
+    }
+
     /// Master_Down_Interval of a backup at `priority` (RFC 5798 §6.1), in
     /// milliseconds: how long a failover takes at least, without priority 0.
     pub fn master_down_ms(self, priority: u8) -> f64 {
-        let interval_ms = match self {
-            Self::V2OneSecond => 1000.0,
-            Self::V3TenMillis => 10.0,
-        };
+        let interval_ms = self.interval().as_secs_f64() * 1000.0;
         3.0 * interval_ms + (256.0 - f64::from(priority)) * interval_ms / 256.0
     }
 }
@@ -76,7 +81,7 @@ pub fn render(router_id: &str, advert: Advert, instances: &[Instance]) -> String
             iface = instance.interface,
             vrid = instance.vrid,
             priority = instance.priority,
-            interval = advert.interval(),
+            interval = advert.interval_text(),
         );
         for vip in &instance.vips {
             let _ = writeln!(text, "        {vip}");

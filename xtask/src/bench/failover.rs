@@ -149,7 +149,10 @@ pub fn run_once(
     let (fault_at, takeover, states) = thread::scope(|scope| -> Result<_> {
         let sampler = scope.spawn(|| sample_states(routers, &prober, &sampling));
         let outcome = (|| -> Result<_> {
-            interrupt::sleep(pace.before)?;
+            // A random phase against the master's advert timer: otherwise the
+            // fixed start-up sequence decides how long before the fault the
+            // last advert went out, and that differs per implementation.
+            interrupt::sleep(pace.before + random_below(advert.interval()))?;
             let fault_at = prober.now();
             match fault {
                 Fault::Kill9 => {
@@ -196,6 +199,17 @@ pub fn run_once(
         takeover_ms: ms(takeover),
         timeline,
     })
+}
+
+/// A uniformly distributed duration in `[0, bound)`.
+fn random_below(bound: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; good enough for a phase offset.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(random % nanos)
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -258,5 +272,20 @@ fn current_state(router: &Router) -> String {
             .rev()
             .find_map(|line| router::entered_state(line).map(|(_, state)| state))
             .unwrap_or_else(|| "INIT".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_phase_stays_below_its_bound() {
+        let bound = Duration::from_millis(10);
+        let draws: Vec<Duration> = (0..200).map(|_| random_below(bound)).collect();
+        assert!(draws.iter().all(|d| *d < bound));
+        // Not all the same: the offsets really vary from run to run.
+        assert!(draws.iter().any(|d| *d != draws[0]));
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
     }
 }

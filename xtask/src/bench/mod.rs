@@ -192,12 +192,14 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-const NOTES: [&str; 5] = [
-    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms and the value is the longest gap between replies after the fault",
+const NOTES: [&str; 7] = [
+    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
     "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
     "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
     "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`",
+    "throughput: counted as UDP InDatagrams + RcvbufErrors in the receiver's namespace (what the kernel delivered), and on veth attaching any XDP program also switches the receive side to veth's NAPI path, so the ratio covers that switch as well as vrrp_rx itself",
+    "both daemons run with default scheduling (SCHED_OTHER, nice 0) on a 2-core machine; other work on the machine adds noise, so compare ratios from the same run",
 ];
 
 fn shell(argv: &[&str]) -> String {
