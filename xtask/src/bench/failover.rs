@@ -147,7 +147,12 @@ pub fn run_once(
     let routers = [&master, &backup];
 
     let (fault_at, takeover, states) = thread::scope(|scope| -> Result<_> {
-        let sampler = scope.spawn(|| sample_states(routers, &prober, &sampling));
+        // One sampler per router: a query to a dying daemon can block until
+        // the kernel has torn it down, and must not hold up the other's.
+        let samplers = routers.map(|router| {
+            let (prober, sampling) = (&prober, &sampling);
+            scope.spawn(move || sample_states(router, prober, sampling))
+        });
         let outcome = (|| -> Result<_> {
             // A random phase against the master's advert timer: otherwise the
             // fixed start-up sequence decides how long before the fault the
@@ -174,7 +179,7 @@ pub fn run_once(
             Ok((fault_at, takeover))
         })();
         sampling.store(false, Ordering::Relaxed);
-        let states = sampler.join().unwrap_or_else(|_| [Vec::new(), Vec::new()]);
+        let states = samplers.map(|sampler| sampler.join().unwrap_or_default());
         let (fault_at, takeover) = outcome?;
         Ok((fault_at, takeover, states))
     })?;
@@ -225,27 +230,21 @@ fn probe_points(trace: &Trace) -> Vec<(f64, bool)> {
         .collect()
 }
 
-/// Samples both routers' states every 5 ms while `running`: the agent over
-/// its control socket (`status --json`), keepalived from its log.
-fn sample_states(
-    routers: [&Router; 2],
-    prober: &Prober,
-    running: &AtomicBool,
-) -> [Vec<StateSample>; 2] {
-    let mut samples: [Vec<StateSample>; 2] = [Vec::new(), Vec::new()];
+/// Samples a router's state every 5 ms while `running`: the agent over its
+/// control socket (`status --json`), keepalived from its log. A sample is
+/// stamped when its query started, so a query that hangs on a dying daemon
+/// reports DOWN from the moment the daemon stopped answering.
+fn sample_states(router: &Router, prober: &Prober, running: &AtomicBool) -> Vec<StateSample> {
+    let mut samples: Vec<StateSample> = Vec::new();
     // Bounded by the probe run's own limit.
     for _ in 0..20_000 {
         if !running.load(Ordering::Relaxed) {
             break;
         }
-        for (router, out) in routers.iter().zip(samples.iter_mut()) {
-            let state = current_state(router);
-            if out.last().is_none_or(|last| last.state != state) {
-                out.push(StateSample {
-                    at_ms: ms(prober.now()),
-                    state,
-                });
-            }
+        let at_ms = ms(prober.now());
+        let state = current_state(router);
+        if samples.last().is_none_or(|last| last.state != state) {
+            samples.push(StateSample { at_ms, state });
         }
         thread::sleep(Duration::from_millis(5));
     }
