@@ -1,5 +1,6 @@
 //! `cargo xtask`: the front door for building, running and testing vrrp-agent.
 
+mod bench;
 mod demo;
 mod toolchain;
 
@@ -39,6 +40,11 @@ enum Task {
     },
     /// Only make sure the eBPF toolchain is installed.
     Bootstrap,
+    /// Benchmark vrrp-agent against keepalived in the same run (needs root).
+    Bench {
+        #[command(flatten)]
+        args: bench::BenchArgs,
+    },
 }
 
 fn main() -> Result<()> {
@@ -49,6 +55,7 @@ fn main() -> Result<()> {
         Task::Bootstrap => Ok(()),
         Task::Run { release, args } => run_agent(&workspace, release, &args),
         Task::Test { args } => test(&workspace, &args),
+        Task::Bench { args } => bench::run(&workspace, &args),
     }
 }
 

@@ -1,0 +1,290 @@
+//! Scenario 1: how long a client probing the VIP every millisecond loses
+//! it when the master dies (kill -9), loses its link, or stops gracefully.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+use super::conf::{self, Advert, Instance};
+use super::interrupt;
+use super::router::{self, Implementation, Router};
+use super::topology::{PairLab, VIP, VIP_CIDR};
+use super::udp::{ECHO_PORT, Prober, Responder, Trace};
+
+/// How the master is taken away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Fault {
+    /// SIGKILL to the daemon; its host's service is muted at the same moment
+    /// (a crashed host), since a surviving old master would keep answering.
+    Kill9,
+    /// `ip link set dev IF down` on the master's interface.
+    LinkDown,
+    /// SIGTERM: the daemon resigns with a priority-0 advert.
+    Sigterm,
+}
+
+impl Fault {
+    pub const ALL: [Self; 3] = [Self::Kill9, Self::LinkDown, Self::Sigterm];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Kill9 => "master kill -9",
+            Self::LinkDown => "master link down",
+            Self::Sigterm => "master SIGTERM",
+        }
+    }
+}
+
+/// A router's state at a moment of a run, for the timeline plot.
+#[derive(Debug, Clone, Serialize)]
+pub struct StateSample {
+    pub at_ms: f64,
+    /// MASTER, BACKUP, FAULT, INIT, or DOWN when the daemon is gone.
+    pub state: String,
+}
+
+/// Everything seen during one run, on the probe clock.
+#[derive(Debug, Clone, Serialize)]
+pub struct Timeline {
+    pub implementation: Implementation,
+    pub fault: Fault,
+    pub advert: Advert,
+    pub fault_at_ms: f64,
+    /// `(send time ms, answered)` per probe.
+    pub probes: Vec<(f64, bool)>,
+    /// States of the old master (0) and the backup (1).
+    pub states: [Vec<StateSample>; 2],
+}
+
+/// The outcome of one failover run.
+pub struct FailoverRun {
+    /// Longest gap between replies the client saw after the fault.
+    pub gap_ms: f64,
+    /// From the fault to the backup logging that it is MASTER.
+    pub takeover_ms: f64,
+    pub timeline: Option<Timeline>,
+}
+
+const MASTER_PRIORITY: u8 = 200;
+const BACKUP_PRIORITY: u8 = 100;
+
+/// Times that scale with the advert interval.
+struct Pace {
+    /// Until the first master is elected.
+    elect: Duration,
+    /// Steady probing before the fault.
+    before: Duration,
+    /// Until the backup must have taken over.
+    takeover: Duration,
+    /// Probing after the takeover, so the client's recovery is in the trace.
+    after: Duration,
+}
+
+fn pace(advert: Advert) -> Pace {
+    match advert {
+        Advert::V2OneSecond => Pace {
+            elect: Duration::from_secs(15),
+            before: Duration::from_millis(1500),
+            takeover: Duration::from_secs(12),
+            after: Duration::from_millis(1500),
+        },
+        Advert::V3TenMillis => Pace {
+            elect: Duration::from_secs(10),
+            before: Duration::from_millis(500),
+            takeover: Duration::from_secs(5),
+            after: Duration::from_millis(500),
+        },
+    }
+}
+
+fn configs(lab: &PairLab, advert: Advert) -> [String; 2] {
+    let instance = |iface: &str, priority| Instance {
+        name: "VI_1".into(),
+        interface: iface.to_owned(),
+        vrid: 51,
+        priority,
+        vips: vec![VIP_CIDR.into()],
+    };
+    [
+        conf::render("r1", advert, &[instance(&lab.ifaces[0], MASTER_PRIORITY)]),
+        conf::render("r2", advert, &[instance(&lab.ifaces[1], BACKUP_PRIORITY)]),
+    ]
+}
+
+/// One run: fresh lab, elect r1, probe, take r1 away, measure.
+pub fn run_once(
+    implementation: Implementation,
+    fault: Fault,
+    advert: Advert,
+    agent_binary: &Path,
+    record_timeline: bool,
+) -> Result<FailoverRun> {
+    let pace = pace(advert);
+    let lab = PairLab::build("bfail")?;
+    let responders = [
+        Responder::start(&lab.routers[0])?,
+        Responder::start(&lab.routers[1])?,
+    ];
+    let [conf1, conf2] = configs(&lab, advert);
+    let master = Router::start(implementation, &lab.routers[0], &conf1, agent_binary)?;
+    master.wait_masters(1, pace.elect)?;
+    let backup = Router::start(implementation, &lab.routers[1], &conf2, agent_binary)?;
+    interrupt::sleep(pace.before / 2)?;
+    if backup.masters()? != 0 {
+        bail!("the backup (priority {BACKUP_PRIORITY}) became MASTER before any fault");
+    }
+    let entries_before = backup.master_entries();
+
+    let target: SocketAddr = format!("{VIP}:{ECHO_PORT}").parse()?;
+    let probe_limit = pace.before + pace.takeover + pace.after + Duration::from_secs(5);
+    let prober = Prober::start(&lab.client, target, Duration::from_millis(1), probe_limit)?;
+    let sampling = AtomicBool::new(record_timeline);
+    let routers = [&master, &backup];
+
+    let (fault_at, takeover, states) = thread::scope(|scope| -> Result<_> {
+        // One sampler per router: a query to a dying daemon can block until
+        // the kernel has torn it down, and must not hold up the other's.
+        let samplers = routers.map(|router| {
+            let (prober, sampling) = (&prober, &sampling);
+            scope.spawn(move || sample_states(router, prober, sampling))
+        });
+        let outcome = (|| -> Result<_> {
+            // A random phase against the master's advert timer: otherwise the
+            // fixed start-up sequence decides how long before the fault the
+            // last advert went out, and that differs per implementation.
+            interrupt::sleep(pace.before + random_below(advert.interval()))?;
+            let fault_at = prober.now();
+            match fault {
+                Fault::Kill9 => {
+                    responders[0].mute();
+                    master.process().kill9()?;
+                }
+                Fault::LinkDown => lab.routers[0].link_down(&lab.ifaces[0])?,
+                Fault::Sigterm => master.process().sigterm()?,
+            }
+            interrupt::wait_until(
+                "the backup entering MASTER after the fault",
+                pace.takeover,
+                Duration::from_millis(1),
+                || Ok(backup.master_entries() > entries_before),
+            )
+            .with_context(|| backup.process().report())?;
+            let takeover = prober.now().saturating_sub(fault_at);
+            interrupt::sleep(pace.after)?;
+            Ok((fault_at, takeover))
+        })();
+        sampling.store(false, Ordering::Relaxed);
+        let states = samplers.map(|sampler| sampler.join().unwrap_or_default());
+        let (fault_at, takeover) = outcome?;
+        Ok((fault_at, takeover, states))
+    })?;
+    let trace = prober.finish();
+    let gap = trace.longest_gap_after(fault_at).with_context(|| {
+        format!(
+            "the client never got an answer from the VIP after the fault ({} of {} probes answered)",
+            trace.successes(),
+            trace.sent.len()
+        )
+    })?;
+    let timeline = record_timeline.then(|| Timeline {
+        implementation,
+        fault,
+        advert,
+        fault_at_ms: ms(fault_at),
+        probes: probe_points(&trace),
+        states,
+    });
+    Ok(FailoverRun {
+        gap_ms: ms(gap),
+        takeover_ms: ms(takeover),
+        timeline,
+    })
+}
+
+/// A uniformly distributed duration in `[0, bound)`.
+fn random_below(bound: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    // RandomState is seeded from the OS; good enough for a phase offset.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let nanos = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX).max(1);
+    Duration::from_nanos(random % nanos)
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+fn probe_points(trace: &Trace) -> Vec<(f64, bool)> {
+    trace
+        .sent
+        .iter()
+        .zip(&trace.replied)
+        .map(|(sent, reply)| (ms(*sent), reply.is_some()))
+        .collect()
+}
+
+/// Samples a router's state every 5 ms while `running`: the agent over its
+/// control socket (`status --json`), keepalived from its log. A sample is
+/// stamped when its query started, so a query that hangs on a dying daemon
+/// reports DOWN from the moment the daemon stopped answering.
+fn sample_states(router: &Router, prober: &Prober, running: &AtomicBool) -> Vec<StateSample> {
+    let mut samples: Vec<StateSample> = Vec::new();
+    // Bounded by the probe run's own limit.
+    for _ in 0..20_000 {
+        if !running.load(Ordering::Relaxed) {
+            break;
+        }
+        let at_ms = ms(prober.now());
+        let state = current_state(router);
+        if samples.last().is_none_or(|last| last.state != state) {
+            samples.push(StateSample { at_ms, state });
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    samples
+}
+
+fn current_state(router: &Router) -> String {
+    if !router.process().is_running() {
+        return "DOWN".into();
+    }
+    match router.control_socket() {
+        Some(socket) => router::agent_status(socket)
+            .ok()
+            .and_then(|status| {
+                router::instances(&status)
+                    .first()
+                    .and_then(|i| i["state"].as_str().map(str::to_owned))
+            })
+            .unwrap_or_else(|| "DOWN".into()),
+        None => router
+            .log()
+            .lines()
+            .iter()
+            .rev()
+            .find_map(|line| router::entered_state(line).map(|(_, state)| state))
+            .unwrap_or_else(|| "INIT".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn random_phase_stays_below_its_bound() {
+        let bound = Duration::from_millis(10);
+        let draws: Vec<Duration> = (0..200).map(|_| random_below(bound)).collect();
+        assert!(draws.iter().all(|d| *d < bound));
+        // Not all the same: the offsets really vary from run to run.
+        assert!(draws.iter().any(|d| *d != draws[0]));
+        assert_eq!(random_below(Duration::ZERO), Duration::ZERO);
+    }
+}

@@ -1,0 +1,451 @@
+//! `cargo xtask bench`: vrrp-agent against keepalived, side by side, in the
+//! same run on the same lab, so every number comes with its ratio.
+//!
+//! Scenarios: client-observed failover (kill -9, link down, SIGTERM at
+//! VRRPv2 1 s and VRRPv3 10 ms), false failovers under CPU stress, CPU and
+//! RSS with 200 instances at 10 ms, and the XDP program's cost on other
+//! traffic. Results: a table on stdout, `target/bench/bench-<stamp>.json`,
+//! `target/bench/latest.json` and `target/bench/failover-timeline.png`.
+
+mod conf;
+mod failover;
+mod interrupt;
+mod procfs;
+mod report;
+mod router;
+mod scale;
+mod soak;
+mod stats;
+mod throughput;
+mod timeline;
+mod topology;
+mod udp;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::ValueEnum;
+
+use conf::Advert;
+use failover::Fault;
+use report::{Machine, Report, Row};
+use router::Implementation;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// Runs per failover case, alternating keepalived / vrrp-agent
+    /// [default: 20, or 3 with --quick].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    runs: Option<u32>,
+    /// A first look: 3 runs, 30 s soak, 10 s CPU window.
+    #[arg(long)]
+    quick: bool,
+    /// Run only this scenario.
+    #[arg(long, value_enum)]
+    only: Option<Scenario>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// Client-observed failover time.
+    Failover,
+    /// False failovers with both CPUs saturated.
+    FalseFailovers,
+    /// CPU time and RSS with 200 instances at advert_int 0.01.
+    Scale,
+    /// Non-VRRP UDP throughput with and without the XDP program.
+    Throughput,
+}
+
+/// How much of everything to do.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    failover_runs: usize,
+    soak_runs: usize,
+    soak: Duration,
+    scale_runs: usize,
+    cpu_window: Duration,
+    throughput_reps: usize,
+    throughput_duration: Duration,
+}
+
+impl Plan {
+    fn from_args(args: &BenchArgs) -> Self {
+        let runs = args
+            .runs
+            .map_or(if args.quick { 3 } else { 20 }, |r| r as usize);
+        if args.quick {
+            Self {
+                failover_runs: runs,
+                soak_runs: runs.min(1),
+                soak: Duration::from_secs(30),
+                scale_runs: runs.min(1),
+                cpu_window: Duration::from_secs(10),
+                throughput_reps: runs.min(3),
+                throughput_duration: Duration::from_secs(1),
+            }
+        } else {
+            Self {
+                failover_runs: runs,
+                soak_runs: runs.min(3),
+                soak: Duration::from_secs(60),
+                scale_runs: runs.min(3),
+                cpu_window: Duration::from_secs(20),
+                throughput_reps: runs.min(5),
+                throughput_duration: Duration::from_secs(2),
+            }
+        }
+    }
+}
+
+/// Results collected so far.
+#[derive(Default)]
+struct Results {
+    rows: Vec<Row>,
+    details: Vec<Row>,
+    errors: Vec<String>,
+    timelines: Vec<failover::Timeline>,
+    seconds_per_scenario: Vec<(String, f64)>,
+}
+
+impl Results {
+    /// Records a failed run; Ctrl-C is not a failed run but the end.
+    fn failed(&mut self, what: &str, err: &anyhow::Error) -> Result<()> {
+        interrupt::check()?;
+        eprintln!("bench: {what} FAILED: {err:#}");
+        let short: String = format!("{err:#}")
+            .lines()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n");
+        self.errors.push(format!("{what}: {short}"));
+        Ok(())
+    }
+}
+
+/// Builds the agent in release mode, runs the selected scenarios and writes
+/// the results under `target/bench/`.
+pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
+    interrupt::install();
+    lab::require_lab_support()?;
+    let plan = Plan::from_args(args);
+    let agent = crate::build_agent(workspace, true)?;
+    let started = Instant::now();
+    let selected = |scenario| args.only.is_none_or(|only| only == scenario);
+    let mut results = Results::default();
+    type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
+    let scenarios: [(Scenario, Runner); 4] = [
+        (Scenario::Failover, failovers),
+        (Scenario::FalseFailovers, false_failovers),
+        (Scenario::Scale, scale),
+        (Scenario::Throughput, throughput),
+    ];
+    for (scenario, runner) in scenarios {
+        if selected(scenario) {
+            let scenario_started = Instant::now();
+            runner(&plan, &agent, &mut results)?;
+            let name = scenario
+                .to_possible_value()
+                .map_or_else(String::new, |v| v.get_name().to_owned());
+            results
+                .seconds_per_scenario
+                .push((name, scenario_started.elapsed().as_secs_f64().round()));
+        }
+    }
+    report::fill_ratios(&mut results.rows);
+    report::fill_ratios(&mut results.details);
+    let out_dir = workspace.join("target").join("bench");
+    let report = Report {
+        date: shell(&["date", "-u", "+%Y-%m-%dT%H:%M:%SZ"]),
+        machine: Machine {
+            cores: shell(&["nproc"]),
+            kernel: shell(&["uname", "-r"]),
+        },
+        command: format!(
+            "cargo xtask {}",
+            std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+        ),
+        elapsed_s: started.elapsed().as_secs_f64(),
+        seconds_per_scenario: results.seconds_per_scenario.clone(),
+        rows: results.rows.clone(),
+        details: results.details.clone(),
+        errors: results.errors.clone(),
+        notes: NOTES.iter().map(|n| n.to_string()).collect(),
+    };
+    print!("{}", report::table(&results.rows));
+    let stamp = shell(&["date", "-u", "+%Y%m%dT%H%M%SZ"]);
+    let json = report::write(&report, &out_dir, &stamp)?;
+    eprintln!(
+        "bench: {} and {} written ({:.0} s of measuring, {} failed runs)",
+        json.display(),
+        out_dir.join("latest.json").display(),
+        report.elapsed_s,
+        results.errors.len()
+    );
+    if !results.timelines.is_empty() {
+        let png = out_dir.join("failover-timeline.png");
+        timeline::draw(&results.timelines, &png)?;
+        eprintln!("bench: {} written", png.display());
+    }
+    Ok(())
+}
+
+const NOTES: [&str; 7] = [
+    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
+    "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds",
+    "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
+    "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
+    "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`",
+    "throughput: counted as UDP InDatagrams + RcvbufErrors in the receiver's namespace (what the kernel delivered), and on veth attaching any XDP program also switches the receive side to veth's NAPI path, so the ratio covers that switch as well as vrrp_rx itself",
+    "both daemons run with default scheduling (SCHED_OTHER, nice 0) on a 2-core machine; other work on the machine adds noise, so compare ratios from the same run",
+];
+
+fn shell(argv: &[&str]) -> String {
+    Command::new(argv[0])
+        .args(&argv[1..])
+        .output()
+        .ok()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    for advert in [Advert::V3TenMillis, Advert::V2OneSecond] {
+        for fault in Fault::ALL {
+            let case = format!("failover {}, {}", fault.label(), advert.label());
+            eprintln!(
+                "bench: {case}: RFC Master_Down_Interval of the backup is {:.1} ms",
+                advert.master_down_ms(100)
+            );
+            let mut gaps = [Vec::new(), Vec::new()];
+            let mut takeovers = [Vec::new(), Vec::new()];
+            let mut failed = [0, 0];
+            for run in 0..plan.failover_runs {
+                for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+                    interrupt::check()?;
+                    let what = format!(
+                        "{case}: run {}/{} {}",
+                        run + 1,
+                        plan.failover_runs,
+                        implementation.label()
+                    );
+                    let record = run == 0 && fault == Fault::Kill9 && advert == Advert::V3TenMillis;
+                    match failover::run_once(implementation, fault, advert, agent, record) {
+                        Ok(outcome) => {
+                            eprintln!(
+                                "bench: {what}: client gap {:.1} ms, backup MASTER after {:.1} ms",
+                                outcome.gap_ms, outcome.takeover_ms
+                            );
+                            gaps[k].push(outcome.gap_ms);
+                            takeovers[k].push(outcome.takeover_ms);
+                            results.timelines.extend(outcome.timeline);
+                        }
+                        Err(err) => {
+                            failed[k] += 1;
+                            results.failed(&what, &err)?;
+                        }
+                    }
+                }
+            }
+            for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+                results.rows.push(Row::new(
+                    format!("{case}: client gap"),
+                    implementation,
+                    "ms",
+                    true,
+                    std::mem::take(&mut gaps[k]),
+                    failed[k],
+                ));
+                results.details.push(Row::new(
+                    format!("{case}: backup logs MASTER"),
+                    implementation,
+                    "ms",
+                    true,
+                    std::mem::take(&mut takeovers[k]),
+                    failed[k],
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = format!(
+        "false failovers in {} s, stress-ng --cpu 2, v3 advert_int 0.01",
+        plan.soak.as_secs()
+    );
+    let mut counts = [Vec::new(), Vec::new()];
+    let mut transitions = Vec::new();
+    let mut failed = [0, 0];
+    for run in 0..plan.soak_runs {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            interrupt::check()?;
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.soak_runs,
+                implementation.label()
+            );
+            match soak::run_once(implementation, plan.soak, agent) {
+                Ok(outcome) => {
+                    eprintln!("bench: {what}: {} false failovers", outcome.false_failovers);
+                    counts[k].push(outcome.false_failovers as f64);
+                    transitions.extend(outcome.status_transitions.map(|t| t as f64));
+                }
+                Err(err) => {
+                    failed[k] += 1;
+                    results.failed(&what, &err)?;
+                }
+            }
+        }
+    }
+    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+        results.rows.push(Row::new(
+            case.clone(),
+            implementation,
+            "count",
+            true,
+            std::mem::take(&mut counts[k]),
+            failed[k],
+        ));
+    }
+    results.details.push(Row::new(
+        format!("{case}: backup state transitions per status --json"),
+        Implementation::Agent,
+        "count",
+        true,
+        transitions,
+        failed[1],
+    ));
+    Ok(())
+}
+
+fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = format!("{} instances, v3 advert_int 0.01", scale::INSTANCES);
+    // [implementation][backup cpu, master cpu, backup rss, master rss, flaps]
+    let mut values: [[Vec<f64>; 5]; 2] = Default::default();
+    let mut failed = [0, 0];
+    for run in 0..plan.scale_runs {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            interrupt::check()?;
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.scale_runs,
+                implementation.label()
+            );
+            match scale::run_once(implementation, plan.cpu_window, agent) {
+                Ok(outcome) => {
+                    eprintln!(
+                        "bench: {what}: backup {:.1} % CPU {:.1} MiB, master {:.1} % CPU {:.1} MiB, backup false MASTER entries {}",
+                        outcome.backup.cpu_percent,
+                        outcome.backup.rss_mib,
+                        outcome.master.cpu_percent,
+                        outcome.master.rss_mib,
+                        outcome.backup_false_masters
+                    );
+                    let v = &mut values[k];
+                    v[0].push(outcome.backup.cpu_percent);
+                    v[1].push(outcome.master.cpu_percent);
+                    v[2].push(outcome.backup.rss_mib);
+                    v[3].push(outcome.master.rss_mib);
+                    v[4].push(outcome.backup_false_masters as f64);
+                }
+                Err(err) => {
+                    failed[k] += 1;
+                    results.failed(&what, &err)?;
+                }
+            }
+        }
+    }
+    let window = plan.cpu_window.as_secs();
+    let labels = [
+        (format!("{case}: backup CPU over {window} s"), "% of 1 CPU"),
+        (format!("{case}: master CPU over {window} s"), "% of 1 CPU"),
+        (format!("{case}: backup RSS"), "MiB"),
+        (format!("{case}: master RSS"), "MiB"),
+        (
+            format!("{case}: backup entered MASTER during the CPU window"),
+            "count",
+        ),
+    ];
+    for (metric, (label, unit)) in labels.into_iter().enumerate() {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            results.rows.push(Row::new(
+                label.clone(),
+                implementation,
+                unit,
+                true,
+                std::mem::take(&mut values[k][metric]),
+                failed[k],
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn throughput(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = "UDP 64-byte payloads over veth, receiver without / with XDP vrrp_rx";
+    match throughput::run(plan.throughput_reps, plan.throughput_duration, agent) {
+        Ok(samples) => {
+            for implementation in Implementation::BOTH {
+                let mine: Vec<&throughput::Sample> = samples
+                    .iter()
+                    .filter(|s| s.implementation == implementation)
+                    .collect();
+                for s in &mine {
+                    eprintln!(
+                        "bench: {case}: {}: delivered {:.0} pps (sent {:.0} pps)",
+                        implementation.label(),
+                        s.delivered_pps,
+                        s.sent_pps
+                    );
+                }
+                results.rows.push(Row::new(
+                    case,
+                    implementation,
+                    "kpps delivered",
+                    false,
+                    mine.iter().map(|s| s.delivered_pps / 1000.0).collect(),
+                    0,
+                ));
+            }
+        }
+        Err(err) => results.failed(case, &err.context("throughput scenario"))?,
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(runs: Option<u32>, quick: bool) -> BenchArgs {
+        BenchArgs {
+            runs,
+            quick,
+            only: None,
+        }
+    }
+
+    #[test]
+    fn default_plan_is_twenty_runs_and_a_minute_of_soak() {
+        let plan = Plan::from_args(&args(None, false));
+        assert_eq!(plan.failover_runs, 20);
+        assert_eq!(plan.soak, Duration::from_secs(60));
+        assert_eq!(plan.cpu_window, Duration::from_secs(20));
+    }
+
+    #[test]
+    fn quick_plan_is_short_but_runs_override() {
+        let quick = Plan::from_args(&args(None, true));
+        assert_eq!(quick.failover_runs, 3);
+        assert_eq!(quick.soak, Duration::from_secs(30));
+        assert_eq!(quick.cpu_window, Duration::from_secs(10));
+        assert_eq!(Plan::from_args(&args(Some(5), true)).failover_runs, 5);
+        assert_eq!(Plan::from_args(&args(Some(1), false)).soak_runs, 1);
+    }
+}

@@ -1,0 +1,95 @@
+//! Scenario 3: CPU time and RSS of a master sending, and a backup
+//! receiving, 200 instances at advert_int 0.01 on one interface.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, bail};
+
+use super::conf::{self, Advert, Instance};
+use super::interrupt;
+use super::procfs;
+use super::router::{Implementation, Router};
+use super::topology::PairLab;
+
+pub const INSTANCES: u8 = 200;
+
+/// Cost of one role over the measuring window.
+#[derive(Debug, Clone, Copy)]
+pub struct RoleCost {
+    /// utime + stime over the window, as a percentage of one CPU.
+    pub cpu_percent: f64,
+    /// Sum of VmRSS at the end of the window.
+    pub rss_mib: f64,
+}
+
+pub struct ScaleRun {
+    pub master: RoleCost,
+    pub backup: RoleCost,
+    /// Times the backup entered MASTER during the window (should be 0).
+    pub backup_false_masters: usize,
+}
+
+fn instances(iface: &str, priority: u8) -> Vec<Instance> {
+    (1..=INSTANCES)
+        .map(|vrid| Instance {
+            name: format!("VI_{vrid}"),
+            interface: iface.to_owned(),
+            vrid,
+            priority,
+            vips: vec![format!("203.0.113.{vrid}/32")],
+        })
+        .collect()
+}
+
+pub fn run_once(
+    implementation: Implementation,
+    window: Duration,
+    agent_binary: &Path,
+) -> Result<ScaleRun> {
+    let lab = PairLab::build("bscale")?;
+    let advert = Advert::V3TenMillis;
+    let master = Router::start(
+        implementation,
+        &lab.routers[0],
+        &conf::render("r1", advert, &instances(&lab.ifaces[0], 200)),
+        agent_binary,
+    )?;
+    master.wait_masters(usize::from(INSTANCES), Duration::from_secs(60))?;
+    let backup = Router::start(
+        implementation,
+        &lab.routers[1],
+        &conf::render("r2", advert, &instances(&lab.ifaces[1], 100)),
+        agent_binary,
+    )?;
+    // Let start-up work (config parsing, program loading) finish first.
+    interrupt::sleep(Duration::from_secs(3))?;
+    if backup.masters()? != 0 {
+        bail!("the backup holds MASTER instances before the window");
+    }
+    let entries_before = backup.master_entries();
+    let pids = [master.pids()?, backup.pids()?];
+    let ticks_before = [total_ticks(&pids[0])?, total_ticks(&pids[1])?];
+    interrupt::sleep(window)?;
+    let ticks_after = [total_ticks(&pids[0])?, total_ticks(&pids[1])?];
+    let cost = |role: usize| -> Result<RoleCost> {
+        let ticks = ticks_after[role].saturating_sub(ticks_before[role]) as f64;
+        let rss: u64 = pids[role]
+            .iter()
+            .map(|pid| procfs::rss_kib(*pid))
+            .sum::<Result<u64>>()?;
+        Ok(RoleCost {
+            cpu_percent: 100.0 * ticks / procfs::ticks_per_second() / window.as_secs_f64(),
+            rss_mib: rss as f64 / 1024.0,
+        })
+    };
+    Ok(ScaleRun {
+        master: cost(0)?,
+        backup: cost(1)?,
+        backup_false_masters: backup.master_entries().saturating_sub(entries_before),
+    })
+}
+
+fn total_ticks(pids: &[u32]) -> Result<u64> {
+    pids.iter().map(|pid| procfs::cpu_ticks(*pid)).sum()
+}
