@@ -9,6 +9,7 @@ pub mod frame_socket;
 pub mod monitor;
 pub mod netlink;
 pub mod notify;
+pub mod scheduling;
 #[cfg(test)]
 pub(crate) mod test_netns;
 pub mod tracking;

@@ -35,6 +35,11 @@ struct Cli {
     /// advert rates).
     #[arg(long)]
     pass_adverts: bool,
+    /// Keep the daemon's threads in normal scheduling. By default they run
+    /// SCHED_RR (priority 10) so a CPU-starved master still sends its adverts
+    /// on time; scripts and notify hooks always run with normal scheduling.
+    #[arg(long)]
+    no_realtime: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -67,6 +72,8 @@ enum Command {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: log files and pipes stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -88,10 +95,29 @@ fn main() -> ExitCode {
     }
 }
 
+/// Real-time scheduling is an improvement, not a requirement: a container
+/// without CAP_SYS_NICE still runs the daemon, with a warning.
+fn make_realtime() {
+    if let Err(error) = vrrp_agent::scheduling::make_current_thread_realtime(
+        vrrp_agent::scheduling::DEFAULT_PRIORITY,
+    ) {
+        tracing::warn!(%error, "could not switch to real-time scheduling; adverts may be late under CPU load");
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let realtime = cli.command.is_none() && !cli.no_realtime;
+    if realtime {
+        make_realtime();
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
+        .on_thread_start(move || {
+            if realtime {
+                make_realtime();
+            }
+        })
         .build()
         .context("starting the async runtime")?;
     match cli.command {

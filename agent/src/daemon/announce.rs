@@ -81,12 +81,28 @@ pub fn spawn(socket: Arc<FrameSocket>, frames: Vec<Vec<u8>>, schedule: Schedule)
     })
 }
 
+/// A burst of hundreds of frames can fill the device queue (ENOBUFS); a
+/// frame that did not fit is retried shortly rather than lost.
+async fn send_with_retry(socket: &FrameSocket, frame: &[u8]) {
+    const ATTEMPTS: u32 = 5;
+    for attempt in 1..=ATTEMPTS {
+        match socket.send(frame) {
+            Ok(()) => return,
+            Err(error) if error.raw_os_error() == Some(libc::ENOBUFS) && attempt < ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(u64::from(attempt))).await;
+            }
+            Err(error) => {
+                warn!(%error, attempt, "sending a gratuitous ARP / NA failed");
+                return;
+            }
+        }
+    }
+}
+
 async fn burst(socket: &FrameSocket, frames: &[Vec<u8>], repeat: u32, spacing: Duration) {
     for round in 0..repeat {
         for frame in frames {
-            if let Err(error) = socket.send(frame) {
-                warn!(%error, "sending a gratuitous ARP / NA failed");
-            }
+            send_with_retry(socket, frame).await;
             if !spacing.is_zero() {
                 tokio::time::sleep(spacing).await;
             }

@@ -147,7 +147,7 @@ impl Runtime {
                 instance
                     .vips
                     .iter()
-                    .map(|vip| netops::address(vip, &instance.interface))
+                    .map(|vip| netops::address(vip, &instance.interface, instance.ifindex))
             })
             .collect();
         let _ = self.net.send(NetCommand::RemoveStale(stale));
