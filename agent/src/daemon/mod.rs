@@ -34,11 +34,7 @@ use crate::{
     tracking::ScriptStatus,
 };
 
-use self::{
-    netops::NetCommand,
-    plan::{Plan, TrackedSource},
-    runtime::Runtime,
-};
+use self::{netops::NetCommand, plan::TrackedSource, runtime::Runtime};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -109,7 +105,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     resources
         .install(&mut runtime, &config, &plan, &handle, options.pass_adverts)
         .await?;
-    let mut links = LinkWatcher::start(WatchSet::names(watched_links(&plan))).await?;
+    let mut links = LinkWatcher::start(WatchSet::names(watched_links(plan.instances()))).await?;
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
@@ -142,7 +138,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 match reload(&options, &handle, &hostname, &mut runtime, &mut resources, &current_config).await {
                     Ok(config) => {
                         current_config = config;
-                        links = LinkWatcher::start(WatchSet::names(runtime_links(&runtime))).await?;
+                        links = LinkWatcher::start(WatchSet::names(watched_links(
+                            runtime.groups.iter().flat_map(|group| group.members.iter().map(|member| &member.plan)),
+                        ))).await?;
                     }
                     Err(error) => error!(%error, "reload rejected; the running configuration stays"),
                 }
@@ -224,28 +222,14 @@ async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {
     }
 }
 
-fn watched_links(plan: &Plan) -> HashSet<String> {
+/// The links to watch: every VRRP interface and every tracked interface.
+fn watched_links<'a>(instances: impl Iterator<Item = &'a plan::InstancePlan>) -> HashSet<String> {
     let mut names = HashSet::new();
-    for instance in plan.instances() {
+    for instance in instances {
         names.insert(instance.interface.clone());
         for tracked in &instance.tracked {
             if let TrackedSource::Interface(name) = tracked {
                 names.insert(name.clone());
-            }
-        }
-    }
-    names
-}
-
-fn runtime_links(runtime: &Runtime) -> HashSet<String> {
-    let mut names = HashSet::new();
-    for group in &runtime.groups {
-        for member in &group.members {
-            names.insert(member.plan.interface.clone());
-            for tracked in &member.plan.tracked {
-                if let TrackedSource::Interface(name) = tracked {
-                    names.insert(name.clone());
-                }
             }
         }
     }
