@@ -424,8 +424,6 @@ impl Runtime {
                 }
                 self.notify_group(group);
             }
-            // `apply` re-arms the group from `next_deadline` after every batch.
-            Action::ArmTimer(_) | Action::DisarmTimer => {}
             Action::MasterChanged(master) => {
                 let member = &self.groups[group].members[member_index];
                 debug!(instance = %member.plan.name, ?master, "master changed");

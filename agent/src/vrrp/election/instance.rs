@@ -95,7 +95,9 @@ pub enum Input {
         /// Its new state.
         up: bool,
     },
-    /// A new base priority (configuration reload keeping the state).
+    /// A new base priority, nothing else changed. Kept for the daemon's
+    /// current reload path; [`Instance::reconfigure`] applies a whole new
+    /// configuration (and the address-owner rule) and supersedes it.
     SetBasePriority(NonZeroU8),
     /// RFC 5798 "Shutdown event".
     Shutdown,
@@ -112,6 +114,30 @@ pub enum InputError {
         vrid: u8,
         /// Which index and how many exist.
         source: UnknownTrackedItem,
+    },
+}
+
+/// Why [`Instance::reconfigure`] refused a configuration; the instance is
+/// unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The new configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The virtual router id or version differ: that is another virtual
+    /// router, so the caller stops this instance and starts a new one.
+    #[error(
+        "virtual router {vrid} (VRRP {version:?}) cannot be reloaded as virtual router {new_vrid} (VRRP {new_version:?}): a changed virtual_router_id or version needs the instance restarted"
+    )]
+    Identity {
+        /// The running instance's VRID.
+        vrid: u8,
+        /// The running instance's version.
+        version: Version,
+        /// The VRID in the new configuration.
+        new_vrid: u8,
+        /// The version in the new configuration.
+        new_version: Version,
     },
 }
 
@@ -157,11 +183,6 @@ pub enum Action {
         /// Why.
         reason: Reason,
     },
-    /// The instance's only timer is now due at this time (replaces any
-    /// earlier one); deliver [`Input::TimerExpired`] then.
-    ArmTimer(Timestamp),
-    /// No timer is pending.
-    DisarmTimer,
     /// The master this backup follows changed (None: no known master).
     MasterChanged(Option<MasterInfo>),
     /// The effective priority changed (tracking or a new base priority).
@@ -285,6 +306,97 @@ impl Instance {
         Ok(())
     }
 
+    /// Reload: applies a new configuration to a running instance, keeping its
+    /// state, master knowledge and counters.
+    ///
+    /// Tracking is rebuilt from `config.tracked`, each item's `initially_up`
+    /// taken as its current state (the caller passes the live status);
+    /// indices in later [`Input::Tracked`] refer to the new list. Then, as
+    /// for a tracked-item report: [`Action::PriorityChanged`] if the
+    /// effective priority moved, and FAULT entered or left. Otherwise:
+    /// - Master stays Master without adverts or VIP actions; a new advert
+    ///   interval applies from the next advert, which is due no later than
+    ///   one new interval from `now`. An owner that stops being the owner
+    ///   stays Master until an election says otherwise.
+    /// - Backup keeps its Master_Down_Timer; VRRPv2 takes the new interval
+    ///   as Master_Adver_Interval, VRRPv3 keeps the followed master's. A
+    ///   backup that becomes the address owner (priority 255) becomes Master
+    ///   at once (RFC 5798 §6.4.1), unless its sync group holds it.
+    /// - Initialize and Fault only take the new configuration (and Fault
+    ///   is left if its cause went away).
+    ///
+    /// On an error nothing changes.
+    pub fn reconfigure(
+        &mut self,
+        config: &InstanceConfig,
+        now: Timestamp,
+    ) -> Result<Vec<Action>, ReconfigureError> {
+        let mut out = Vec::new();
+        self.reconfigure_into(config, now, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Instance::reconfigure`] appending to a caller-owned buffer (for
+    /// [`super::SyncGroup`]).
+    pub(super) fn reconfigure_into(
+        &mut self,
+        config: &InstanceConfig,
+        now: Timestamp,
+        out: &mut Vec<Action>,
+    ) -> Result<(), ReconfigureError> {
+        // Validity first, so an Identity error means "restart with it".
+        let cfg = config.check()?;
+        if cfg.vrid != self.cfg.vrid || cfg.version != self.cfg.version {
+            return Err(ReconfigureError::Identity {
+                vrid: self.cfg.vrid,
+                version: self.cfg.version,
+                new_vrid: cfg.vrid,
+                new_version: cfg.version,
+            });
+        }
+        let was_tracked_fault = self.tracking.in_fault();
+        self.cfg = cfg;
+        self.tracking = Tracking::new(&config.tracked);
+        tracing::debug!(vrid = self.cfg.vrid, state = ?self.state, "configuration replaced");
+        self.update_effective_priority(out);
+        let tracked_fault = self.tracking.in_fault();
+        if was_tracked_fault != tracked_fault {
+            let reason = if tracked_fault {
+                Reason::TrackedFault
+            } else {
+                Reason::TrackedRecovered
+            };
+            self.reevaluate_fault(now, reason, out);
+        }
+        let interval = self.cfg.advert_interval;
+        match self.state {
+            State::Master => {
+                self.master_adver_interval = interval;
+                let next = now.saturating_add(interval.as_duration());
+                self.deadline = Some(self.deadline.map_or(next, |due| due.min(next)));
+            }
+            State::Backup => {
+                // VRRPv3 keeps the interval the followed master advertises.
+                if self.cfg.version == Version::V2 || self.master.is_none() {
+                    self.master_adver_interval = interval;
+                }
+                if self.is_address_owner() {
+                    if self.sync_hold {
+                        // As at startup: held, but wanting master so the
+                        // group can follow.
+                        self.wants_master = true;
+                    } else {
+                        self.become_master(now, Reason::AddressOwner, out);
+                    }
+                }
+            }
+            State::Initialize | State::Fault => {
+                self.master_adver_interval = interval;
+            }
+        }
+        Ok(())
+    }
+
     /// Current protocol state.
     pub fn state(&self) -> State {
         self.state
@@ -359,7 +471,10 @@ impl Instance {
         )
     }
 
-    /// When the instance needs [`Input::TimerExpired`] next, if at all.
+    /// When the instance needs [`Input::TimerExpired`] next, if at all: the
+    /// only place its timer is reported. Read it after every
+    /// [`Instance::handle`] or [`Instance::reconfigure`]; a new value
+    /// replaces any earlier one.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.deadline
     }
@@ -493,10 +608,7 @@ impl Instance {
         out.push(Action::SendGratuitous);
         self.set_master(None, out);
         self.note_transition(from, reason, now, out);
-        self.set_deadline(
-            Some(now.saturating_add(self.cfg.advert_interval.as_duration())),
-            out,
-        );
+        self.deadline = Some(now.saturating_add(self.cfg.advert_interval.as_duration()));
     }
 
     fn become_backup(&mut self, now: Timestamp, reason: Reason, out: &mut Vec<Action>) {
@@ -509,7 +621,7 @@ impl Instance {
         self.reset_backup_memory();
         self.note_transition(from, reason, now, out);
         let deadline = now.saturating_add(self.master_down_interval());
-        self.set_deadline(Some(deadline), out);
+        self.deadline = Some(deadline);
     }
 
     fn enter_fault(&mut self, now: Timestamp, reason: Reason, out: &mut Vec<Action>) {
@@ -525,7 +637,7 @@ impl Instance {
         self.reset_backup_memory();
         self.set_master(None, out);
         self.note_transition(from, reason, now, out);
-        self.set_deadline(None, out);
+        self.deadline = None;
     }
 
     fn shutdown(&mut self, now: Timestamp, out: &mut Vec<Action>) {
@@ -545,7 +657,7 @@ impl Instance {
         self.reset_backup_memory();
         self.set_master(None, out);
         self.note_transition(from, Reason::Shutdown, now, out);
-        self.set_deadline(None, out);
+        self.deadline = None;
     }
 
     fn on_timer(&mut self, now: Timestamp, out: &mut Vec<Action>) {
@@ -563,7 +675,7 @@ impl Instance {
                     // for the rest of the group to want master too.
                     self.wants_master = true;
                     let deadline = now.saturating_add(self.master_down_interval());
-                    self.set_deadline(Some(deadline), out);
+                    self.deadline = Some(deadline);
                     return;
                 }
                 let reason = if self.master_released {
@@ -584,7 +696,7 @@ impl Instance {
                 if next <= now {
                     next = now.saturating_add(interval);
                 }
-                self.set_deadline(Some(next), out);
+                self.deadline = Some(next);
             }
             State::Initialize | State::Fault => {
                 self.counters.spurious_timers += 1;
@@ -651,7 +763,7 @@ impl Instance {
                 self.effective_priority,
                 self.master_adver_interval,
             );
-            self.set_deadline(Some(now.saturating_add(skew)), out);
+            self.deadline = Some(now.saturating_add(skew));
             return;
         }
         let lower = advert.priority < self.effective_priority;
@@ -684,7 +796,7 @@ impl Instance {
             out,
         );
         let deadline = now.saturating_add(self.master_down_interval());
-        self.set_deadline(Some(deadline), out);
+        self.deadline = Some(deadline);
     }
 
     /// RFC 5798 §6.4.3 (Master).
@@ -699,7 +811,7 @@ impl Instance {
             self.counters.priority_zero_received += 1;
             self.send_advert(self.effective_priority, out);
             let next = now.saturating_add(self.cfg.advert_interval.as_duration());
-            self.set_deadline(Some(next), out);
+            self.deadline = Some(next);
             return;
         }
         let ours = self.effective_priority;
@@ -714,7 +826,7 @@ impl Instance {
             if self.cfg.advert_on_lower_priority && advert.priority < ours {
                 self.send_advert(ours, out);
                 let next = now.saturating_add(self.cfg.advert_interval.as_duration());
-                self.set_deadline(Some(next), out);
+                self.deadline = Some(next);
             }
             return;
         };
@@ -800,13 +912,6 @@ impl Instance {
         if self.master != master {
             self.master = master;
             out.push(Action::MasterChanged(master));
-        }
-    }
-
-    fn set_deadline(&mut self, deadline: Option<Timestamp>, out: &mut Vec<Action>) {
-        if self.deadline != deadline {
-            self.deadline = deadline;
-            out.push(deadline.map_or(Action::DisarmTimer, Action::ArmTimer));
         }
     }
 

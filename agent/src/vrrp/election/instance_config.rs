@@ -62,7 +62,7 @@ pub struct InstanceConfig {
 }
 
 /// A configuration value the election cannot run with.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     /// VRID 0 is not a valid virtual router.
     #[error("virtual_router_id 0 is invalid: expected 1..=255")]

@@ -3,16 +3,19 @@
 //! One [`Instance`] per virtual router. The caller feeds it [`Input`]s together
 //! with the time they happened (`now`, a [`Timestamp`] on a monotonic clock it
 //! owns) and carries out the [`Action`]s it returns: send adverts, add or
-//! remove VIPs, send gratuitous ARP / unsolicited NA, run notify scripts, and
-//! arm the instance's single timer. Nothing in here reads a clock, opens a
-//! socket or spawns a task, so every timing rule is tested with exact,
-//! injected time.
+//! remove VIPs, send gratuitous ARP / unsolicited NA, run notify scripts.
+//! The instance's single timer is not an action: after each call the caller
+//! reads [`Instance::next_deadline`] and wakes it then with
+//! [`Input::TimerExpired`]. Nothing in here reads a clock, opens a socket or
+//! spawns a task, so every timing rule is tested with exact, injected time.
+//! A reload goes through [`Instance::reconfigure`], which keeps the state.
 //!
 //! Driving many instances from one task: each instance has at most one
-//! pending deadline ([`Instance::next_deadline`]), so the daemon keeps one
-//! min-heap of `(deadline, instance id)` and sleeps until its head. Entries
-//! made stale by a later [`Action::ArmTimer`] need not be removed: feeding
-//! [`Input::TimerExpired`] before the instance's real deadline is a no-op.
+//! pending deadline, so the daemon keeps one min-heap of `(deadline,
+//! instance id)`, pushes an entry whenever an instance's `next_deadline`
+//! changes after a batch, and sleeps until the head. Entries made stale by
+//! a later deadline need not be removed: feeding [`Input::TimerExpired`]
+//! before the instance's real deadline is a no-op.
 //! `now` may be the kernel's receive timestamp of an advert (the PEERS map's
 //! `last_seen_ns`), so a daemon that wakes late still computes the
 //! Master_Down_Timer from when the advert really arrived.
@@ -46,7 +49,8 @@ mod tracking;
 mod sim;
 
 pub use instance::{
-    Action, Advert, Counters, Input, InputError, Instance, MasterInfo, Reason, State,
+    Action, Advert, Counters, Input, InputError, Instance, MasterInfo, Reason, ReconfigureError,
+    State,
 };
 pub use instance_config::{ConfigError, InitialState, InstanceConfig};
 pub use sync_group::{MemberAction, SyncGroup, SyncGroupError};

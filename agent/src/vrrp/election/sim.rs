@@ -70,6 +70,8 @@ struct Router {
     alive: bool,
     /// When this router last entered Master.
     became_master: Option<Timestamp>,
+    /// The deadline last put in the queue, so each new one is queued once.
+    scheduled: Option<Timestamp>,
 }
 
 struct Sim {
@@ -129,33 +131,38 @@ impl Sim {
             router.became_master = Some(now);
         }
         let source = router.instance.primary_address();
+        // As the daemon does: the timer comes from next_deadline after the
+        // batch; entries it makes stale stay queued and are shrugged off.
+        let deadline = router.instance.next_deadline();
+        let new_deadline = deadline.filter(|_| router.scheduled != deadline);
+        router.scheduled = deadline;
+        if let Some(at) = new_deadline {
+            self.schedule(at, Event::Timer(r));
+        }
         for action in actions {
-            match action {
-                Action::SendAdvert { priority, interval } => {
-                    let advert = Advert {
-                        priority,
-                        source,
-                        interval_cs: interval.centiseconds(),
-                        version: self.version,
-                        checksum: ChecksumForm::WithPseudoHeader,
-                    };
-                    for to in (0..self.routers.len()).filter(|to| *to != r) {
-                        if self.rng.percent(self.loss_percent) {
-                            continue;
-                        }
-                        let max = u64::try_from(self.max_delay.as_nanos()).unwrap_or(u64::MAX);
-                        let delay = Duration::from_nanos(self.rng.upto(max));
-                        let pair = r * self.routers.len() + to;
-                        let mut at = now.saturating_add(delay);
-                        if let Some(last) = self.last_delivery.get_mut(pair) {
-                            at = at.max(*last);
-                            *last = at;
-                        }
-                        self.schedule(at, Event::Deliver { to, advert });
-                    }
+            let Action::SendAdvert { priority, interval } = action else {
+                continue;
+            };
+            let advert = Advert {
+                priority,
+                source,
+                interval_cs: interval.centiseconds(),
+                version: self.version,
+                checksum: ChecksumForm::WithPseudoHeader,
+            };
+            for to in (0..self.routers.len()).filter(|to| *to != r) {
+                if self.rng.percent(self.loss_percent) {
+                    continue;
                 }
-                Action::ArmTimer(at) => self.schedule(at, Event::Timer(r)),
-                _ => {}
+                let max = u64::try_from(self.max_delay.as_nanos()).unwrap_or(u64::MAX);
+                let delay = Duration::from_nanos(self.rng.upto(max));
+                let pair = r * self.routers.len() + to;
+                let mut at = now.saturating_add(delay);
+                if let Some(last) = self.last_delivery.get_mut(pair) {
+                    at = at.max(*last);
+                    *last = at;
+                }
+                self.schedule(at, Event::Deliver { to, advert });
             }
         }
     }
@@ -280,6 +287,7 @@ fn scenario(seed: u64, simultaneous_ties: bool) -> Scenario {
             instance,
             alive: true,
             became_master: None,
+            scheduled: None,
         });
         let start = if simultaneous_ties {
             Timestamp::ZERO

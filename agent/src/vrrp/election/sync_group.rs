@@ -12,7 +12,8 @@
 //! - a member that drops from master to backup pushes the other masters to
 //!   backup (without a priority-0 advert, as keepalived).
 
-use super::instance::{Action, Input, InputError, Instance, State};
+use super::instance::{Action, Input, InputError, Instance, ReconfigureError, State};
+use super::instance_config::InstanceConfig;
 use super::time::Timestamp;
 
 /// An action for one member of a [`SyncGroup`].
@@ -45,6 +46,14 @@ pub enum SyncGroupError {
         member: usize,
         /// What the member rejected.
         source: InputError,
+    },
+    /// The member refused its new configuration; nothing changed.
+    #[error("sync group member #{member}: {source}")]
+    Reconfigure {
+        /// The index given.
+        member: usize,
+        /// Why the member refused it.
+        source: ReconfigureError,
     },
 }
 
@@ -107,6 +116,41 @@ impl SyncGroup {
         now: Timestamp,
         out: &mut Vec<MemberAction>,
     ) -> Result<(), SyncGroupError> {
+        self.apply_to(member, now, out, |instance, actions| {
+            instance
+                .handle_into(input, now, actions)
+                .map_err(|source| SyncGroupError::Input { member, source })
+        })
+    }
+
+    /// Reload of one member ([`Instance::reconfigure`]), then the group
+    /// rules as after any input: a member put in FAULT by its new tracking
+    /// takes the group along, an owner that became master pulls the others.
+    /// On an error nothing changes.
+    pub fn reconfigure(
+        &mut self,
+        member: usize,
+        config: &InstanceConfig,
+        now: Timestamp,
+    ) -> Result<Vec<MemberAction>, SyncGroupError> {
+        let mut out = Vec::new();
+        self.apply_to(member, now, &mut out, |instance, actions| {
+            instance
+                .reconfigure_into(config, now, actions)
+                .map_err(|source| SyncGroupError::Reconfigure { member, source })
+        })?;
+        Ok(out)
+    }
+
+    /// Runs `f` on one member, tags its actions, then applies the group
+    /// rules to the state change it caused.
+    fn apply_to(
+        &mut self,
+        member: usize,
+        now: Timestamp,
+        out: &mut Vec<MemberAction>,
+        f: impl FnOnce(&mut Instance, &mut Vec<Action>) -> Result<(), SyncGroupError>,
+    ) -> Result<(), SyncGroupError> {
         let count = self.members.len();
         if member >= count {
             return Err(SyncGroupError::UnknownMember { member, count });
@@ -116,7 +160,7 @@ impl SyncGroup {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         let result = match self.members.get_mut(member) {
-            Some(instance) => instance.handle_into(input, now, &mut scratch),
+            Some(instance) => f(instance, &mut scratch),
             None => Ok(()),
         };
         out.extend(
@@ -125,7 +169,7 @@ impl SyncGroup {
                 .map(|action| MemberAction { member, action }),
         );
         self.scratch = scratch;
-        result.map_err(|source| SyncGroupError::Input { member, source })?;
+        result?;
         let after = self.state_of(member);
         self.reconcile(member, before, after, now, out);
         Ok(())
@@ -239,18 +283,22 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::vrrp::election::{Advert, InstanceConfig, Reason};
+    use crate::vrrp::election::{Advert, ConfigError, Reason, ReconfigureError, TrackedItem};
     use crate::vrrp::{ChecksumForm, Version};
 
     fn ms(n: u64) -> Timestamp {
         Timestamp::from_nanos(n * 1_000_000)
     }
 
-    fn member(vrid: u8, priority: u8) -> Instance {
+    fn member_config(vrid: u8, priority: u8) -> InstanceConfig {
         let mut c = InstanceConfig::new(vrid, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)));
         c.version = Version::V3;
         c.priority = priority;
-        match Instance::new(&c) {
+        c
+    }
+
+    fn member(vrid: u8, priority: u8) -> Instance {
+        match Instance::new(&member_config(vrid, priority)) {
             Ok(i) => i,
             Err(e) => panic!("bad test config: {e}"),
         }
@@ -355,13 +403,8 @@ mod tests {
                 .map(Instance::master_down_interval)
                 .unwrap_or_default(),
         );
-        assert_eq!(
-            actions,
-            vec![MemberAction {
-                member: 0,
-                action: Action::ArmTimer(rearmed)
-            }]
-        );
+        assert_eq!(actions, vec![]);
+        assert_eq!(g.member(0).and_then(Instance::next_deadline), Some(rearmed));
 
         // Member 1 times out as well: it may go, and pulls member 0 along.
         let due1 = g
@@ -407,6 +450,100 @@ mod tests {
         );
     }
 
+    // A reload that puts one member in FAULT (a weight-0 tracked item that
+    // is down) takes the whole group to FAULT, as a tracked report does.
+    #[test]
+    fn keepalived_sync_group_member_reconfigured_into_fault_pulls_the_group() {
+        let mut g = both_master();
+        let mut c = member_config(56, 100);
+        c.tracked = vec![TrackedItem {
+            weight: 0,
+            reverse: false,
+            initially_up: false,
+        }];
+        let actions = match g.reconfigure(0, &c, ms(5_000)) {
+            Ok(actions) => actions,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (0, State::Master, State::Fault, Reason::TrackedFault),
+                (1, State::Master, State::Fault, Reason::SyncGroup),
+            ]
+        );
+        assert!(
+            actions
+                .iter()
+                .any(|a| a.member == 1 && a.action == Action::RemoveVips)
+        );
+        assert_eq!(g.next_deadline(), None);
+
+        // Reloaded without the item: the group leaves FAULT together (as
+        // after InterfaceUp, the group lifts it, hence SyncGroup for both).
+        let actions = match g.reconfigure(0, &member_config(56, 100), ms(6_000)) {
+            Ok(actions) => actions,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (0, State::Fault, State::Backup, Reason::SyncGroup),
+                (1, State::Fault, State::Backup, Reason::SyncGroup),
+            ]
+        );
+    }
+
+    // An unchanged reload of a master group member touches nothing, and a
+    // member reloaded as the address owner pulls its backups to master.
+    #[test]
+    fn keepalived_sync_group_reconfigure_keeps_masters_and_owner_pulls_the_group() {
+        let mut g = both_master();
+        let deadline = g.next_deadline();
+        assert_eq!(
+            g.reconfigure(1, &member_config(58, 100), ms(5_000)),
+            Ok(vec![])
+        );
+        assert_eq!(g.next_deadline(), deadline);
+        assert_eq!(states(&g), vec![State::Master, State::Master]);
+
+        let mut g = group(vec![member(56, 100), member(58, 100)]);
+        g.start(ms(0));
+        let actions = match g.reconfigure(0, &member_config(56, 255), ms(100)) {
+            Ok(actions) => actions,
+            Err(e) => panic!("{e}"),
+        };
+        // Member 1 has not timed out yet, so the owner is held in Backup
+        // (keepalived's vrrp_sync_can_goto_master) but wants master ...
+        assert_eq!(changes(&actions), vec![]);
+        assert!(g.member(0).is_some_and(Instance::wants_master));
+        // ... and when member 1 times out, both go.
+        let due1 = g
+            .member(1)
+            .and_then(Instance::next_deadline)
+            .unwrap_or(Timestamp::ZERO);
+        let actions = feed(&mut g, 1, Input::TimerExpired, due1);
+        assert_eq!(
+            changes(&actions),
+            vec![
+                (1, State::Backup, State::Master, Reason::MasterDown),
+                (0, State::Backup, State::Master, Reason::SyncGroup),
+            ]
+        );
+
+        // A single-member group is never held: the owner goes at once.
+        let mut g = group(vec![member(56, 100)]);
+        g.start(ms(0));
+        let actions = match g.reconfigure(0, &member_config(56, 255), ms(100)) {
+            Ok(actions) => actions,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(
+            changes(&actions),
+            vec![(0, State::Backup, State::Master, Reason::AddressOwner)]
+        );
+    }
+
     #[test]
     fn sync_group_errors_name_the_problem() {
         assert_eq!(
@@ -429,6 +566,20 @@ mod tests {
         assert!(matches!(
             g.handle(0, Input::Tracked { item: 0, up: true }, ms(0)),
             Err(SyncGroupError::Input { member: 0, .. })
+        ));
+        assert_eq!(
+            g.reconfigure(0, &member_config(56, 0), ms(0)),
+            Err(SyncGroupError::Reconfigure {
+                member: 0,
+                source: ReconfigureError::Config(ConfigError::PriorityZero)
+            })
+        );
+        assert!(matches!(
+            g.reconfigure(1, &member_config(56, 100), ms(0)),
+            Err(SyncGroupError::UnknownMember {
+                member: 1,
+                count: 1
+            })
         ));
     }
 }

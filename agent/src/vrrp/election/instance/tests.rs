@@ -108,9 +108,9 @@ fn rfc5798_6_4_1_address_owner_becomes_master_at_startup() {
                 to: State::Master,
                 reason: Reason::AddressOwner
             },
-            Action::ArmTimer(ms(1005)),
         ]
     );
+    assert_eq!(inst.next_deadline(), Some(ms(1005)));
     assert_eq!(inst.master_address(), Some(v4(1)));
     assert_eq!(inst.counters().became_master, 1);
 }
@@ -128,14 +128,15 @@ fn rfc5798_6_4_1_non_owner_starts_in_backup_even_with_state_master() {
         let actions = run(&mut inst, Input::Start, ms(0));
         assert_eq!(
             actions,
-            vec![
-                Action::StateChanged {
-                    from: State::Initialize,
-                    to: State::Backup,
-                    reason: Reason::Startup
-                },
-                Action::ArmTimer(Timestamp::from_nanos(3_609_375_000)),
-            ]
+            vec![Action::StateChanged {
+                from: State::Initialize,
+                to: State::Backup,
+                reason: Reason::Startup
+            },]
+        );
+        assert_eq!(
+            inst.next_deadline(),
+            Some(Timestamp::from_nanos(3_609_375_000))
         );
         assert_eq!(inst.initial_state(), wish);
         assert_eq!(inst.master_address(), None);
@@ -174,8 +175,11 @@ fn rfc5798_6_4_2_backup_becomes_master_when_master_down_timer_fires() {
                 to: State::Master,
                 reason: Reason::MasterDown
             },
-            Action::ArmTimer(due.saturating_add(Duration::from_secs(1))),
         ]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(due.saturating_add(Duration::from_secs(1)))
     );
 }
 
@@ -194,22 +198,25 @@ fn rfc5798_6_4_3_master_advertises_every_interval_even_when_woken_late() {
     );
     assert_eq!(
         actions,
-        vec![
-            Action::SendAdvert {
-                priority: 100,
-                interval: interval(Version::V3, 100)
-            },
-            Action::ArmTimer(first.saturating_add(Duration::from_secs(1))),
-        ]
+        vec![Action::SendAdvert {
+            priority: 100,
+            interval: interval(Version::V3, 100)
+        },]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(first.saturating_add(Duration::from_secs(1)))
     );
     // Woken more than a whole period late: restart from now.
     let late = first.saturating_add(Duration::from_millis(2_500));
     let actions = run(&mut inst, Input::TimerExpired, late);
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::SendAdvert { priority: 100, .. }]
+    ));
     assert_eq!(
-        actions.last(),
-        Some(&Action::ArmTimer(
-            late.saturating_add(Duration::from_secs(1))
-        ))
+        inst.next_deadline(),
+        Some(late.saturating_add(Duration::from_secs(1)))
     );
 }
 
@@ -226,23 +233,18 @@ fn rfc5798_6_4_2_backup_follows_a_higher_priority_master() {
         priority: 200,
         interval: interval(Version::V3, 100),
     };
+    assert_eq!(actions, vec![Action::MasterChanged(Some(master))]);
     assert_eq!(
-        actions,
-        vec![
-            Action::MasterChanged(Some(master)),
-            Action::ArmTimer(ms(1_000).saturating_add(mdi(Version::V3, 100, 100))),
-        ]
+        inst.next_deadline(),
+        Some(ms(1_000).saturating_add(mdi(Version::V3, 100, 100)))
     );
     assert_eq!(inst.master_address(), Some(v4(2)));
     // The next advert from the same master only moves the timer.
     let actions = run(&mut inst, advert(Version::V3, 200, v4(2), 100), ms(2_000));
+    assert_eq!(actions, vec![]);
     assert_eq!(
-        actions,
-        vec![Action::ArmTimer(ms(2_000).saturating_add(mdi(
-            Version::V3,
-            100,
-            100
-        )))]
+        inst.next_deadline(),
+        Some(ms(2_000).saturating_add(mdi(Version::V3, 100, 100)))
     );
     // An equal-priority master is followed too, whatever its address.
     run(&mut inst, advert(Version::V3, 100, v4(0), 100), ms(3_000));
@@ -260,9 +262,15 @@ fn rfc5798_6_4_2_v3_backup_adopts_the_masters_interval() {
     // 3 * 0.5 s + 156 * 50 cs / 256 = 1.5 s + 0.3046875 s.
     assert_eq!(
         actions.last(),
-        Some(&Action::ArmTimer(Timestamp::from_nanos(
-            100_000_000 + 1_804_687_500
-        )))
+        Some(&Action::MasterChanged(Some(MasterInfo {
+            address: v4(2),
+            priority: 200,
+            interval: interval(Version::V3, 50)
+        })))
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(Timestamp::from_nanos(100_000_000 + 1_804_687_500))
     );
     assert_eq!(inst.master_adver_interval().centiseconds(), 50);
     assert_eq!(inst.advert_interval().centiseconds(), 100);
@@ -327,13 +335,16 @@ fn rfc5798_6_4_3_master_yields_to_a_higher_priority_advert() {
                 to: State::Backup,
                 reason: Reason::HigherPriorityAdvert
             },
-            Action::ArmTimer(now.saturating_add(mdi(Version::V3, 100, 200))),
             Action::MasterChanged(Some(MasterInfo {
                 address: v4(9),
                 priority: 150,
                 interval: interval(Version::V3, 200)
             })),
         ]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(now.saturating_add(mdi(Version::V3, 100, 200)))
     );
     assert_eq!(inst.counters().released_master, 1);
 }
@@ -414,13 +425,14 @@ fn keepalived_master_answers_lower_priority_advert_when_configured() {
     let actions = run(&mut inst, advert(Version::V3, 100, v4(2), 100), now);
     assert_eq!(
         actions,
-        vec![
-            Action::SendAdvert {
-                priority: 200,
-                interval: interval(Version::V3, 100)
-            },
-            Action::ArmTimer(now.saturating_add(Duration::from_secs(1))),
-        ]
+        vec![Action::SendAdvert {
+            priority: 200,
+            interval: interval(Version::V3, 100)
+        },]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(now.saturating_add(Duration::from_secs(1)))
     );
     assert_eq!(
         run(&mut inst, advert(Version::V3, 200, v4(4), 100), now),
@@ -486,10 +498,8 @@ fn rfc5798_6_4_2_backup_receiving_priority_zero_waits_only_skew_time() {
     run(&mut inst, advert(Version::V3, 200, v4(2), 100), ms(1_000));
     let actions = run(&mut inst, advert(Version::V3, 0, v4(2), 100), ms(1_500));
     let due = ms(1_500).saturating_add(Duration::from_nanos(609_375_000));
-    assert_eq!(
-        actions,
-        vec![Action::MasterChanged(None), Action::ArmTimer(due)]
-    );
+    assert_eq!(actions, vec![Action::MasterChanged(None)]);
+    assert_eq!(inst.next_deadline(), Some(due));
     assert_eq!(inst.counters().priority_zero_received, 1);
     let actions = run(&mut inst, Input::TimerExpired, due);
     assert_eq!(
@@ -507,13 +517,14 @@ fn rfc5798_6_4_3_master_receiving_priority_zero_advertises_at_once() {
     let actions = run(&mut inst, advert(Version::V3, 0, v4(2), 100), now);
     assert_eq!(
         actions,
-        vec![
-            Action::SendAdvert {
-                priority: 100,
-                interval: interval(Version::V3, 100)
-            },
-            Action::ArmTimer(now.saturating_add(Duration::from_secs(1))),
-        ]
+        vec![Action::SendAdvert {
+            priority: 100,
+            interval: interval(Version::V3, 100)
+        },]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(now.saturating_add(Duration::from_secs(1)))
     );
     assert_eq!(inst.state(), State::Master);
 }
@@ -624,7 +635,6 @@ fn keepalived_interface_down_moves_master_to_fault_and_back_to_backup() {
                 to: State::Fault,
                 reason: Reason::InterfaceDown
             },
-            Action::DisarmTimer,
         ]
     );
     assert_eq!(inst.counters().priority_zero_sent, 1);
@@ -640,14 +650,15 @@ fn keepalived_interface_down_moves_master_to_fault_and_back_to_backup() {
     let actions = run(&mut inst, Input::InterfaceUp, now);
     assert_eq!(
         actions,
-        vec![
-            Action::StateChanged {
-                from: State::Fault,
-                to: State::Backup,
-                reason: Reason::InterfaceUp
-            },
-            Action::ArmTimer(now.saturating_add(mdi(Version::V3, 100, 100))),
-        ]
+        vec![Action::StateChanged {
+            from: State::Fault,
+            to: State::Backup,
+            reason: Reason::InterfaceUp
+        },]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(now.saturating_add(mdi(Version::V3, 100, 100)))
     );
 }
 
@@ -667,7 +678,7 @@ fn keepalived_weight_zero_tracking_fault_and_recovery() {
         transitions(&actions),
         vec![(State::Backup, State::Fault, Reason::TrackedFault)]
     );
-    assert_eq!(actions.last(), Some(&Action::DisarmTimer));
+    assert_eq!(inst.next_deadline(), None);
     let actions = run(&mut inst, Input::Tracked { item: 0, up: true }, ms(200));
     assert_eq!(
         transitions(&actions),
@@ -780,9 +791,9 @@ fn rfc5798_6_4_3_master_shutdown_sends_priority_zero_then_releases_vips() {
                 to: State::Initialize,
                 reason: Reason::Shutdown
             },
-            Action::DisarmTimer,
         ]
     );
+    assert_eq!(inst.next_deadline(), None);
     // A second shutdown has nothing left to do; a restart works.
     assert_eq!(run(&mut inst, Input::Shutdown, became), vec![]);
     run(&mut inst, Input::Start, became);
@@ -798,15 +809,13 @@ fn rfc5798_6_4_2_backup_shutdown_only_stops() {
     let actions = run(&mut inst, Input::Shutdown, ms(1));
     assert_eq!(
         actions,
-        vec![
-            Action::StateChanged {
-                from: State::Backup,
-                to: State::Initialize,
-                reason: Reason::Shutdown
-            },
-            Action::DisarmTimer,
-        ]
+        vec![Action::StateChanged {
+            from: State::Backup,
+            to: State::Initialize,
+            reason: Reason::Shutdown
+        },]
     );
+    assert_eq!(inst.next_deadline(), None);
 }
 
 #[test]
@@ -819,4 +828,348 @@ fn adverts_before_start_are_ignored() {
     assert_eq!(run(&mut inst, Input::TimerExpired, ms(0)), vec![]);
     assert_eq!(inst.state(), State::Initialize);
     assert_eq!(inst.counters().adverts_received, 1);
+}
+
+// ---- reload (Instance::reconfigure) ----
+
+fn reconfigure(inst: &mut Instance, c: &InstanceConfig, now: Timestamp) -> Vec<Action> {
+    match inst.reconfigure(c, now) {
+        Ok(actions) => actions,
+        Err(e) => panic!("reconfigure refused: {e}"),
+    }
+}
+
+fn tracked(weight: i32, up: bool) -> TrackedItem {
+    TrackedItem {
+        weight,
+        reverse: false,
+        initially_up: up,
+    }
+}
+
+fn touches_vips(actions: &[Action]) -> bool {
+    actions.iter().any(|a| {
+        matches!(
+            a,
+            Action::AddVips { .. } | Action::RemoveVips | Action::SendGratuitous
+        )
+    })
+}
+
+// Reload of an unchanged file: a master keeps answering, so nothing at all
+// may happen — no advert, no VIP churn, same timer, same counters.
+#[test]
+fn reconfigure_unchanged_master_does_nothing() {
+    let c = config(Version::V3, 100, v4(1));
+    let (mut inst, became) = lone_master(&c);
+    let deadline = inst.next_deadline();
+    let counters = *inst.counters();
+    let now = became.saturating_add(Duration::from_millis(300));
+    assert_eq!(reconfigure(&mut inst, &c, now), vec![]);
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(inst.next_deadline(), deadline);
+    assert_eq!(*inst.counters(), counters);
+    assert_eq!(inst.last_transition(), Some(became));
+}
+
+// A priority change is announced by the next scheduled advert; the master
+// stays master and its VIPs stay untouched.
+#[test]
+fn reconfigure_priority_only_keeps_master_without_vip_actions() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let (mut inst, became) = lone_master(&c);
+    let deadline = inst.next_deadline();
+    c.priority = 150;
+    let actions = reconfigure(&mut inst, &c, became);
+    assert_eq!(
+        actions,
+        vec![Action::PriorityChanged { from: 100, to: 150 }]
+    );
+    assert!(!touches_vips(&actions));
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(inst.base_priority(), 150);
+    assert_eq!(inst.next_deadline(), deadline);
+    let due = deadline.unwrap_or(Timestamp::ZERO);
+    assert!(matches!(
+        run(&mut inst, Input::TimerExpired, due).as_slice(),
+        [Action::SendAdvert { priority: 150, .. }]
+    ));
+
+    // Owner → non-owner while master: stays master, only the priority moves.
+    let mut owner = config(Version::V3, 255, v4(1));
+    let mut inst = instance(&owner);
+    run(&mut inst, Input::Start, ms(0));
+    owner.priority = 100;
+    let actions = reconfigure(&mut inst, &owner, ms(10));
+    assert_eq!(
+        actions,
+        vec![Action::PriorityChanged { from: 255, to: 100 }]
+    );
+    assert_eq!(inst.state(), State::Master);
+    assert!(!inst.is_address_owner());
+}
+
+// RFC 5798 §6.4.3 Adver_Timer: a shorter interval applies from the next
+// advert (due one new interval from the reload at the latest); a longer one
+// leaves the advert already due in place, then the cadence follows it.
+#[test]
+fn reconfigure_interval_change_moves_the_next_advert() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let (mut inst, became) = lone_master(&c);
+    let now = became.saturating_add(Duration::from_millis(100));
+    c.advert_interval_cs = 50;
+    assert_eq!(reconfigure(&mut inst, &c, now), vec![]);
+    let due = now.saturating_add(Duration::from_millis(500));
+    assert_eq!(inst.next_deadline(), Some(due));
+    assert_eq!(inst.master_adver_interval(), interval(Version::V3, 50));
+    assert_eq!(
+        run(&mut inst, Input::TimerExpired, due),
+        vec![Action::SendAdvert {
+            priority: 100,
+            interval: interval(Version::V3, 50)
+        }]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(due.saturating_add(Duration::from_millis(500)))
+    );
+
+    c.advert_interval_cs = 200;
+    let next = inst.next_deadline();
+    assert_eq!(reconfigure(&mut inst, &c, due), vec![]);
+    assert_eq!(inst.next_deadline(), next);
+    let next = next.unwrap_or(Timestamp::ZERO);
+    run(&mut inst, Input::TimerExpired, next);
+    assert_eq!(
+        inst.next_deadline(),
+        Some(next.saturating_add(Duration::from_secs(2)))
+    );
+}
+
+// Tracking is rebuilt from the new list with each item's live status
+// (passed as initially_up); later reports use the new indices.
+#[test]
+fn reconfigure_tracked_items_added_and_removed_keep_live_status() {
+    let mut c = config(Version::V3, 100, v4(1));
+    c.tracked = vec![tracked(-50, true)];
+    let (mut inst, became) = lone_master(&c);
+    run(&mut inst, Input::Tracked { item: 0, up: false }, became);
+    assert_eq!(inst.effective_priority(), 50);
+
+    // An item added in front; the old one still down.
+    c.tracked = vec![tracked(10, true), tracked(-50, false)];
+    let actions = reconfigure(&mut inst, &c, became);
+    assert_eq!(actions, vec![Action::PriorityChanged { from: 50, to: 60 }]);
+    run(&mut inst, Input::Tracked { item: 1, up: true }, became);
+    assert_eq!(inst.effective_priority(), 110);
+
+    // The failing item removed: only the remaining weight applies.
+    c.tracked = vec![tracked(10, true)];
+    assert_eq!(reconfigure(&mut inst, &c, became), vec![]);
+    assert_eq!(inst.effective_priority(), 110);
+    assert_eq!(
+        inst.handle(Input::Tracked { item: 1, up: true }, became),
+        Err(InputError::UnknownTrackedItem {
+            vrid: 56,
+            source: UnknownTrackedItem { index: 1, count: 1 }
+        })
+    );
+    assert_eq!(inst.state(), State::Master);
+}
+
+// keepalived: a weight-0 tracked item that is down means FAULT, whether it
+// reports down or arrives down with a reload; removing it recovers.
+#[test]
+fn reconfigure_new_weight_zero_item_down_moves_master_to_fault() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let (mut inst, became) = lone_master(&c);
+    c.tracked = vec![tracked(0, false)];
+    let actions = reconfigure(&mut inst, &c, became);
+    assert_eq!(
+        actions,
+        vec![
+            Action::SendAdvert {
+                priority: 0,
+                interval: interval(Version::V3, 100)
+            },
+            Action::RemoveVips,
+            Action::StateChanged {
+                from: State::Master,
+                to: State::Fault,
+                reason: Reason::TrackedFault
+            },
+        ]
+    );
+    assert_eq!(inst.next_deadline(), None);
+
+    c.tracked = Vec::new();
+    let now = became.saturating_add(Duration::from_secs(1));
+    let actions = reconfigure(&mut inst, &c, now);
+    assert_eq!(
+        transitions(&actions),
+        vec![(State::Fault, State::Backup, Reason::TrackedRecovered)]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(now.saturating_add(mdi(Version::V3, 100, 100)))
+    );
+}
+
+// RFC 5798 §6.4.1: the address owner is master; a backup reloaded to
+// priority 255 takes over at once.
+#[test]
+fn reconfigure_backup_to_priority_255_becomes_master() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let mut inst = instance(&c);
+    run(&mut inst, Input::Start, ms(0));
+    run(&mut inst, advert(Version::V3, 200, v4(2), 100), ms(500));
+    c.priority = 255;
+    let actions = reconfigure(&mut inst, &c, ms(700));
+    assert_eq!(
+        actions,
+        vec![
+            Action::PriorityChanged { from: 100, to: 255 },
+            Action::AddVips {
+                accept_traffic: true
+            },
+            Action::SendAdvert {
+                priority: 255,
+                interval: interval(Version::V3, 100)
+            },
+            Action::SendGratuitous,
+            Action::MasterChanged(None),
+            Action::StateChanged {
+                from: State::Backup,
+                to: State::Master,
+                reason: Reason::AddressOwner
+            },
+        ]
+    );
+    assert_eq!(inst.next_deadline(), Some(ms(1_700)));
+}
+
+// A backup keeps following its master across a reload: same timer; VRRPv3
+// keeps the master's advertised interval, VRRPv2 takes the new own one.
+#[test]
+fn reconfigure_backup_keeps_master_and_timer() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let mut inst = instance(&c);
+    run(&mut inst, Input::Start, ms(0));
+    run(&mut inst, advert(Version::V3, 200, v4(2), 50), ms(500));
+    let deadline = inst.next_deadline();
+    c.advert_interval_cs = 200;
+    c.priority = 90;
+    let actions = reconfigure(&mut inst, &c, ms(600));
+    assert_eq!(actions, vec![Action::PriorityChanged { from: 100, to: 90 }]);
+    assert_eq!(inst.state(), State::Backup);
+    assert_eq!(inst.master_address(), Some(v4(2)));
+    assert_eq!(inst.next_deadline(), deadline);
+    assert_eq!(inst.master_adver_interval(), interval(Version::V3, 50));
+
+    let mut c = config(Version::V2, 100, v4(1));
+    let mut inst = instance(&c);
+    run(&mut inst, Input::Start, ms(0));
+    run(&mut inst, advert(Version::V2, 200, v4(2), 100), ms(500));
+    let deadline = inst.next_deadline();
+    c.advert_interval_cs = 200;
+    assert_eq!(reconfigure(&mut inst, &c, ms(600)), vec![]);
+    assert_eq!(inst.next_deadline(), deadline);
+    assert_eq!(inst.master_adver_interval(), interval(Version::V2, 200));
+    assert_eq!(inst.master_address(), Some(v4(2)));
+}
+
+// Initialize and Fault only take the new configuration; leaving Fault uses
+// it, and Start uses it.
+#[test]
+fn reconfigure_in_initialize_and_fault_applies_at_the_next_start_or_recovery() {
+    let mut c = config(Version::V3, 100, v4(1));
+    let mut inst = instance(&c);
+    c.priority = 255;
+    assert_eq!(
+        reconfigure(&mut inst, &c, ms(0)),
+        vec![Action::PriorityChanged { from: 100, to: 255 }]
+    );
+    assert_eq!(inst.state(), State::Initialize);
+    let actions = run(&mut inst, Input::Start, ms(1));
+    assert_eq!(
+        transitions(&actions),
+        vec![(State::Initialize, State::Master, Reason::AddressOwner)]
+    );
+
+    let mut c = config(Version::V3, 100, v4(1));
+    let mut inst = instance(&c);
+    run(&mut inst, Input::Start, ms(0));
+    run(&mut inst, Input::InterfaceDown, ms(1));
+    c.advert_interval_cs = 50;
+    assert_eq!(reconfigure(&mut inst, &c, ms(2)), vec![]);
+    assert_eq!(inst.state(), State::Fault);
+    assert_eq!(inst.next_deadline(), None);
+    let actions = run(&mut inst, Input::InterfaceUp, ms(3));
+    assert_eq!(
+        transitions(&actions),
+        vec![(State::Fault, State::Backup, Reason::InterfaceUp)]
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(ms(3).saturating_add(mdi(Version::V3, 100, 50)))
+    );
+}
+
+// A different VRID or version is another virtual router: refused (the
+// caller restarts the instance); an invalid file is refused too. Either
+// way the running instance is untouched.
+#[test]
+fn reconfigure_refuses_identity_changes_and_invalid_config() {
+    let c = config(Version::V3, 100, v4(1));
+    let (mut inst, became) = lone_master(&c);
+    let deadline = inst.next_deadline();
+
+    let mut other = c.clone();
+    other.vrid = 57;
+    let err = inst.reconfigure(&other, became).err();
+    assert_eq!(
+        err,
+        Some(ReconfigureError::Identity {
+            vrid: 56,
+            version: Version::V3,
+            new_vrid: 57,
+            new_version: Version::V3
+        })
+    );
+    assert_eq!(
+        err.map(|e| e.to_string()),
+        Some(
+            "virtual router 56 (VRRP V3) cannot be reloaded as virtual router 57 (VRRP V3): \
+             a changed virtual_router_id or version needs the instance restarted"
+                .to_string()
+        )
+    );
+
+    let mut other = c.clone();
+    other.version = Version::V2;
+    assert!(matches!(
+        inst.reconfigure(&other, became),
+        Err(ReconfigureError::Identity {
+            new_version: Version::V2,
+            ..
+        })
+    ));
+
+    let mut bad = c.clone();
+    bad.priority = 0;
+    bad.tracked = vec![tracked(0, false)];
+    let err = inst.reconfigure(&bad, became).err();
+    assert_eq!(
+        err,
+        Some(ReconfigureError::Config(ConfigError::PriorityZero))
+    );
+    assert_eq!(
+        err.map(|e| e.to_string()),
+        Some(ConfigError::PriorityZero.to_string())
+    );
+
+    assert_eq!(inst.state(), State::Master);
+    assert_eq!(inst.base_priority(), 100);
+    assert_eq!(inst.effective_priority(), 100);
+    assert_eq!(inst.next_deadline(), deadline);
 }
