@@ -1,6 +1,6 @@
 //! Builds the advert messages of one instance, once per (priority,
-//! interval): a master at advert_int 0.01 sends the same bytes a hundred
-//! times a second, so they are encoded only when something changes.
+//! interval, shape): a master at advert_int 0.01 sends the same bytes a
+//! hundred times a second, so they are encoded only when something changes.
 
 use std::net::IpAddr;
 
@@ -11,9 +11,41 @@ use crate::vrrp::{
 
 use super::plan::InstancePlan;
 
+/// Everything of a plan that goes into its adverts' bytes: a reload that
+/// changes any of it (authentication, peers, addresses, checksum form)
+/// changes what is sent at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdvertShape {
+    version: crate::vrrp::Version,
+    vrid: u8,
+    auth: wire::Auth,
+    addresses: wire::VirtualAddresses,
+    source: IpAddr,
+    destinations: Vec<IpAddr>,
+    group: IpAddr,
+    checksum_form: crate::vrrp::ChecksumForm,
+    old_unicast_checksum: bool,
+}
+
+impl AdvertShape {
+    pub fn of(plan: &InstancePlan) -> Self {
+        Self {
+            version: plan.version,
+            vrid: plan.election.vrid,
+            auth: plan.auth,
+            addresses: plan.advertised.clone(),
+            source: plan.source,
+            destinations: plan.destinations.clone(),
+            group: plan.group,
+            checksum_form: plan.checksum_form,
+            old_unicast_checksum: plan.old_unicast_checksum,
+        }
+    }
+}
+
 /// The encoded adverts for every destination of an instance.
 pub struct AdvertCache {
-    key: Option<(u8, u16)>,
+    key: Option<(u8, u16, AdvertShape)>,
     messages: Vec<(Vec<u8>, IpAddr)>,
 }
 
@@ -33,8 +65,8 @@ impl AdvertCache {
         priority: u8,
         interval: AdvertInterval,
     ) -> Result<&[(Vec<u8>, IpAddr)], EmitError> {
-        let key = (priority, interval.centiseconds());
-        if self.key != Some(key) {
+        let key = (priority, interval.centiseconds(), AdvertShape::of(plan));
+        if self.key.as_ref() != Some(&key) {
             let repr = Repr {
                 version: plan.version,
                 vrid: plan.election.vrid,

@@ -8,19 +8,29 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::{
-    config::model::GarpSettings,
+    config::model::{GarpSettings, GlobalDefs},
     frame_socket::FrameSocket,
-    vrrp::wire::{arp::GratuitousArp, ethernet::MacAddr, ndisc::UnsolicitedNa},
+    vrrp::wire::{AddressFamily, arp::GratuitousArp, ethernet::MacAddr, ndisc::UnsolicitedNa},
 };
 
 use super::plan::InstancePlan;
 
-/// One announcement frame per virtual address.
-pub fn frames(plan: &InstancePlan) -> Vec<Vec<u8>> {
+/// The pause between announcements on one interface: keepalived's
+/// `vrrp_garp_interval` for gratuitous ARP, `vrrp_gna_interval` for
+/// unsolicited neighbour adverts.
+pub fn spacing(global: &GlobalDefs, family: AddressFamily) -> Duration {
+    match family {
+        AddressFamily::Ipv4 => global.vrrp_garp_interval,
+        AddressFamily::Ipv6 => global.vrrp_gna_interval,
+    }
+}
+
+/// One announcement frame per address in `addresses`.
+pub fn frames(plan: &InstancePlan, addresses: &[IpAddr]) -> Vec<Vec<u8>> {
     let mac = MacAddr(plan.mac);
-    plan.vips
+    addresses
         .iter()
-        .map(|vip| match vip.address {
+        .map(|address| match *address {
             IpAddr::V4(address) => GratuitousArp {
                 sender_mac: mac,
                 address,

@@ -7,17 +7,14 @@
 
 pub mod adverts;
 pub mod announce;
+mod core;
 pub mod hooks;
 pub mod netops;
 pub mod plan;
 pub mod runtime;
 mod setup;
 
-use std::{
-    collections::HashSet,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::HashSet, path::PathBuf, time::Duration};
 
 use thiserror::Error;
 use tokio::{
@@ -27,14 +24,18 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use crate::{
-    config,
     control::{ControlError, ControlRequest, ControlServer},
     datapath::{Datapath, DatapathError, kernel_now_ns},
     netlink::{LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
 
-use self::{netops::NetCommand, plan::TrackedSource, runtime::Runtime};
+use self::{
+    netops::NetCommand,
+    plan::TrackedSource,
+    runtime::{HookEnv, Runtime},
+    setup::Prepared,
+};
 
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
@@ -66,7 +67,7 @@ pub enum DaemonError {
 
 /// Events other tasks send to the owner of the elections.
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Tracked(TrackedSource, bool),
 }
 
@@ -75,12 +76,10 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     if unsafe { libc::geteuid() } != 0 {
         return Err(DaemonError::NotRoot);
     }
-    let config = load_config(&options.config)?;
     let handle = crate::netlink::connect()?;
     let hostname = setup::hostname();
-    let facts = setup::interface_facts(&handle, &config).await?;
-    let plan =
-        plan::plan(&config, &|name| facts.get(name).cloned(), &hostname).map_err(plan_error)?;
+    let Prepared { config, plan } =
+        setup::prepare(options.config.clone(), handle.clone(), hostname.clone()).await?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
     let (datapath, mut peer_events, kernel_log) = Datapath::load()?;
@@ -92,20 +91,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (net_tx, net_rx) = mpsc::unbounded_channel();
     let net_task = tokio::spawn(netops::run(handle.clone(), net_rx));
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
-    let mailer = hooks::mailer(&config.global_defs, &hostname);
-    let garp_spacing = config.global_defs.vrrp_garp_interval;
-    let mut runtime = Runtime::new(
-        plan.router_id.clone(),
-        datapath,
-        net_tx.clone(),
-        garp_spacing,
-    );
-
-    let mut resources = setup::Resources::new(event_tx.clone(), mailer);
-    resources
-        .install(&mut runtime, &config, &plan, &handle, options.pass_adverts)
-        .await?;
-    let mut links = LinkWatcher::start(WatchSet::names(watched_links(plan.instances()))).await?;
+    let env = HookEnv::new(config.global_defs.clone(), hostname.clone());
+    let mut runtime = Runtime::new(datapath, net_tx.clone(), event_tx, env);
+    setup::attach(&mut runtime, &plan, &handle, options.pass_adverts).await?;
+    let mut links = LinkWatcher::start(watched_links(&plan)).await?;
+    runtime.start(&plan);
+    runtime.flush();
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
@@ -118,12 +109,25 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         "vrrp-agent running"
     );
 
-    let mut current_config = config;
+    // A reload is read and planned off this task; its result comes back here.
+    let (prepared_tx, mut prepared_rx) = mpsc::channel::<Result<Prepared, DaemonError>>(1);
+    let mut reload = ReloadState::Idle;
+    let start_prepare = || {
+        let prepared_tx = prepared_tx.clone();
+        let path = options.config.clone();
+        let handle = handle.clone();
+        let hostname = hostname.clone();
+        tokio::spawn(async move {
+            let _ = prepared_tx
+                .send(setup::prepare(path, handle, hostname).await)
+                .await;
+        });
+    };
     loop {
         let sleep = deadline_sleep(runtime.next_deadline());
         tokio::select! {
             event = peer_events.next() => match event {
-                Ok(event) => runtime.on_peer_event(&event),
+                Ok(event) => runtime.on_peer_event(&event.key, &event.state),
                 Err(error) => warn!(%error, "reading the peer event ring failed"),
             },
             () = sleep => runtime.on_timers(),
@@ -134,16 +138,33 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             Some(request) = control_rx.recv() => match request {
                 ControlRequest::Status(reply) => { let _ = reply.send(runtime.status()); }
             },
-            _ = hangup.recv() => {
-                match reload(&options, &handle, &hostname, &mut runtime, &mut resources, &current_config).await {
-                    Ok(config) => {
-                        current_config = config;
-                        links = LinkWatcher::start(WatchSet::names(watched_links(
-                            runtime.groups.iter().flat_map(|group| group.members.iter().map(|member| &member.plan)),
-                        ))).await?;
+            _ = hangup.recv() => match reload {
+                ReloadState::Idle => {
+                    info!("reload requested: reading the configuration");
+                    start_prepare();
+                    reload = ReloadState::Preparing;
+                }
+                // Whatever the file says by the time this one is done.
+                ReloadState::Preparing | ReloadState::PreparingThenAgain => {
+                    reload = ReloadState::PreparingThenAgain;
+                }
+            },
+            Some(prepared) = prepared_rx.recv() => {
+                match prepared {
+                    Ok(prepared) => {
+                        match commit_reload(&mut runtime, prepared, &handle, options.pass_adverts).await {
+                            Ok(watcher) => links = watcher,
+                            Err(error) => error!(%error, "reload rejected; the running configuration stays"),
+                        }
                     }
                     Err(error) => error!(%error, "reload rejected; the running configuration stays"),
                 }
+                reload = if reload == ReloadState::PreparingThenAgain {
+                    start_prepare();
+                    ReloadState::Preparing
+                } else {
+                    ReloadState::Idle
+                };
             }
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
@@ -156,9 +177,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let _ = net_tx.send(NetCommand::ReleaseAll(done_tx));
     let _ = tokio::time::timeout(Duration::from_secs(5), done_rx).await;
-    resources.stop_trackers();
+    runtime.stop_trackers();
     // notify_stop and anything still queued get a bounded time to run.
-    let _ = tokio::time::timeout(Duration::from_secs(10), runtime.close_notify_queues()).await;
+    runtime.close_notify_queues(Duration::from_secs(10)).await;
     // Dropping the runtime detaches the programs and closes its handle on the
     // netlink task, which then ends once the last queued request is done.
     drop(runtime);
@@ -166,6 +187,40 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;
     info!("vrrp-agent stopped");
     Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReloadState {
+    Idle,
+    Preparing,
+    /// Another SIGHUP came while preparing: read the file once more after.
+    PreparingThenAgain,
+}
+
+/// The transaction's IO steps, then the commit. Attachments, sockets and
+/// the link watcher come first because they can fail; if one does, what
+/// was added is taken back and nothing else has changed.
+async fn commit_reload(
+    runtime: &mut Runtime,
+    prepared: Prepared,
+    handle: &crate::netlink::Handle,
+    pass_adverts: bool,
+) -> Result<LinkWatcher, DaemonError> {
+    let Prepared { config, plan } = prepared;
+    let attached = setup::attach(runtime, &plan, handle, pass_adverts).await?;
+    let watcher = match LinkWatcher::start(watched_links(&plan)).await {
+        Ok(watcher) => watcher,
+        Err(error) => {
+            attached.roll_back(runtime);
+            return Err(error.into());
+        }
+    };
+    runtime.reload(&plan, config.global_defs);
+    info!(
+        instances = plan.instances().count(),
+        "configuration reloaded"
+    );
+    Ok(watcher)
 }
 
 /// Every planning problem on one line, as an operator reads a refusal.
@@ -183,35 +238,6 @@ fn setup_error(what: &'static str) -> impl Fn(std::io::Error) -> DaemonError {
     move |error| DaemonError::Setup(format!("installing the {what} failed: {error}"))
 }
 
-fn load_config(path: &Path) -> Result<config::Config, DaemonError> {
-    match config::load(path) {
-        Ok(loaded) => {
-            for warning in &loaded.warnings {
-                warn!("{warning}");
-            }
-            for instance in &loaded.config.vrrp_instances {
-                if instance.use_vmac.is_some() {
-                    warn!(
-                        instance = %instance.name,
-                        "use_vmac is not supported yet: the instance runs on its interface's own MAC address"
-                    );
-                }
-            }
-            Ok(loaded.config)
-        }
-        // One line, as an operator reads a refusal: every error, `; `-joined.
-        Err(errors) => Err(DaemonError::Config {
-            path: path.to_owned(),
-            errors: errors
-                .errors
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; "),
-        }),
-    }
-}
-
 async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {
     match deadline {
         Some(deadline) => {
@@ -223,9 +249,9 @@ async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {
 }
 
 /// The links to watch: every VRRP interface and every tracked interface.
-fn watched_links<'a>(instances: impl Iterator<Item = &'a plan::InstancePlan>) -> HashSet<String> {
+fn watched_links(plan: &plan::Plan) -> WatchSet {
     let mut names = HashSet::new();
-    for instance in instances {
+    for instance in plan.instances() {
         names.insert(instance.interface.clone());
         for tracked in &instance.tracked {
             if let TrackedSource::Interface(name) = tracked {
@@ -233,32 +259,7 @@ fn watched_links<'a>(instances: impl Iterator<Item = &'a plan::InstancePlan>) ->
             }
         }
     }
-    names
-}
-
-/// SIGHUP: a bad new configuration is rejected whole; otherwise groups whose
-/// members' identities are unchanged keep their election state, removed
-/// ones release their addresses, new ones start.
-async fn reload(
-    options: &DaemonOptions,
-    handle: &crate::netlink::Handle,
-    hostname: &str,
-    runtime: &mut Runtime,
-    resources: &mut setup::Resources,
-    _previous: &config::Config,
-) -> Result<config::Config, DaemonError> {
-    let config = load_config(&options.config)?;
-    let facts = setup::interface_facts(handle, &config).await?;
-    let plan =
-        plan::plan(&config, &|name| facts.get(name).cloned(), hostname).map_err(plan_error)?;
-    resources
-        .reload(runtime, &config, &plan, handle, options.pass_adverts)
-        .await?;
-    info!(
-        instances = plan.instances().count(),
-        "configuration reloaded"
-    );
-    Ok(config)
+    WatchSet::names(names)
 }
 
 /// Maps a script's status onto the tracked-item up/down the election uses.

@@ -21,16 +21,20 @@ pub struct VirtualSet {
 }
 
 impl VirtualSet {
-    pub fn of(plan: &InstancePlan) -> Self {
+    /// `addresses` and `routes` of `plan` (all of them, or what a reload
+    /// changed), as netlink wants them.
+    pub fn of(
+        plan: &InstancePlan,
+        addresses: &[model::VirtualAddress],
+        routes: &[model::VirtualRoute],
+    ) -> Self {
         Self {
             instance: plan.name.clone(),
-            addresses: plan
-                .vips
+            addresses: addresses
                 .iter()
                 .map(|vip| address(vip, &plan.interface, plan.ifindex))
                 .collect(),
-            routes: plan
-                .routes
+            routes: routes
                 .iter()
                 .map(|virtual_route| route(virtual_route, &plan.interface, plan.ifindex))
                 .collect(),

@@ -52,7 +52,7 @@ pub enum PlanError {
 
 /// Something an instance tracks, index-aligned with its election's
 /// `tracked` list.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TrackedSource {
     Script(String),
     Interface(String),
@@ -120,10 +120,34 @@ pub struct GroupPlan {
     pub notify: NotifyPlan,
 }
 
+/// What a tracker runs, as configured; a reload restarts a tracker only
+/// when this changes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TrackerConfig {
+    Script(config::model::VrrpScript),
+    File(config::model::TrackFile),
+}
+
+/// The global settings every notify hook and tracked script depends on: a
+/// reload that changes them rebuilds hooks and script trackers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HooksContext {
+    pub script_user: Option<config::model::RunAs>,
+    pub enable_script_security: bool,
+    pub notification_email: Vec<String>,
+    pub notification_email_from: Option<String>,
+    pub smtp_server: Option<config::model::SmtpServer>,
+    pub smtp_connect_timeout: std::time::Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub router_id: String,
     pub groups: Vec<GroupPlan>,
+    /// One entry per script or file some instance tracks: scripts no
+    /// instance tracks are not run, as keepalived does.
+    pub trackers: std::collections::BTreeMap<TrackedSource, TrackerConfig>,
+    pub hooks: HooksContext,
 }
 
 impl Plan {
@@ -193,13 +217,43 @@ pub fn plan(
         members: vec![member],
         notify: NotifyPlan::default(),
     }));
+    let mut trackers = std::collections::BTreeMap::new();
+    for source in groups
+        .iter()
+        .flat_map(|group| group.members.iter())
+        .flat_map(|member| member.tracked.iter())
+    {
+        let tracker = match source {
+            TrackedSource::Script(name) => config.script(name).cloned().map(|mut script| {
+                script.position = unplaced();
+                TrackerConfig::Script(script)
+            }),
+            TrackedSource::File(name) => config.track_file(name).cloned().map(|mut file| {
+                file.position = unplaced();
+                TrackerConfig::File(file)
+            }),
+            TrackedSource::Interface(_) => None,
+        };
+        if let Some(tracker) = tracker {
+            trackers.insert(source.clone(), tracker);
+        }
+    }
+    let global = &config.global_defs;
     Ok(Plan {
-        router_id: config
-            .global_defs
+        router_id: global
             .router_id
             .clone()
             .unwrap_or_else(|| hostname.to_owned()),
         groups,
+        trackers,
+        hooks: HooksContext {
+            script_user: global.script_user.clone(),
+            enable_script_security: global.enable_script_security,
+            notification_email: global.notification_email.clone(),
+            notification_email_from: global.notification_email_from.clone(),
+            smtp_server: global.smtp_server.clone(),
+            smtp_connect_timeout: global.smtp_connect_timeout,
+        },
     })
 }
 
@@ -326,6 +380,13 @@ fn plan_instance(
 
     let mut vips = instance.virtual_ipaddress.clone();
     vips.extend(instance.virtual_ipaddress_excluded.iter().cloned());
+    for vip in &mut vips {
+        vip.position = unplaced();
+    }
+    let mut routes = instance.virtual_routes.clone();
+    for route in &mut routes {
+        route.position = unplaced();
+    }
     Ok(InstancePlan {
         name: instance.name.clone(),
         interface: instance.interface.clone(),
@@ -347,7 +408,7 @@ fn plan_instance(
         auth,
         advertised,
         vips,
-        routes: instance.virtual_routes.clone(),
+        routes,
         tracked,
         notify: NotifyPlan {
             master: instance.notify_master.clone(),
@@ -360,6 +421,12 @@ fn plan_instance(
         garp: instance.garp.clone(),
         filter,
     })
+}
+
+/// A plan says what runs, not where it was written: without positions, an
+/// edit that only moves lines compares equal on reload.
+fn unplaced() -> config::Position {
+    config::Position::new(std::sync::Arc::from(""), 0, 0)
 }
 
 fn advertised_addresses(family: AddressFamily, vips: &[VirtualAddress]) -> VirtualAddresses {

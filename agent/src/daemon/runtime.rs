@@ -1,95 +1,55 @@
 //! The one task that owns every instance's election state. Everything else
 //! (ring buffer, netlink, scripts, signals, the control socket) reaches it
-//! through channels; it carries out the elections' actions.
+//! through channels. The decisions live in [`Core`]; this side carries out
+//! its effects: sockets, kernel maps, netlink requests, hooks, trackers.
 
 use std::{
-    cmp::Reverse,
-    collections::{BinaryHeap, HashMap},
+    collections::HashMap,
     net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
 };
 
-use agent_common::{PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent, PeerKey, PeerState};
+use agent_common::{PeerKey, PeerState};
 use tokio::{sync::mpsc, task::JoinHandle};
-use tracing::{debug, info, warn};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
 use crate::{
     advert_socket::AdvertSocket,
+    config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
-    datapath::{Datapath, kernel_now_ns, key_to_address},
+    datapath::{Datapath, kernel_now_ns},
     frame_socket::FrameSocket,
-    notify::{NotifyQueue, NotifyState, Transition},
+    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
+    tracking::{
+        FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
+        spawn_file_tracker, spawn_script_tracker,
+    },
     vrrp::{
-        ChecksumForm, Version,
-        election::{Action, Advert, Input, MemberAction, Reason, State, SyncGroup, Timestamp},
+        Version,
+        election::{Instance, State, Timestamp},
     },
 };
 
 use super::{
+    Event,
     adverts::AdvertCache,
     announce,
+    core::{Core, Effect, HookOwner, MemberId, PeerTable},
+    hooks,
     netops::{self, NetCommand, VirtualSet},
-    plan::{GroupPlan, InstancePlan, TrackedSource},
+    plan::{NotifyPlan, Plan, TrackedSource, TrackerConfig},
+    script_up,
 };
-
-/// One instance's runtime companions.
-pub struct Member {
-    pub plan: InstancePlan,
-    adverts: AdvertCache,
-    announcer: Option<JoinHandle<()>>,
-    notify: NotifyQueue,
-    /// Kernel receive time of the newest advert fed to the election.
-    last_fed_ns: u64,
-    last_transition_unix: Option<u64>,
-    /// Current state of each tracked item, for status.
-    tracked_up: Vec<bool>,
-}
-
-pub struct Group {
-    pub name: Option<String>,
-    pub sync: SyncGroup,
-    pub members: Vec<Member>,
-    notify: Option<NotifyQueue>,
-}
-
-/// What the owner needs to build a member.
-pub struct MemberParts {
-    pub plan: InstancePlan,
-    pub notify: NotifyQueue,
-}
 
 /// An advert socket is per (ifindex, source address).
 type SocketKey = (u32, IpAddr);
 /// An encoded advert and its destination.
 type Outgoing = (Vec<u8>, IpAddr);
 
-pub struct Runtime {
-    pub router_id: String,
-    pub groups: Vec<Group>,
-    by_key: HashMap<PeerKey, (usize, usize)>,
-    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
-    pub datapath: Datapath,
-    sockets: HashMap<SocketKey, AdvertSocket>,
-    frames: HashMap<u32, Arc<FrameSocket>>,
-    /// Adverts to send at the end of this turn, batched per socket.
-    outbox: HashMap<SocketKey, Vec<Outgoing>>,
-    net: mpsc::UnboundedSender<NetCommand>,
-    garp_spacing: Duration,
-}
-
 pub fn now() -> Timestamp {
     Timestamp::from_nanos(kernel_now_ns())
-}
-
-fn notify_state(state: State, reason: Reason) -> Option<NotifyState> {
-    match (state, reason) {
-        (State::Master, _) => Some(NotifyState::Master),
-        (State::Backup, _) => Some(NotifyState::Backup),
-        (State::Fault, _) => Some(NotifyState::Fault),
-        (State::Initialize, Reason::Shutdown) => Some(NotifyState::Stop),
-        (State::Initialize, _) => None,
-    }
 }
 
 pub fn state_name(state: State) -> &'static str {
@@ -101,24 +61,116 @@ pub fn state_name(state: State) -> &'static str {
     }
 }
 
+/// Settings hooks and announcements are built from; replaced on reload.
+pub struct HookEnv {
+    pub global: GlobalDefs,
+    pub hostname: String,
+    pub mailer: Option<Mailer>,
+}
+
+impl HookEnv {
+    pub fn new(global: GlobalDefs, hostname: String) -> Self {
+        let mailer = hooks::mailer(&global, &hostname);
+        Self {
+            global,
+            hostname,
+            mailer,
+        }
+    }
+}
+
+pub struct Runtime {
+    pub core: Core,
+    pub datapath: Datapath,
+    /// Interfaces the programs are attached to, with their index.
+    attached: HashMap<String, u32>,
+    sockets: HashMap<SocketKey, AdvertSocket>,
+    frames: HashMap<u32, Arc<FrameSocket>>,
+    /// Adverts to send at the end of this turn, batched per socket.
+    outbox: HashMap<SocketKey, Vec<Outgoing>>,
+    adverts: HashMap<MemberId, AdvertCache>,
+    announcers: HashMap<MemberId, JoinHandle<()>>,
+    hooks: HashMap<HookOwner, NotifyQueue>,
+    trackers: HashMap<TrackedSource, CancellationToken>,
+    tracker_root: CancellationToken,
+    script_events: mpsc::Sender<ScriptEvent>,
+    file_events: mpsc::Sender<FileEvent>,
+    last_transition_unix: HashMap<MemberId, u64>,
+    net: mpsc::UnboundedSender<NetCommand>,
+    pub env: HookEnv,
+}
+
+/// The kernel's peer records, as the core reads them.
+struct KernelPeers<'a>(&'a mut Datapath);
+
+impl PeerTable for KernelPeers<'_> {
+    fn peer(&mut self, key: &PeerKey) -> Option<PeerState> {
+        self.0.peer(key).unwrap_or_else(|error| {
+            warn!(%error, "reading the kernel's peer record failed");
+            None
+        })
+    }
+}
+
 impl Runtime {
-    pub fn new(
-        router_id: String,
+    pub(crate) fn new(
         datapath: Datapath,
         net: mpsc::UnboundedSender<NetCommand>,
-        garp_spacing: Duration,
+        events: mpsc::Sender<Event>,
+        env: HookEnv,
     ) -> Self {
+        let (script_events, mut script_rx) = mpsc::channel::<ScriptEvent>(64);
+        let forward = events.clone();
+        tokio::spawn(async move {
+            while let Some(event) = script_rx.recv().await {
+                if let Some(up) = script_up(event.status) {
+                    info!(script = %event.name, up, "tracked script status");
+                    let source = TrackedSource::Script(event.name);
+                    let _ = forward.send(Event::Tracked(source, up)).await;
+                }
+            }
+        });
+        let (file_events, mut file_rx) = mpsc::channel::<FileEvent>(64);
+        tokio::spawn(async move {
+            while let Some(event) = file_rx.recv().await {
+                // The election tracks up/down: a file reading 0 is healthy.
+                let up = event.value == 0;
+                let _ = events
+                    .send(Event::Tracked(TrackedSource::File(event.name), up))
+                    .await;
+            }
+        });
         Self {
-            router_id,
-            groups: Vec::new(),
-            by_key: HashMap::new(),
-            timers: BinaryHeap::new(),
+            core: Core::new(),
             datapath,
+            attached: HashMap::new(),
             sockets: HashMap::new(),
             frames: HashMap::new(),
             outbox: HashMap::new(),
+            adverts: HashMap::new(),
+            announcers: HashMap::new(),
+            hooks: HashMap::new(),
+            trackers: HashMap::new(),
+            tracker_root: CancellationToken::new(),
+            script_events,
+            file_events,
+            last_transition_unix: HashMap::new(),
             net,
-            garp_spacing,
+            env,
+        }
+    }
+
+    pub fn attached(&self) -> &HashMap<String, u32> {
+        &self.attached
+    }
+
+    pub fn note_attached(&mut self, interface: String, ifindex: u32) {
+        self.attached.insert(interface, ifindex);
+    }
+
+    pub fn forget_attached(&mut self, interface: &str) {
+        if self.attached.remove(interface).is_some() {
+            self.datapath.detach(interface);
         }
     }
 
@@ -130,6 +182,10 @@ impl Runtime {
         self.sockets.contains_key(&(ifindex, source))
     }
 
+    pub fn remove_socket(&mut self, ifindex: u32, source: IpAddr) {
+        self.sockets.remove(&(ifindex, source));
+    }
+
     pub fn add_frame_socket(&mut self, ifindex: u32, socket: FrameSocket) {
         self.frames.insert(ifindex, Arc::new(socket));
     }
@@ -138,330 +194,310 @@ impl Runtime {
         self.frames.contains_key(&ifindex)
     }
 
-    /// Queues the removal of configured addresses a previous run left behind;
-    /// the netlink task handles it before any later request.
-    pub fn remove_stale_addresses(&mut self, plan: &super::plan::Plan) {
-        let stale = plan
+    pub fn remove_frame_socket(&mut self, ifindex: u32) {
+        self.frames.remove(&ifindex);
+    }
+
+    /// Closes sockets and detaches interfaces no instance of `plan` uses.
+    pub fn release_unused(&mut self, plan: &Plan) {
+        let used_sockets: Vec<SocketKey> = plan
             .instances()
-            .flat_map(|instance| {
-                instance
+            .map(|instance| (instance.ifindex, instance.source))
+            .collect();
+        self.sockets.retain(|key, _| used_sockets.contains(key));
+        self.frames.retain(|ifindex, _| {
+            plan.instances()
+                .any(|instance| instance.ifindex == *ifindex)
+        });
+        let unused: Vec<String> = self
+            .attached
+            .keys()
+            .filter(|name| {
+                !plan
+                    .instances()
+                    .any(|instance| &instance.interface == *name)
+            })
+            .cloned()
+            .collect();
+        for name in unused {
+            self.forget_attached(&name);
+        }
+    }
+
+    pub fn start(&mut self, plan: &Plan) {
+        let effects = self.core.start(plan, now());
+        self.perform(effects);
+    }
+
+    /// Commits a validated plan (the transaction's last step).
+    pub fn reload(&mut self, plan: &Plan, global: GlobalDefs) {
+        if self.env.global != global {
+            let hostname = std::mem::take(&mut self.env.hostname);
+            self.env = HookEnv::new(global, hostname);
+        }
+        let effects = self.core.reload(plan, now());
+        self.perform(effects);
+        self.flush();
+        self.release_unused(plan);
+    }
+
+    pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) {
+        let effects = self.core.on_peer_event(key, state);
+        self.perform(effects);
+    }
+
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.core.next_deadline()
+    }
+
+    pub fn on_timers(&mut self) {
+        let effects = self
+            .core
+            .on_timers(now(), &mut KernelPeers(&mut self.datapath));
+        self.perform(effects);
+    }
+
+    pub fn on_tracked(&mut self, source: &TrackedSource, up: bool) {
+        let effects = self.core.on_tracked(source, up, now());
+        self.perform(effects);
+    }
+
+    pub fn on_interface(&mut self, name: &str, up: bool) {
+        let effects = self.core.on_interface(name, up, now());
+        self.perform(effects);
+    }
+
+    /// RFC 5798 shutdown for every instance, sent at once.
+    pub fn shutdown_all(&mut self) {
+        let effects = self.core.shutdown(now());
+        self.perform(effects);
+        self.flush();
+    }
+
+    pub fn stop_trackers(&mut self) {
+        self.tracker_root.cancel();
+    }
+
+    pub fn perform(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            self.perform_one(effect);
+        }
+    }
+
+    fn perform_one(&mut self, effect: Effect) {
+        match effect {
+            Effect::RemoveStale { plan } => {
+                let stale = plan
                     .vips
                     .iter()
-                    .map(|vip| netops::address(vip, &instance.interface, instance.ifindex))
-            })
-            .collect();
-        let _ = self.net.send(NetCommand::RemoveStale(stale));
-    }
-
-    /// Adds a group (already validated by planning) and starts it.
-    pub fn start_group(
-        &mut self,
-        plan: &GroupPlan,
-        members: Vec<MemberParts>,
-        group_notify: Option<NotifyQueue>,
-    ) -> Result<(), String> {
-        let instances = members
-            .iter()
-            .map(|parts| {
-                crate::vrrp::election::Instance::new(&parts.plan.election)
-                    .map_err(|error| format!("vrrp_instance {}: {error}", parts.plan.name))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let sync = SyncGroup::new(instances).map_err(|error| error.to_string())?;
-        let index = self.groups.len();
-        let members: Vec<Member> = members
-            .into_iter()
-            .map(|parts| Member {
-                tracked_up: parts
-                    .plan
-                    .election
-                    .tracked
-                    .iter()
-                    .map(|item| item.initially_up)
-                    .collect(),
-                plan: parts.plan,
-                adverts: AdvertCache::new(),
-                announcer: None,
-                notify: parts.notify,
-                last_fed_ns: 0,
-                last_transition_unix: None,
-            })
-            .collect();
-        for (position, member) in members.iter().enumerate() {
-            self.by_key
-                .insert(member.plan.datapath_key(), (index, position));
-        }
-        self.groups.push(Group {
-            name: plan.name.clone(),
-            sync,
-            members,
-            notify: group_notify,
-        });
-        let actions = self.groups[index].sync.start(now());
-        self.apply(index, actions);
-        Ok(())
-    }
-
-    /// A ring-buffer event: something about a peer changed.
-    pub fn on_peer_event(&mut self, event: &PeerEvent) {
-        let Some(&(group, member)) = self.by_key.get(&event.key) else {
-            debug!(
-                vrid = event.key.vrid,
-                "event for a virtual router we do not run"
-            );
-            return;
-        };
-        self.feed_advert(group, member, &event.key, &event.state);
-    }
-
-    fn feed_advert(&mut self, group: usize, member: usize, key: &PeerKey, state: &PeerState) {
-        let advert = Advert {
-            priority: state.priority,
-            source: key_to_address(key.family, state.source),
-            interval_cs: state.interval_cs,
-            version: if state.version == 2 {
-                Version::V2
-            } else {
-                Version::V3
+                    .map(|vip| netops::address(vip, &plan.interface, plan.ifindex))
+                    .collect();
+                let _ = self.net.send(NetCommand::RemoveStale(stale));
+            }
+            Effect::Filter { key, filter } => {
+                if let Err(error) = self.datapath.set_instance_filter(key, filter) {
+                    warn!(%error, vrid = key.vrid, "installing the kernel filter failed");
+                }
+            }
+            Effect::RemoveFilter { key } => {
+                if let Err(error) = self.datapath.remove_instance_filter(&key) {
+                    warn!(%error, vrid = key.vrid, "removing the kernel filter failed");
+                }
+            }
+            Effect::Vip { address, state } => {
+                if let Err(error) = self.datapath.set_vip_owned(address, state.owned) {
+                    warn!(%error, %address, owned = state.owned, "updating the egress guard failed");
+                }
+            }
+            Effect::ForgetVip { address } => {
+                if let Err(error) = self.datapath.forget_vip(address) {
+                    warn!(%error, %address, "forgetting a guarded address failed");
+                }
+            }
+            Effect::AddAddresses {
+                plan,
+                addresses,
+                routes,
+            } => {
+                let set = VirtualSet::of(&plan, &addresses, &routes);
+                let _ = self.net.send(NetCommand::Add(set));
+            }
+            Effect::RemoveAddresses {
+                plan,
+                addresses,
+                routes,
+            } => {
+                let set = VirtualSet::of(&plan, &addresses, &routes);
+                let _ = self.net.send(NetCommand::Remove(set));
+            }
+            Effect::SendAdvert {
+                member,
+                plan,
+                priority,
+                interval,
+            } => match self
+                .adverts
+                .entry(member)
+                .or_default()
+                .messages(&plan, priority, interval)
+            {
+                Ok(messages) => self
+                    .outbox
+                    .entry((plan.ifindex, plan.source))
+                    .or_default()
+                    .extend(messages.iter().cloned()),
+                Err(error) => warn!(instance = %plan.name, %error, "cannot encode advert"),
             },
-            checksum: if state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM != 0 {
-                ChecksumForm::WithPseudoHeader
-            } else {
-                ChecksumForm::MessageOnly
-            },
-        };
-        self.groups[group].members[member].last_fed_ns = state.last_seen_ns;
-        self.input(
-            group,
-            member,
-            Input::Advert(advert),
-            Timestamp::from_nanos(state.last_seen_ns),
-        );
-    }
-
-    pub fn input(&mut self, group: usize, member: usize, input: Input, at: Timestamp) {
-        match self.groups[group].sync.handle(member, input, at) {
-            Ok(actions) => self.apply(group, actions),
-            Err(error) => warn!(%error, "election input rejected"),
-        }
-    }
-
-    /// When the heap's next deadline is due.
-    pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((deadline, _))| *deadline)
-    }
-
-    /// Delivers every due timer. Identical adverts raise no event, so
-    /// before a backup's Master_Down_Timer is believed, the kernel's record
-    /// of the last advert is fed first: if the master spoke after we last
-    /// looked, the timer simply moves. The decision thus rests on when the
-    /// advert arrived, never on when this task happened to wake.
-    pub fn on_timers(&mut self) {
-        let now = now();
-        let mut due = Vec::new();
-        while let Some(Reverse((deadline, group))) = self.timers.peek().copied() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop();
-            if !due.contains(&group) {
-                due.push(group);
-            }
-        }
-        for group in due {
-            self.refresh_from_kernel(group);
-            let actions = self.groups[group].sync.expire_timers(now);
-            self.apply(group, actions);
-        }
-    }
-
-    fn refresh_from_kernel(&mut self, group: usize) {
-        for member in 0..self.groups[group].members.len() {
-            let state = self.groups[group].sync.member(member).map(|i| i.state());
-            if state != Some(State::Backup) {
-                continue;
-            }
-            let key = self.groups[group].members[member].plan.datapath_key();
-            match self.datapath.peer(&key) {
-                Ok(Some(peer))
-                    if peer.last_seen_ns > self.groups[group].members[member].last_fed_ns =>
-                {
-                    self.feed_advert(group, member, &key, &peer);
-                }
-                Ok(_) => {}
-                Err(error) => warn!(%error, "reading the kernel's peer record failed"),
-            }
-        }
-    }
-
-    fn rearm(&mut self, group: usize) {
-        if let Some(deadline) = self.groups[group].sync.next_deadline() {
-            self.timers.push(Reverse((deadline, group)));
-        }
-    }
-
-    /// A tracked script, interface or file changed.
-    pub fn on_tracked(&mut self, source: &TrackedSource, up: bool) {
-        let now = now();
-        let mut inputs = Vec::new();
-        for (group_index, group) in self.groups.iter_mut().enumerate() {
-            for (member_index, member) in group.members.iter_mut().enumerate() {
-                for (item, tracked) in member.plan.tracked.iter().enumerate() {
-                    if tracked == source && member.tracked_up[item] != up {
-                        member.tracked_up[item] = up;
-                        inputs.push((group_index, member_index, Input::Tracked { item, up }));
-                    }
-                }
-            }
-        }
-        for (group, member, input) in inputs {
-            self.input(group, member, input, now);
-        }
-    }
-
-    /// The VRRP interface of some instances went up or down.
-    pub fn on_interface(&mut self, name: &str, up: bool) {
-        let now = now();
-        let mut inputs = Vec::new();
-        for (group_index, group) in self.groups.iter().enumerate() {
-            for (member_index, member) in group.members.iter().enumerate() {
-                if member.plan.interface == name {
-                    let input = if up {
-                        Input::InterfaceUp
-                    } else {
-                        Input::InterfaceDown
-                    };
-                    inputs.push((group_index, member_index, input));
-                }
-            }
-        }
-        for (group, member, input) in inputs {
-            self.input(group, member, input, now);
-        }
-        self.on_tracked(&TrackedSource::Interface(name.to_owned()), up);
-    }
-
-    fn apply(&mut self, group: usize, actions: Vec<MemberAction>) {
-        for MemberAction { member, action } in actions {
-            self.apply_one(group, member, action);
-        }
-        self.rearm(group);
-    }
-
-    fn apply_one(&mut self, group: usize, member_index: usize, action: Action) {
-        match action {
-            Action::SendAdvert { priority, interval } => {
-                let member = &mut self.groups[group].members[member_index];
-                match member.adverts.messages(&member.plan, priority, interval) {
-                    Ok(messages) => self
-                        .outbox
-                        .entry((member.plan.ifindex, member.plan.source))
-                        .or_default()
-                        .extend(messages.iter().cloned()),
-                    Err(error) => {
-                        warn!(instance = %member.plan.name, %error, "cannot encode advert")
-                    }
-                }
-            }
-            Action::AddVips { accept_traffic } => {
-                // The guard opens first: from here on frames from the VIPs may leave.
-                self.set_guard(group, member_index, true);
-                let plan = &self.groups[group].members[member_index].plan;
-                debug!(instance = %plan.name, accept_traffic, "virtual addresses requested");
-                let _ = self.net.send(NetCommand::Add(VirtualSet::of(plan)));
-            }
-            Action::RemoveVips => {
-                if let Some(announcer) = self.groups[group].members[member_index].announcer.take() {
-                    announcer.abort();
-                }
-                self.set_guard(group, member_index, false);
-                let plan = &self.groups[group].members[member_index].plan;
-                let _ = self.net.send(NetCommand::Remove(VirtualSet::of(plan)));
-            }
-            Action::SendGratuitous => {
-                let spacing = self.garp_spacing;
-                let member = &mut self.groups[group].members[member_index];
-                if let Some(previous) = member.announcer.take() {
+            Effect::Announce {
+                member,
+                plan,
+                addresses,
+            } => {
+                if let Some(previous) = self.announcers.remove(&member) {
                     previous.abort();
                 }
-                if let Some(socket) = self.frames.get(&member.plan.ifindex) {
-                    let schedule = announce::Schedule::from_settings(&member.plan.garp, spacing);
-                    member.announcer = Some(announce::spawn(
+                if let Some(socket) = self.frames.get(&plan.ifindex) {
+                    let spacing = announce::spacing(&self.env.global, plan.family);
+                    let schedule = announce::Schedule::from_settings(&plan.garp, spacing);
+                    let handle = announce::spawn(
                         Arc::clone(socket),
-                        announce::frames(&member.plan),
+                        announce::frames(&plan, &addresses),
                         schedule,
-                    ));
+                    );
+                    self.announcers.insert(member, handle);
                 }
             }
-            Action::StateChanged { from, to, reason } => {
-                let priority = self.groups[group]
-                    .sync
-                    .member(member_index)
-                    .map_or(0, |instance| instance.effective_priority());
-                let member = &mut self.groups[group].members[member_index];
-                member.last_transition_unix = SystemTime::now()
-                    .duration_since(SystemTime::UNIX_EPOCH)
-                    .ok()
-                    .map(|elapsed| elapsed.as_secs());
+            Effect::StopAnnounce { member, .. } => {
+                if let Some(announcer) = self.announcers.remove(&member) {
+                    announcer.abort();
+                }
+            }
+            Effect::ForgetPeer { key } => {
+                if let Err(error) = self.datapath.forget_peer(&key) {
+                    warn!(%error, "clearing the kernel's peer record failed");
+                }
+            }
+            Effect::StateChanged {
+                member,
+                name,
+                from,
+                to,
+                reason,
+                priority,
+            } => {
+                if let Ok(elapsed) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
+                    self.last_transition_unix.insert(member, elapsed.as_secs());
+                }
                 info!(
-                    instance = %member.plan.name,
+                    instance = %name,
                     from = state_name(from),
                     to = state_name(to),
                     ?reason,
                     priority,
                     "state change"
                 );
-                let key = member.plan.datapath_key();
-                if let Some(state) = notify_state(to, reason) {
-                    member.notify.notify(Transition { state, priority });
-                }
-                if to == State::Master {
-                    // So a returning peer whose adverts look as before still
-                    // raises an event.
-                    if let Err(error) = self.datapath.forget_peer(&key) {
-                        warn!(%error, "clearing the kernel's peer record failed");
-                    }
-                }
-                self.notify_group(group);
             }
-            Action::MasterChanged(master) => {
-                let member = &self.groups[group].members[member_index];
-                debug!(instance = %member.plan.name, ?master, "master changed");
+            Effect::PriorityChanged { name, from, to } => {
+                info!(instance = %name, from, to, "effective priority changed");
             }
-            Action::PriorityChanged { from, to } => {
-                let member = &self.groups[group].members[member_index];
-                info!(instance = %member.plan.name, from, to, "effective priority changed");
+            Effect::Hooks {
+                owner,
+                name,
+                notify,
+            } => {
+                let queue = self.notify_queue(owner, &name, &notify);
+                if let Some(old) = queue.and_then(|queue| self.hooks.insert(owner, queue)) {
+                    tokio::spawn(old.shutdown());
+                }
+            }
+            Effect::DropHooks { owner, .. } => {
+                if let Some(old) = self.hooks.remove(&owner) {
+                    tokio::spawn(old.shutdown());
+                }
+            }
+            Effect::Notify {
+                owner,
+                state,
+                priority,
+                ..
+            } => {
+                if let Some(queue) = self.hooks.get_mut(&owner) {
+                    queue.notify(Transition { state, priority });
+                }
+            }
+            Effect::StartTracker { source, tracker } => self.start_tracker(source, &tracker),
+            Effect::StopTracker { source } => {
+                if let Some(token) = self.trackers.remove(&source) {
+                    token.cancel();
+                }
             }
         }
     }
 
-    /// Opens or closes the egress guard for every address of an instance.
-    fn set_guard(&mut self, group: usize, member: usize, owned: bool) {
-        for vip in &self.groups[group].members[member].plan.vips {
-            if let Err(error) = self.datapath.set_vip_owned(vip.address, owned) {
-                warn!(%error, owned, "updating the egress guard failed");
-            }
-        }
-    }
-
-    /// A sync group's own notify hooks fire once all members agree.
-    fn notify_group(&mut self, group: usize) {
-        let states: Vec<State> = self.groups[group]
-            .sync
-            .members()
-            .iter()
-            .map(|instance| instance.state())
-            .collect();
-        let Some(first) = states.first().copied() else {
-            return;
+    fn notify_queue(&self, owner: HookOwner, name: &str, plan: &NotifyPlan) -> Option<NotifyQueue> {
+        let scope = match owner {
+            HookOwner::Instance(_) => Scope::Instance,
+            HookOwner::Group(_) => Scope::Group,
         };
-        if states.iter().any(|state| *state != first) {
-            return;
+        // The transaction validated every hook before committing.
+        let target = match hooks::notify_target(scope, name, plan, &self.env.global) {
+            Ok(target) => target,
+            Err(error) => {
+                warn!(%error, "notify hooks not usable");
+                return None;
+            }
+        };
+        let mail = self
+            .env
+            .mailer
+            .as_ref()
+            .filter(|_| plan.smtp_alert)
+            .map(|mailer| MailHook {
+                mailer: mailer.clone(),
+                router_id: self
+                    .env
+                    .global
+                    .router_id
+                    .clone()
+                    .unwrap_or_else(|| self.env.hostname.clone()),
+                gate: crate::notify::AlertGate::new(true, false),
+            });
+        Some(NotifyQueue::spawn(target, QueueLimits::default(), mail))
+    }
+
+    fn start_tracker(&mut self, source: TrackedSource, tracker: &TrackerConfig) {
+        let token = self.tracker_root.child_token();
+        match tracker {
+            TrackerConfig::Script(script) => match hooks::script_spec(script, &self.env.global) {
+                Ok(spec) => {
+                    spawn_script_tracker(spec, self.script_events.clone(), token.clone());
+                }
+                Err(error) => {
+                    warn!(%error, "tracked script not usable");
+                    return;
+                }
+            },
+            TrackerConfig::File(file) => {
+                let mut spec = TrackFileSpec::new(file.name.clone(), file.file.clone());
+                spec.weight = file.weight;
+                spec.reverse = file.weight_reverse;
+                spec.init = file.init_file.as_ref().map(|init| InitFile {
+                    value: init.value,
+                    overwrite: init.overwrite,
+                });
+                if let Err(error) = spawn_file_tracker(
+                    spec,
+                    DEFAULT_POLL_INTERVAL,
+                    self.file_events.clone(),
+                    token.clone(),
+                ) {
+                    warn!(%error, "tracked file not usable");
+                    return;
+                }
+            }
         }
-        if let Some(queue) = self.groups[group].notify.as_mut()
-            && let Some(state) = notify_state(first, Reason::SyncGroup)
-        {
-            queue.notify(Transition { state, priority: 0 });
+        if let Some(previous) = self.trackers.insert(source, token) {
+            previous.cancel();
         }
     }
 
@@ -494,74 +530,19 @@ impl Runtime {
         }
     }
 
-    /// RFC 5798 shutdown for every instance: priority-0 adverts from
-    /// masters, VIPs released, notify_stop queued.
-    pub fn shutdown_all(&mut self) {
-        let now = now();
-        for group in 0..self.groups.len() {
-            let actions = self.groups[group].sync.shutdown(now);
-            self.apply(group, actions);
+    /// Drains every notify queue (scripts still queued run first), within
+    /// `limit`.
+    pub async fn close_notify_queues(&mut self, limit: Duration) {
+        for (_, announcer) in self.announcers.drain() {
+            announcer.abort();
         }
-        self.flush();
-    }
-
-    /// Stops one group (reload removed it): shutdown, then forget it.
-    pub fn stop_group(&mut self, group: usize) -> Vec<NotifyQueue> {
-        let actions = self.groups[group].sync.shutdown(now());
-        self.apply(group, actions);
-        self.flush();
-        let removed = self.groups.remove(group);
-        let mut queues = Vec::new();
-        for member in removed.members {
-            if let Some(announcer) = member.announcer {
-                announcer.abort();
+        let queues: Vec<NotifyQueue> = self.hooks.drain().map(|(_, queue)| queue).collect();
+        let drain = async {
+            for queue in queues {
+                queue.shutdown().await;
             }
-            if let Err(error) = self
-                .datapath
-                .remove_instance_filter(&member.plan.datapath_key())
-            {
-                warn!(%error, "removing the kernel filter of a removed instance failed");
-            }
-            for vip in &member.plan.vips {
-                let _ = self.datapath.forget_vip(vip.address);
-            }
-            queues.push(member.notify);
-        }
-        queues.extend(removed.notify);
-        self.reindex();
-        queues
-    }
-
-    /// Rebuilds the key index and the timer heap after groups moved.
-    pub fn reindex(&mut self) {
-        self.by_key.clear();
-        self.timers.clear();
-        for (group_index, group) in self.groups.iter().enumerate() {
-            for (member_index, member) in group.members.iter().enumerate() {
-                self.by_key
-                    .insert(member.plan.datapath_key(), (group_index, member_index));
-            }
-            if let Some(deadline) = group.sync.next_deadline() {
-                self.timers.push(Reverse((deadline, group_index)));
-            }
-        }
-    }
-
-    /// Drains every notify queue (scripts still queued run first).
-    pub async fn close_notify_queues(&mut self) {
-        let mut queues = Vec::new();
-        for group in self.groups.drain(..) {
-            queues.extend(group.notify);
-            for member in group.members {
-                if let Some(announcer) = member.announcer {
-                    announcer.abort();
-                }
-                queues.push(member.notify);
-            }
-        }
-        for queue in queues {
-            queue.shutdown().await;
-        }
+        };
+        let _ = tokio::time::timeout(limit, drain).await;
     }
 
     pub fn status(&mut self) -> StatusReport {
@@ -577,68 +558,90 @@ impl Runtime {
             })
             .unwrap_or_default();
         let mut instances = Vec::new();
-        for group in &self.groups {
+        for group in self.core.groups() {
             for (index, member) in group.members.iter().enumerate() {
                 let Some(instance) = group.sync.member(index) else {
                     continue;
                 };
-                let plan = &member.plan;
-                let peer = self.datapath.peer(&plan.datapath_key()).ok().flatten();
-                let master_address = if instance.state() == State::Master {
-                    Some(plan.source.to_string())
-                } else {
-                    instance.master_address().map(|address| address.to_string())
-                };
-                instances.push(InstanceStatus {
-                    name: plan.name.clone(),
-                    interface: plan.interface.clone(),
-                    vrid: plan.election.vrid,
-                    family: match plan.family {
-                        crate::vrrp::wire::AddressFamily::Ipv4 => "ipv4".into(),
-                        crate::vrrp::wire::AddressFamily::Ipv6 => "ipv6".into(),
-                    },
-                    version: if plan.version == Version::V2 { 2 } else { 3 },
-                    state: state_name(instance.state()).into(),
-                    base_priority: instance.base_priority(),
-                    effective_priority: instance.effective_priority(),
-                    master_address,
-                    last_advert_age_ms: peer
-                        .map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
-                    advert_interval_ms: u32::from(instance.advert_interval().centiseconds()) * 10,
-                    virtual_addresses: plan
-                        .vips
-                        .iter()
-                        .map(|vip| format!("{}/{}", vip.address, vip.prefix_len))
-                        .collect(),
-                    tracked: plan
-                        .tracked
-                        .iter()
-                        .zip(&plan.election.tracked)
-                        .zip(&member.tracked_up)
-                        .map(|((source, item), up)| {
-                            let (kind, name) = match source {
-                                TrackedSource::Script(name) => ("script", name),
-                                TrackedSource::Interface(name) => ("interface", name),
-                                TrackedSource::File(name) => ("file", name),
-                            };
-                            TrackedStatus {
-                                kind: kind.into(),
-                                name: name.clone(),
-                                status: if *up { "up".into() } else { "down".into() },
-                                weight: item.weight,
-                            }
-                        })
-                        .collect(),
-                    transitions: instance.counters().transitions,
-                    last_transition_unix: member.last_transition_unix,
-                });
+                let peer = self
+                    .datapath
+                    .peer(&member.plan.datapath_key())
+                    .ok()
+                    .flatten();
+                instances.push(instance_status(
+                    member,
+                    instance,
+                    peer.map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
+                    self.last_transition_unix.get(&member.id).copied(),
+                ));
             }
         }
         StatusReport {
-            router_id: self.router_id.clone(),
+            router_id: self
+                .env
+                .global
+                .router_id
+                .clone()
+                .unwrap_or_else(|| self.env.hostname.clone()),
             pid: std::process::id(),
             instances,
             counters,
         }
+    }
+}
+
+fn instance_status(
+    member: &super::core::Member,
+    instance: &Instance,
+    last_advert_age_ms: Option<u64>,
+    last_transition_unix: Option<u64>,
+) -> InstanceStatus {
+    let plan = &member.plan;
+    let master_address = if instance.state() == State::Master {
+        Some(plan.source.to_string())
+    } else {
+        instance.master_address().map(|address| address.to_string())
+    };
+    InstanceStatus {
+        name: plan.name.clone(),
+        interface: plan.interface.clone(),
+        vrid: plan.election.vrid,
+        family: match plan.family {
+            crate::vrrp::wire::AddressFamily::Ipv4 => "ipv4".into(),
+            crate::vrrp::wire::AddressFamily::Ipv6 => "ipv6".into(),
+        },
+        version: if plan.version == Version::V2 { 2 } else { 3 },
+        state: state_name(instance.state()).into(),
+        base_priority: instance.base_priority(),
+        effective_priority: instance.effective_priority(),
+        master_address,
+        last_advert_age_ms,
+        advert_interval_ms: u32::from(instance.advert_interval().centiseconds()) * 10,
+        virtual_addresses: plan
+            .vips
+            .iter()
+            .map(|vip| format!("{}/{}", vip.address, vip.prefix_len))
+            .collect(),
+        tracked: plan
+            .tracked
+            .iter()
+            .zip(&plan.election.tracked)
+            .zip(&member.tracked_up)
+            .map(|((source, item), up)| {
+                let (kind, name) = match source {
+                    TrackedSource::Script(name) => ("script", name),
+                    TrackedSource::Interface(name) => ("interface", name),
+                    TrackedSource::File(name) => ("file", name),
+                };
+                TrackedStatus {
+                    kind: kind.into(),
+                    name: name.clone(),
+                    status: if *up { "up".into() } else { "down".into() },
+                    weight: item.weight,
+                }
+            })
+            .collect(),
+        transitions: instance.counters().transitions,
+        last_transition_unix,
     }
 }

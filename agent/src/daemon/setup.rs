@@ -1,30 +1,29 @@
-//! Building what the runtime needs from a plan: datapath attachments and
-//! filters, sockets, trackers, notify queues; and doing it again on reload.
+//! Preparing a plan for the runtime, as a transaction: read, validate and
+//! plan the file, prove every hook and tracked script can run, then attach
+//! to new interfaces and open new sockets. Any failure leaves the running
+//! configuration untouched; only then does the runtime commit.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    path::{Path, PathBuf},
+};
 
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::{
     advert_socket::AdvertSocket,
-    config::Config,
+    config::{self, Config},
     datapath::InterfaceMode,
     frame_socket::FrameSocket,
     netlink::{self, Interfaces},
-    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope},
-    tracking::{
-        FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
-        spawn_file_tracker, spawn_script_tracker,
-    },
+    notify::Scope,
 };
 
 use super::{
-    DaemonError, Event, hooks,
-    plan::{GroupPlan, InstancePlan, InterfaceInfo, NotifyPlan, Plan, TrackedSource},
-    runtime::{MemberParts, Runtime},
-    script_up,
+    DaemonError, hooks,
+    plan::{self, InterfaceInfo, Plan, TrackerConfig},
+    runtime::Runtime,
 };
 
 pub fn hostname() -> String {
@@ -32,6 +31,94 @@ pub fn hostname() -> String {
         .ok()
         .and_then(|name| name.into_string().ok())
         .unwrap_or_else(|| "localhost".to_owned())
+}
+
+/// A configuration proven to start, not yet applied.
+pub struct Prepared {
+    pub config: Config,
+    pub plan: Plan,
+}
+
+/// Reads, validates and plans `path`, and checks every hook; touches
+/// nothing. Runs off the election task: parsing a large include tree must
+/// not delay an advert.
+pub async fn prepare(
+    path: PathBuf,
+    handle: netlink::Handle,
+    hostname: String,
+) -> Result<Prepared, DaemonError> {
+    let config = tokio::task::spawn_blocking(move || load_config(&path))
+        .await
+        .map_err(|error| {
+            DaemonError::Setup(format!("reading the configuration failed: {error}"))
+        })??;
+    let facts = interface_facts(&handle, &config).await?;
+    let plan = plan::plan(&config, &|name| facts.get(name).cloned(), &hostname)
+        .map_err(super::plan_error)?;
+    check_hooks(&config, &plan)?;
+    Ok(Prepared { config, plan })
+}
+
+pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
+    match config::load(path) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                warn!("{warning}");
+            }
+            for instance in &loaded.config.vrrp_instances {
+                if instance.use_vmac.is_some() {
+                    warn!(
+                        instance = %instance.name,
+                        "use_vmac is not supported yet: the instance runs on its interface's own MAC address"
+                    );
+                }
+            }
+            Ok(loaded.config)
+        }
+        // One line, as an operator reads a refusal: every error, `; `-joined.
+        Err(errors) => Err(DaemonError::Config {
+            path: path.to_owned(),
+            errors: errors
+                .errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+    }
+}
+
+/// Every notify hook and tracked script resolves (command, user), so the
+/// commit cannot fail on one.
+fn check_hooks(config: &Config, plan: &Plan) -> Result<(), DaemonError> {
+    let global = &config.global_defs;
+    let mut problems = Vec::new();
+    for tracker in plan.trackers.values() {
+        if let TrackerConfig::Script(script) = tracker
+            && let Err(error) = hooks::script_spec(script, global)
+        {
+            problems.push(error.to_string());
+        }
+    }
+    for group in &plan.groups {
+        if let Some(name) = &group.name
+            && let Err(error) = hooks::notify_target(Scope::Group, name, &group.notify, global)
+        {
+            problems.push(error.to_string());
+        }
+        for member in &group.members {
+            if let Err(error) =
+                hooks::notify_target(Scope::Instance, &member.name, &member.notify, global)
+            {
+                problems.push(error.to_string());
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(DaemonError::Setup(problems.join("; ")))
+    }
 }
 
 /// Facts about every interface the configuration names.
@@ -71,306 +158,85 @@ pub async fn interface_facts(
     Ok(facts)
 }
 
-/// Long-lived helpers owned outside the runtime: trackers and the mailer.
-pub struct Resources {
-    events: mpsc::Sender<Event>,
-    mailer: Option<Mailer>,
-    trackers: CancellationToken,
-    attached: HashSet<String>,
+/// What one [`attach`] added, so a failed transaction can take it back.
+#[derive(Default)]
+pub struct Attached {
+    interfaces: Vec<String>,
+    sockets: Vec<(u32, IpAddr)>,
+    frames: Vec<u32>,
 }
 
-impl Resources {
-    pub fn new(events: mpsc::Sender<Event>, mailer: Option<Mailer>) -> Self {
-        Self {
-            events,
-            mailer,
-            trackers: CancellationToken::new(),
-            attached: HashSet::new(),
+impl Attached {
+    pub fn roll_back(self, runtime: &mut Runtime) {
+        for (ifindex, source) in self.sockets {
+            runtime.remove_socket(ifindex, source);
+        }
+        for ifindex in self.frames {
+            runtime.remove_frame_socket(ifindex);
+        }
+        for interface in self.interfaces {
+            runtime.forget_attached(&interface);
         }
     }
+}
 
-    /// Everything for a fresh start.
-    pub async fn install(
-        &mut self,
-        runtime: &mut Runtime,
-        config: &Config,
-        plan: &Plan,
-        handle: &netlink::Handle,
-        pass_adverts: bool,
-    ) -> Result<(), DaemonError> {
-        self.prepare_datapath(runtime, plan, handle, pass_adverts)
-            .await?;
-        runtime.remove_stale_addresses(plan);
-        self.start_trackers(config, plan)?;
-        for group in &plan.groups {
-            self.start_group(runtime, config, group)?;
+/// Programs on every interface of the plan, the node's own addresses, and
+/// the sockets adverts and announcements leave through; what already
+/// exists is kept. On failure, what this call added is taken back.
+pub async fn attach(
+    runtime: &mut Runtime,
+    plan: &Plan,
+    handle: &netlink::Handle,
+    pass_adverts: bool,
+) -> Result<Attached, DaemonError> {
+    let mut added = Attached::default();
+    match attach_into(runtime, plan, handle, pass_adverts, &mut added).await {
+        Ok(()) => Ok(added),
+        Err(error) => {
+            added.roll_back(runtime);
+            Err(error)
         }
-        Ok(())
     }
+}
 
-    /// Attachments, filters, own addresses and sockets; idempotent, so a
-    /// reload only adds what is new.
-    async fn prepare_datapath(
-        &mut self,
-        runtime: &mut Runtime,
-        plan: &Plan,
-        handle: &netlink::Handle,
-        pass_adverts: bool,
-    ) -> Result<(), DaemonError> {
-        let interfaces = Interfaces::new(handle.clone());
-        for instance in plan.instances() {
-            if self.attached.insert(instance.interface.clone()) {
-                runtime.datapath.attach(
-                    &instance.interface,
-                    InterfaceMode::Enforce {
-                        pass_consumed: pass_adverts,
-                    },
-                )?;
-                runtime.datapath.attach_vip_guard(&instance.interface)?;
-                for address in interfaces.addresses(instance.ifindex).await? {
-                    runtime.datapath.add_local_address(address.address)?;
-                }
-            }
-            runtime
-                .datapath
-                .set_instance_filter(instance.datapath_key(), instance.filter)?;
-            for vip in &instance.vips {
-                runtime.datapath.set_vip_owned(vip.address, false)?;
-            }
-            if !runtime.has_socket(instance.ifindex, instance.source) {
-                let socket = AdvertSocket::open(
-                    &instance.interface,
-                    instance.ifindex,
-                    instance.source,
-                    instance.group,
-                )
-                .map_err(|error| DaemonError::Setup(error.to_string()))?;
-                runtime.add_socket(instance.ifindex, instance.source, socket);
-            }
-            if !runtime.has_frame_socket(instance.ifindex) {
-                let socket = FrameSocket::open(instance.ifindex)
-                    .map_err(|error| DaemonError::Setup(error.to_string()))?;
-                runtime.add_frame_socket(instance.ifindex, socket);
-            }
-        }
-        Ok(())
-    }
-
-    /// One tracker per script or file that some instance tracks; scripts no
-    /// instance tracks are not run, as keepalived does.
-    fn start_trackers(&mut self, config: &Config, plan: &Plan) -> Result<(), DaemonError> {
-        let mut scripts = HashSet::new();
-        let mut files = HashSet::new();
-        for instance in plan.instances() {
-            for tracked in &instance.tracked {
-                match tracked {
-                    TrackedSource::Script(name) => {
-                        scripts.insert(name.clone());
-                    }
-                    TrackedSource::File(name) => {
-                        files.insert(name.clone());
-                    }
-                    TrackedSource::Interface(_) => {}
-                }
-            }
-        }
-        let (script_tx, mut script_rx) = mpsc::channel::<ScriptEvent>(64);
-        for name in scripts {
-            let Some(script) = config.script(&name) else {
-                continue;
+async fn attach_into(
+    runtime: &mut Runtime,
+    plan: &Plan,
+    handle: &netlink::Handle,
+    pass_adverts: bool,
+    added: &mut Attached,
+) -> Result<(), DaemonError> {
+    let interfaces = Interfaces::new(handle.clone());
+    for instance in plan.instances() {
+        if !runtime.attached().contains_key(&instance.interface) {
+            let mode = InterfaceMode::Enforce {
+                pass_consumed: pass_adverts,
             };
-            let spec = hooks::script_spec(script, &config.global_defs)
-                .map_err(|error| DaemonError::Setup(error.to_string()))?;
-            spawn_script_tracker(spec, script_tx.clone(), self.trackers.child_token());
-        }
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            while let Some(event) = script_rx.recv().await {
-                if let Some(up) = script_up(event.status) {
-                    info!(script = %event.name, up, "tracked script status");
-                    let _ = events
-                        .send(Event::Tracked(TrackedSource::Script(event.name), up))
-                        .await;
-                }
+            runtime.datapath.attach(&instance.interface, mode)?;
+            runtime.note_attached(instance.interface.clone(), instance.ifindex);
+            added.interfaces.push(instance.interface.clone());
+            runtime.datapath.attach_vip_guard(&instance.interface)?;
+            for address in interfaces.addresses(instance.ifindex).await? {
+                runtime.datapath.add_local_address(address.address)?;
             }
-        });
-
-        let (file_tx, mut file_rx) = mpsc::channel::<FileEvent>(64);
-        for name in files {
-            let Some(file) = config.track_file(&name) else {
-                continue;
-            };
-            let mut spec = TrackFileSpec::new(name.clone(), file.file.clone());
-            spec.weight = file.weight;
-            spec.reverse = file.weight_reverse;
-            spec.init = file.init_file.as_ref().map(|init| InitFile {
-                value: init.value,
-                overwrite: init.overwrite,
-            });
-            spawn_file_tracker(
-                spec,
-                DEFAULT_POLL_INTERVAL,
-                file_tx.clone(),
-                self.trackers.child_token(),
+        }
+        if !runtime.has_socket(instance.ifindex, instance.source) {
+            let socket = AdvertSocket::open(
+                &instance.interface,
+                instance.ifindex,
+                instance.source,
+                instance.group,
             )
             .map_err(|error| DaemonError::Setup(error.to_string()))?;
+            runtime.add_socket(instance.ifindex, instance.source, socket);
+            added.sockets.push((instance.ifindex, instance.source));
         }
-        let events = self.events.clone();
-        tokio::spawn(async move {
-            while let Some(event) = file_rx.recv().await {
-                // The election tracks up/down: a file reading 0 is healthy.
-                let up = event.value == 0;
-                let _ = events
-                    .send(Event::Tracked(TrackedSource::File(event.name), up))
-                    .await;
-            }
-        });
-        Ok(())
-    }
-
-    pub fn stop_trackers(&mut self) {
-        self.trackers.cancel();
-    }
-
-    fn notify_queue(
-        &self,
-        scope: Scope,
-        name: &str,
-        hooks_plan: &NotifyPlan,
-        config: &Config,
-    ) -> Result<NotifyQueue, DaemonError> {
-        let target = hooks::notify_target(scope, name, hooks_plan, &config.global_defs)
-            .map_err(|error| DaemonError::Setup(error.to_string()))?;
-        let mail = self
-            .mailer
-            .as_ref()
-            .filter(|_| hooks_plan.smtp_alert)
-            .map(|mailer| MailHook {
-                mailer: mailer.clone(),
-                router_id: config
-                    .global_defs
-                    .router_id
-                    .clone()
-                    .unwrap_or_else(hostname),
-                gate: crate::notify::AlertGate::new(true, false),
-            });
-        Ok(NotifyQueue::spawn(target, QueueLimits::default(), mail))
-    }
-
-    fn start_group(
-        &self,
-        runtime: &mut Runtime,
-        config: &Config,
-        group: &GroupPlan,
-    ) -> Result<(), DaemonError> {
-        let members = group
-            .members
-            .iter()
-            .map(|member| {
-                Ok(MemberParts {
-                    notify: self.notify_queue(
-                        Scope::Instance,
-                        &member.name,
-                        &member.notify,
-                        config,
-                    )?,
-                    plan: member.clone(),
-                })
-            })
-            .collect::<Result<Vec<_>, DaemonError>>()?;
-        let group_notify = match &group.name {
-            Some(name) => Some(self.notify_queue(Scope::Group, name, &group.notify, config)?),
-            None => None,
-        };
-        runtime
-            .start_group(group, members, group_notify)
-            .map_err(DaemonError::Plan)
-    }
-
-    /// Applies a new plan: groups with the same members (by identity) and
-    /// the same election settings apart from base priority keep their state.
-    pub async fn reload(
-        &mut self,
-        runtime: &mut Runtime,
-        config: &Config,
-        plan: &Plan,
-        handle: &netlink::Handle,
-        pass_adverts: bool,
-    ) -> Result<(), DaemonError> {
-        self.prepare_datapath(runtime, plan, handle, pass_adverts)
-            .await?;
-        self.trackers.cancel();
-        self.trackers = CancellationToken::new();
-        self.start_trackers(config, plan)?;
-
-        let mut kept = vec![false; runtime.groups.len()];
-        let mut fresh = Vec::new();
-        for group in &plan.groups {
-            match matching_group(runtime, group) {
-                Some(index) => {
-                    kept[index] = true;
-                    update_group(runtime, index, group);
-                }
-                None => fresh.push(group),
-            }
-        }
-        for index in (0..kept.len()).rev() {
-            if !kept[index] {
-                let queues = runtime.stop_group(index);
-                tokio::spawn(async move {
-                    for queue in queues {
-                        queue.shutdown().await;
-                    }
-                });
-            }
-        }
-        for group in fresh {
-            self.start_group(runtime, config, group)?;
-        }
-        runtime.reindex();
-        Ok(())
-    }
-}
-
-/// A running group this plan's group can continue: same members, in the
-/// same order, with election settings equal up to the base priority.
-fn matching_group(runtime: &Runtime, group: &GroupPlan) -> Option<usize> {
-    runtime.groups.iter().position(|running| {
-        running.members.len() == group.members.len()
-            && running
-                .members
-                .iter()
-                .zip(&group.members)
-                .all(|(old, new)| same_election(&old.plan, new))
-    })
-}
-
-fn same_election(old: &InstancePlan, new: &InstancePlan) -> bool {
-    let mut old_election = old.election.clone();
-    old_election.priority = new.election.priority;
-    old.identity() == new.identity()
-        && old.source == new.source
-        && old.tracked == new.tracked
-        && old_election == new.election
-}
-
-fn update_group(runtime: &mut Runtime, index: usize, group: &GroupPlan) {
-    for (member_index, new_plan) in group.members.iter().enumerate() {
-        let old_priority = runtime.groups[index].members[member_index]
-            .plan
-            .election
-            .priority;
-        runtime.groups[index].members[member_index].plan = new_plan.clone();
-        if old_priority != new_plan.election.priority {
-            match std::num::NonZeroU8::new(new_plan.election.priority) {
-                Some(priority) => runtime.input(
-                    index,
-                    member_index,
-                    crate::vrrp::election::Input::SetBasePriority(priority),
-                    super::runtime::now(),
-                ),
-                None => warn!(instance = %new_plan.name, "priority 0 is not a valid base priority"),
-            }
+        if !runtime.has_frame_socket(instance.ifindex) {
+            let socket = FrameSocket::open(instance.ifindex)
+                .map_err(|error| DaemonError::Setup(error.to_string()))?;
+            runtime.add_frame_socket(instance.ifindex, socket);
+            added.frames.push(instance.ifindex);
         }
     }
+    Ok(())
 }

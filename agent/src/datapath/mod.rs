@@ -251,6 +251,34 @@ impl Datapath {
         &self.attachments
     }
 
+    /// Detaches both programs from `interface` (a reload removed its last
+    /// instance, or a failed reload rolls back what it attached).
+    pub fn detach(&mut self, interface: &str) {
+        let (guards, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.guards)
+            .into_iter()
+            .partition(|guard| guard.interface == interface);
+        self.guards = kept;
+        if let Ok(program) = guard_program(&mut self.ebpf) {
+            for guard in guards {
+                if let Err(error) = program.detach(guard.link) {
+                    warn!(interface, %error, "detaching the TC egress guard failed");
+                }
+            }
+        }
+        let (attachments, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
+            .into_iter()
+            .partition(|attachment| attachment.interface == interface);
+        self.attachments = kept;
+        if let Ok(program) = xdp_program(&mut self.ebpf) {
+            for attachment in attachments {
+                match program.detach(attachment.link) {
+                    Ok(()) => info!(interface, "XDP program detached"),
+                    Err(error) => warn!(interface, %error, "detaching XDP failed"),
+                }
+            }
+        }
+    }
+
     /// Sets how adverts on `ifindex` are treated; also usable without an
     /// attachment (tests drive the program through `BPF_PROG_TEST_RUN`).
     pub fn configure_interface(

@@ -2,7 +2,6 @@
 //! extensions (preempt_delay, tracking, fault state).
 
 use std::net::IpAddr;
-use std::num::NonZeroU8;
 
 use super::instance_config::{CheckedConfig, ConfigError, InitialState, InstanceConfig};
 use super::time::Timestamp;
@@ -95,10 +94,6 @@ pub enum Input {
         /// Its new state.
         up: bool,
     },
-    /// A new base priority, nothing else changed. Kept for the daemon's
-    /// current reload path; [`Instance::reconfigure`] applies a whole new
-    /// configuration (and the address-owner rule) and supersedes it.
-    SetBasePriority(NonZeroU8),
     /// RFC 5798 "Shutdown event".
     Shutdown,
 }
@@ -297,10 +292,6 @@ impl Instance {
                 self.reevaluate_fault(now, Reason::InterfaceDown, out);
             }
             Input::Tracked { item, up } => self.on_tracked(item, up, now, out)?,
-            Input::SetBasePriority(priority) => {
-                self.cfg.base_priority = priority.get();
-                self.update_effective_priority(out);
-            }
             Input::Shutdown => self.shutdown(now, out),
         }
         Ok(())

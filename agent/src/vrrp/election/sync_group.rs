@@ -170,8 +170,7 @@ impl SyncGroup {
         );
         self.scratch = scratch;
         result?;
-        let after = self.state_of(member);
-        self.reconcile(member, before, after, now, out);
+        self.reconcile(member, before, now, out);
         Ok(())
     }
 
@@ -231,10 +230,15 @@ impl SyncGroup {
         &mut self,
         member: usize,
         before: State,
-        after: State,
         now: Timestamp,
         out: &mut Vec<MemberAction>,
     ) {
+        let mut before_all: Vec<State> = (0..self.members.len())
+            .map(|index| self.state_of(index))
+            .collect();
+        if let Some(state) = before_all.get_mut(member) {
+            *state = before;
+        }
         let group_fault = self.members.iter().any(Instance::has_own_fault);
         for index in 0..self.members.len() {
             self.refresh_hold(index);
@@ -242,15 +246,21 @@ impl SyncGroup {
                 instance.set_group_fault(group_fault, now, actions);
             });
         }
-        let pull: Option<fn(&mut Instance, Timestamp, &mut Vec<Action>)> = match (before, after) {
-            (State::Master, State::Master) => None,
-            (_, State::Master) => Some(Instance::force_master),
-            (State::Master, State::Backup) => Some(Instance::force_backup),
-            _ => None,
-        };
-        if let Some(apply) = pull {
-            tracing::debug!(member, ?after, "sync group follows member");
-            for index in (0..self.members.len()).filter(|index| *index != member) {
+        // Whichever member moved, by its own input or by leaving a group
+        // fault (an owner becomes master at once), the others follow it.
+        let moved = (0..self.members.len()).find_map(|index| {
+            let (was, is) = (before_all[index], self.state_of(index));
+            let pull: Option<fn(&mut Instance, Timestamp, &mut Vec<Action>)> = match (was, is) {
+                (State::Master, State::Master) => None,
+                (_, State::Master) => Some(Instance::force_master),
+                (State::Master, State::Backup) => Some(Instance::force_backup),
+                _ => None,
+            };
+            pull.map(|pull| (index, pull))
+        });
+        if let Some((leader, apply)) = moved {
+            tracing::debug!(member = leader, "sync group follows member");
+            for index in (0..self.members.len()).filter(|index| *index != leader) {
                 self.with_member(index, out, |instance, actions| {
                     apply(instance, now, actions)
                 });

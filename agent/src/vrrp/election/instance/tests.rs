@@ -1,7 +1,6 @@
 //! Each test names the RFC section (or keepalived behaviour) it checks.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::num::NonZeroU8;
 use std::time::Duration;
 
 use super::*;
@@ -757,18 +756,6 @@ fn keepalived_effective_priority_follows_tracked_weights() {
         vec![]
     );
     assert_eq!(inst.effective_priority(), 255);
-}
-
-#[test]
-fn new_base_priority_is_applied_with_tracking() {
-    let mut inst = instance(&config(Version::V3, 100, v4(1)));
-    let p = NonZeroU8::new(120).unwrap_or(NonZeroU8::MIN);
-    let actions = run(&mut inst, Input::SetBasePriority(p), ms(0));
-    assert_eq!(
-        actions,
-        vec![Action::PriorityChanged { from: 100, to: 120 }]
-    );
-    assert_eq!(inst.base_priority(), 120);
 }
 
 // RFC 5798 §6.4.3: "If a Shutdown event is received, then: Cancel the

@@ -1,0 +1,528 @@
+//! The election owner without IO: every instance and sync group, their
+//! timers and tracked state, and a reload as the difference between two
+//! plans. Inputs go in with the time they happened; what the daemon must do
+//! comes out as an ordered list of [`Effect`]s, so every rule is tested with
+//! injected time and without root (the conformance cases in `cases/`).
+
+mod effect;
+mod reload;
+
+#[cfg(test)]
+mod cases;
+
+use std::{
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap},
+    sync::Arc,
+};
+
+use agent_common::{PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerKey, PeerState};
+use tracing::{debug, warn};
+
+pub use self::effect::{Effect, GroupId, HookOwner, MemberId, VipState};
+
+use super::plan::{
+    GroupPlan, HooksContext, InstancePlan, NotifyPlan, Plan, TrackedSource, TrackerConfig,
+};
+use crate::{
+    datapath::key_to_address,
+    notify::NotifyState,
+    vrrp::{
+        ChecksumForm, Version,
+        election::{
+            Action, Advert, Input, Instance, MemberAction, Reason, State, SyncGroup, Timestamp,
+        },
+    },
+};
+
+/// The kernel's per-router record of the last valid advert.
+pub trait PeerTable {
+    fn peer(&mut self, key: &PeerKey) -> Option<PeerState>;
+}
+
+/// One instance as the owner keeps it.
+pub struct Member {
+    pub id: MemberId,
+    pub plan: Arc<InstancePlan>,
+    /// Kernel receive time of the newest advert fed to the election.
+    last_fed_ns: u64,
+    /// Live status of each tracked item, index-aligned with `plan.tracked`.
+    pub tracked_up: Vec<bool>,
+}
+
+pub struct Group {
+    pub id: GroupId,
+    pub name: Option<String>,
+    pub notify: NotifyPlan,
+    pub sync: SyncGroup,
+    pub members: Vec<Member>,
+    /// The state the group's own hooks last announced.
+    notified: Option<State>,
+}
+
+#[derive(Default)]
+pub struct Core {
+    groups: Vec<Group>,
+    by_key: HashMap<PeerKey, (usize, usize)>,
+    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    trackers: BTreeMap<TrackedSource, TrackerConfig>,
+    hooks: HooksContext,
+    next_id: u32,
+}
+
+/// keepalived's notify state for a transition (none for leaving Initialize
+/// other than by shutdown).
+pub fn notify_state(state: State, reason: Reason) -> Option<NotifyState> {
+    match (state, reason) {
+        (State::Master, _) => Some(NotifyState::Master),
+        (State::Backup, _) => Some(NotifyState::Backup),
+        (State::Fault, _) => Some(NotifyState::Fault),
+        (State::Initialize, Reason::Shutdown) => Some(NotifyState::Stop),
+        (State::Initialize, _) => None,
+    }
+}
+
+impl Core {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn groups(&self) -> &[Group] {
+        &self.groups
+    }
+
+    /// Every instance's plan, in configuration order.
+    pub fn plans(&self) -> impl Iterator<Item = &InstancePlan> {
+        self.groups
+            .iter()
+            .flat_map(|group| group.members.iter().map(|member| member.plan.as_ref()))
+    }
+
+    pub fn tracker(&self, source: &TrackedSource) -> Option<&TrackerConfig> {
+        self.trackers.get(source)
+    }
+
+    /// A fresh start: stale addresses cleared, filters and guards set,
+    /// hooks and trackers created, then every group started.
+    pub fn start(&mut self, plan: &Plan, now: Timestamp) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.hooks = plan.hooks.clone();
+        for instance in plan.instances() {
+            out.push(Effect::RemoveStale {
+                plan: Arc::new(instance.clone()),
+            });
+        }
+        for (source, tracker) in &plan.trackers {
+            out.push(Effect::StartTracker {
+                source: source.clone(),
+                tracker: Box::new(tracker.clone()),
+            });
+        }
+        self.trackers = plan.trackers.clone();
+        for group_plan in &plan.groups {
+            if let Some(group) = self.start_group(group_plan, now, &mut out) {
+                self.groups.push(group);
+            }
+        }
+        self.reindex();
+        out
+    }
+
+    fn fresh_id(&mut self) -> u32 {
+        self.next_id += 1;
+        self.next_id
+    }
+
+    /// Builds and starts one group. Planning validated every member, so a
+    /// refusal here is a bug: reported, and the group does not run.
+    fn start_group(
+        &mut self,
+        plan: &GroupPlan,
+        now: Timestamp,
+        out: &mut Vec<Effect>,
+    ) -> Option<Group> {
+        let instances = plan
+            .members
+            .iter()
+            .map(|member| Instance::new(&member.election))
+            .collect::<Result<Vec<_>, _>>();
+        let sync = match instances.map(SyncGroup::new) {
+            Ok(Ok(sync)) => sync,
+            Ok(Err(error)) => {
+                warn!(%error, "a sync group could not be built");
+                return None;
+            }
+            Err(error) => {
+                warn!(%error, "an instance could not be built");
+                return None;
+            }
+        };
+        let group_id = GroupId(self.fresh_id());
+        let mut members = Vec::new();
+        for member_plan in &plan.members {
+            let id = MemberId(self.fresh_id());
+            out.push(Effect::Filter {
+                key: member_plan.datapath_key(),
+                filter: member_plan.filter,
+            });
+            for vip in &member_plan.vips {
+                out.push(Effect::Vip {
+                    address: vip.address,
+                    state: VipState::NOT_OWNED,
+                });
+            }
+            out.push(Effect::Hooks {
+                owner: HookOwner::Instance(id),
+                name: member_plan.name.clone(),
+                notify: Box::new(member_plan.notify.clone()),
+            });
+            members.push(Member {
+                id,
+                tracked_up: member_plan
+                    .election
+                    .tracked
+                    .iter()
+                    .map(|item| item.initially_up)
+                    .collect(),
+                plan: Arc::new(member_plan.clone()),
+                last_fed_ns: 0,
+            });
+        }
+        if let Some(name) = &plan.name {
+            out.push(Effect::Hooks {
+                owner: HookOwner::Group(group_id),
+                name: name.clone(),
+                notify: Box::new(plan.notify.clone()),
+            });
+        }
+        let mut group = Group {
+            id: group_id,
+            name: plan.name.clone(),
+            notify: plan.notify.clone(),
+            sync,
+            members,
+            notified: None,
+        };
+        let actions = group.sync.start(now);
+        apply(&mut group, actions, out);
+        Some(group)
+    }
+
+    /// A ring-buffer event: something about a peer changed.
+    pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) -> Vec<Effect> {
+        let mut out = Vec::new();
+        match self.by_key.get(key) {
+            Some(&(group, member)) => self.feed_advert(group, member, key, state, &mut out),
+            None => debug!(vrid = key.vrid, "event for a virtual router we do not run"),
+        }
+        self.rearm_all();
+        out
+    }
+
+    fn feed_advert(
+        &mut self,
+        group: usize,
+        member: usize,
+        key: &PeerKey,
+        state: &PeerState,
+        out: &mut Vec<Effect>,
+    ) {
+        let advert = Advert {
+            priority: state.priority,
+            source: key_to_address(key.family, state.source),
+            interval_cs: state.interval_cs,
+            version: if state.version == 2 {
+                Version::V2
+            } else {
+                Version::V3
+            },
+            checksum: if state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM != 0 {
+                ChecksumForm::WithPseudoHeader
+            } else {
+                ChecksumForm::MessageOnly
+            },
+        };
+        let group = &mut self.groups[group];
+        group.members[member].last_fed_ns = state.last_seen_ns;
+        input(
+            group,
+            member,
+            Input::Advert(advert),
+            Timestamp::from_nanos(state.last_seen_ns),
+            out,
+        );
+    }
+
+    /// When the next timer is due.
+    pub fn next_deadline(&self) -> Option<Timestamp> {
+        self.timers.peek().map(|Reverse((deadline, _))| *deadline)
+    }
+
+    /// Delivers every due timer. Identical adverts raise no event, so
+    /// before a backup's Master_Down_Timer is believed, the kernel's record
+    /// of the last advert is fed first: if the master spoke after we last
+    /// looked, the timer simply moves. The decision thus rests on when the
+    /// advert arrived, never on when this task happened to wake.
+    pub fn on_timers(&mut self, now: Timestamp, peers: &mut dyn PeerTable) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let mut due = Vec::new();
+        while let Some(Reverse((deadline, group))) = self.timers.peek().copied() {
+            if deadline > now {
+                break;
+            }
+            self.timers.pop();
+            if !due.contains(&group) {
+                due.push(group);
+            }
+        }
+        for group in due {
+            self.refresh_from_kernel(group, peers, &mut out);
+            let actions = self.groups[group].sync.expire_timers(now);
+            apply(&mut self.groups[group], actions, &mut out);
+            self.rearm(group);
+        }
+        out
+    }
+
+    fn refresh_from_kernel(
+        &mut self,
+        group: usize,
+        peers: &mut dyn PeerTable,
+        out: &mut Vec<Effect>,
+    ) {
+        for member in 0..self.groups[group].members.len() {
+            let state = self.groups[group].sync.member(member).map(Instance::state);
+            if state != Some(State::Backup) {
+                continue;
+            }
+            let key = self.groups[group].members[member].plan.datapath_key();
+            if let Some(peer) = peers.peer(&key)
+                && peer.last_seen_ns > self.groups[group].members[member].last_fed_ns
+            {
+                self.feed_advert(group, member, &key, &peer, out);
+            }
+        }
+    }
+
+    /// A tracked script, interface or file changed.
+    pub fn on_tracked(&mut self, source: &TrackedSource, up: bool, now: Timestamp) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.tracked(source, up, now, &mut out);
+        self.rearm_all();
+        out
+    }
+
+    fn tracked(&mut self, source: &TrackedSource, up: bool, now: Timestamp, out: &mut Vec<Effect>) {
+        for group in &mut self.groups {
+            for member in 0..group.members.len() {
+                let items: Vec<usize> = group.members[member]
+                    .plan
+                    .tracked
+                    .iter()
+                    .enumerate()
+                    .filter(|(item, tracked)| {
+                        *tracked == source && group.members[member].tracked_up[*item] != up
+                    })
+                    .map(|(item, _)| item)
+                    .collect();
+                for item in items {
+                    group.members[member].tracked_up[item] = up;
+                    input(group, member, Input::Tracked { item, up }, now, out);
+                }
+            }
+        }
+    }
+
+    /// The VRRP interface of some instances (and any tracker of it) went
+    /// up or down.
+    pub fn on_interface(&mut self, name: &str, up: bool, now: Timestamp) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for group in &mut self.groups {
+            for member in 0..group.members.len() {
+                if group.members[member].plan.interface == name {
+                    let event = if up {
+                        Input::InterfaceUp
+                    } else {
+                        Input::InterfaceDown
+                    };
+                    input(group, member, event, now, &mut out);
+                }
+            }
+        }
+        self.tracked(
+            &TrackedSource::Interface(name.to_owned()),
+            up,
+            now,
+            &mut out,
+        );
+        self.rearm_all();
+        out
+    }
+
+    /// RFC 5798 shutdown for every instance: priority-0 adverts from
+    /// masters, VIPs released, notify_stop queued.
+    pub fn shutdown(&mut self, now: Timestamp) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for group in &mut self.groups {
+            let actions = group.sync.shutdown(now);
+            apply(group, actions, &mut out);
+        }
+        self.timers.clear();
+        out
+    }
+
+    fn rearm(&mut self, group: usize) {
+        if let Some(deadline) = self.groups[group].sync.next_deadline() {
+            self.timers.push(Reverse((deadline, group)));
+        }
+    }
+
+    /// Stale heap entries are harmless (the election checks against its own
+    /// deadline), but one per input would grow the heap without bound.
+    fn rearm_all(&mut self) {
+        self.timers.clear();
+        for group in 0..self.groups.len() {
+            self.rearm(group);
+        }
+    }
+
+    /// Rebuilds the key index and the timer heap after groups moved.
+    fn reindex(&mut self) {
+        self.by_key.clear();
+        for (group_index, group) in self.groups.iter().enumerate() {
+            for (member_index, member) in group.members.iter().enumerate() {
+                self.by_key
+                    .insert(member.plan.datapath_key(), (group_index, member_index));
+            }
+        }
+        self.rearm_all();
+    }
+}
+
+fn input(group: &mut Group, member: usize, event: Input, at: Timestamp, out: &mut Vec<Effect>) {
+    match group.sync.handle(member, event, at) {
+        Ok(actions) => apply(group, actions, out),
+        Err(error) => warn!(%error, "election input rejected"),
+    }
+}
+
+/// Turns the elections' actions into effects, in order.
+fn apply(group: &mut Group, actions: Vec<MemberAction>, out: &mut Vec<Effect>) {
+    for MemberAction { member, action } in actions {
+        apply_one(group, member, action, out);
+    }
+    notify_group(group, out);
+}
+
+fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effect>) {
+    let member = &group.members[index];
+    let plan = &member.plan;
+    match action {
+        Action::SendAdvert { priority, interval } => out.push(Effect::SendAdvert {
+            member: member.id,
+            plan: Arc::clone(plan),
+            priority,
+            interval,
+        }),
+        Action::AddVips { accept_traffic } => {
+            // The guard opens first: from here on frames from the VIPs may leave.
+            for vip in &plan.vips {
+                out.push(Effect::Vip {
+                    address: vip.address,
+                    state: VipState {
+                        owned: true,
+                        drop_ingress: !accept_traffic,
+                    },
+                });
+            }
+            out.push(Effect::AddAddresses {
+                plan: Arc::clone(plan),
+                addresses: plan.vips.clone(),
+                routes: plan.routes.clone(),
+            });
+        }
+        Action::RemoveVips => {
+            out.push(Effect::StopAnnounce {
+                member: member.id,
+                name: plan.name.clone(),
+            });
+            for vip in &plan.vips {
+                out.push(Effect::Vip {
+                    address: vip.address,
+                    state: VipState::NOT_OWNED,
+                });
+            }
+            out.push(Effect::RemoveAddresses {
+                plan: Arc::clone(plan),
+                addresses: plan.vips.clone(),
+                routes: plan.routes.clone(),
+            });
+        }
+        Action::SendGratuitous => out.push(Effect::Announce {
+            member: member.id,
+            plan: Arc::clone(plan),
+            addresses: plan.vips.iter().map(|vip| vip.address).collect(),
+        }),
+        Action::StateChanged { from, to, reason } => {
+            let priority = group
+                .sync
+                .member(index)
+                .map_or(0, Instance::effective_priority);
+            out.push(Effect::StateChanged {
+                member: member.id,
+                name: plan.name.clone(),
+                from,
+                to,
+                reason,
+                priority,
+            });
+            if let Some(state) = notify_state(to, reason) {
+                out.push(Effect::Notify {
+                    owner: HookOwner::Instance(member.id),
+                    name: plan.name.clone(),
+                    state,
+                    priority,
+                });
+            }
+            if to == State::Master {
+                out.push(Effect::ForgetPeer {
+                    key: plan.datapath_key(),
+                });
+            }
+        }
+        Action::MasterChanged(master) => {
+            debug!(instance = %plan.name, ?master, "master changed");
+        }
+        Action::PriorityChanged { from, to } => out.push(Effect::PriorityChanged {
+            name: plan.name.clone(),
+            from,
+            to,
+        }),
+    }
+}
+
+/// A sync group's own notify hooks fire once all members agree on a state
+/// other than the one last announced; the states are read after a whole
+/// batch, so a group passing through several states in one input announces
+/// only where it ended.
+fn notify_group(group: &mut Group, out: &mut Vec<Effect>) {
+    let Some(name) = group.name.clone() else {
+        return;
+    };
+    let mut states = group.sync.members().iter().map(Instance::state);
+    let Some(first) = states.next() else {
+        return;
+    };
+    if states.any(|state| state != first) || group.notified == Some(first) {
+        return;
+    }
+    group.notified = Some(first);
+    if let Some(state) = notify_state(first, Reason::SyncGroup) {
+        out.push(Effect::Notify {
+            owner: HookOwner::Group(group.id),
+            name: name.clone(),
+            state,
+            priority: 0,
+        });
+    }
+}
