@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 use crate::{
     advert_socket::AdvertSocket,
     control::{InstanceStatus, StatusReport, TrackedStatus},
-    datapath::{Datapath, kernel_now_ns, key_to_address},
+    datapath::{Datapath, VipState, kernel_now_ns, key_to_address},
     frame_socket::FrameSocket,
     notify::{NotifyQueue, NotifyState, Transition},
     vrrp::{
@@ -364,8 +364,9 @@ impl Runtime {
                 }
             }
             Action::AddVips { accept_traffic } => {
-                // The guard opens first: from here on frames from the VIPs may leave.
-                self.set_guard(group, member_index, true);
+                // The guard opens first: from here on frames from the VIPs may
+                // leave; in no-accept mode, packets to them are dropped.
+                self.set_guard(group, member_index, VipState::master(accept_traffic));
                 let plan = &self.groups[group].members[member_index].plan;
                 debug!(instance = %plan.name, accept_traffic, "virtual addresses requested");
                 let _ = self.net.send(NetCommand::Add(VirtualSet::of(plan)));
@@ -374,7 +375,7 @@ impl Runtime {
                 if let Some(announcer) = self.groups[group].members[member_index].announcer.take() {
                     announcer.abort();
                 }
-                self.set_guard(group, member_index, false);
+                self.set_guard(group, member_index, VipState::NotOwned);
                 let plan = &self.groups[group].members[member_index].plan;
                 let _ = self.net.send(NetCommand::Remove(VirtualSet::of(plan)));
             }
@@ -437,11 +438,11 @@ impl Runtime {
         }
     }
 
-    /// Opens or closes the egress guard for every address of an instance.
-    fn set_guard(&mut self, group: usize, member: usize, owned: bool) {
+    /// Opens or closes the guard for every address of an instance.
+    fn set_guard(&mut self, group: usize, member: usize, state: VipState) {
         for vip in &self.groups[group].members[member].plan.vips {
-            if let Err(error) = self.datapath.set_vip_owned(vip.address, owned) {
-                warn!(%error, owned, "updating the egress guard failed");
+            if let Err(error) = self.datapath.set_vip_state(vip.address, state) {
+                warn!(%error, ?state, "updating the VIP guard failed");
             }
         }
     }

@@ -10,7 +10,7 @@ use tracing::{info, warn};
 use crate::{
     advert_socket::AdvertSocket,
     config::Config,
-    datapath::InterfaceMode,
+    datapath::{InterfaceMode, VipState},
     frame_socket::FrameSocket,
     netlink::{self, Interfaces},
     notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope},
@@ -135,7 +135,9 @@ impl Resources {
                 .datapath
                 .set_instance_filter(instance.datapath_key(), instance.filter)?;
             for vip in &instance.vips {
-                runtime.datapath.set_vip_owned(vip.address, false)?;
+                runtime
+                    .datapath
+                    .set_vip_state(vip.address, VipState::NotOwned)?;
             }
             if !runtime.has_socket(instance.ifindex, instance.source) {
                 let socket = AdvertSocket::open(
