@@ -155,10 +155,13 @@ pub enum Counter {
     /// An outgoing frame sourced from a virtual address this node does not
     /// own (it is not master) was stopped by `vip_guard`.
     VipEgressBlocked = 12,
+    /// An incoming packet addressed to a virtual address this node is master
+    /// of in no-accept mode (RFC 5798 §6.4.3) was dropped by `vrrp_rx`.
+    VipIngressBlocked = 13,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 13;
+    pub const COUNT: u32 = 14;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Accepted,
@@ -174,6 +177,7 @@ impl Counter {
         Counter::OwnAddress,
         Counter::EventLost,
         Counter::VipEgressBlocked,
+        Counter::VipIngressBlocked,
     ];
 
     /// Stable snake_case name, used in metrics, JSON and status output.
@@ -192,6 +196,7 @@ impl Counter {
             Counter::OwnAddress => "own_address",
             Counter::EventLost => "event_lost",
             Counter::VipEgressBlocked => "vip_egress_blocked",
+            Counter::VipIngressBlocked => "vip_ingress_blocked",
         }
     }
 
@@ -199,7 +204,10 @@ impl Counter {
     pub const fn is_advert_drop(self) -> bool {
         !matches!(
             self,
-            Counter::Accepted | Counter::EventLost | Counter::VipEgressBlocked
+            Counter::Accepted
+                | Counter::EventLost
+                | Counter::VipEgressBlocked
+                | Counter::VipIngressBlocked
         )
     }
 }
@@ -213,6 +221,7 @@ pub mod map_names {
     pub const INSTANCES: &str = "INSTANCES";
     pub const LOCAL_ADDRESSES: &str = "LOCAL_ADDRESSES";
     pub const VIP_OWNERSHIP: &str = "VIP_OWNERSHIP";
+    pub const INGRESS_GUARD: &str = "INGRESS_GUARD";
 }
 
 /// Program names, as the loader finds them in the object.
@@ -221,9 +230,20 @@ pub mod program_names {
     pub const VIP_GUARD: &str = "vip_guard";
 }
 
-/// `VIP_OWNERSHIP` values: whether this node may send from a virtual address.
+/// `VIP_OWNERSHIP` values are bit sets. No bit: this node is not master of
+/// the address, and frames sourced from it are stopped on egress.
 pub const VIP_NOT_OWNED: u8 = 0;
-pub const VIP_OWNED: u8 = 1;
+/// This node is master of the address: frames sourced from it may leave.
+pub const VIP_OWNED: u8 = 1 << 0;
+/// Master in no-accept mode and not the address owner (RFC 5798 §6.4.3):
+/// packets addressed to it are dropped on ingress, except VRRP and IPv6
+/// neighbour discovery. Only ever set together with [`VIP_OWNED`].
+pub const VIP_DROP_INGRESS: u8 = 1 << 1;
+
+/// `INGRESS_GUARD` has one `u32` slot: non-zero while some address carries
+/// [`VIP_DROP_INGRESS`]. Reading it is an inlined array access, so ordinary
+/// traffic pays for the address lookup only while no-accept is in force.
+pub const INGRESS_GUARD_SLOT: u32 = 0;
 
 #[cfg(feature = "user")]
 mod pod {

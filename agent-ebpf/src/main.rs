@@ -1,12 +1,15 @@
 //! Kernel half of vrrp-agent: `vrrp_rx` validates VRRP adverts at XDP and
 //! records each virtual router's master in `PEERS`, waking userspace through
-//! `EVENTS` only when something an election cares about changed.
+//! `EVENTS` only when something an election cares about changed. Other IP
+//! traffic passes, unless it is addressed to a virtual address held in
+//! no-accept mode (`vip_ingress`).
 #![no_std]
 #![no_main]
 
 mod checksum;
 mod packet;
 mod vip_guard;
+mod vip_ingress;
 
 use agent_common::{
     AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
@@ -47,10 +50,13 @@ static LOCAL_ADDRESSES: HashMap<AddressKey, u8> = HashMap::with_max_entries(1024
 
 #[xdp]
 pub fn vrrp_rx(ctx: XdpContext) -> u32 {
-    let located = match packet::locate_vrrp(&ctx) {
+    let located = match packet::locate_ip(&ctx) {
         Some(located) => located,
         None => return xdp_action::XDP_PASS,
     };
+    if !located.is_vrrp() {
+        return vip_ingress::check(&ctx, &located);
+    }
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: the value is plain data copied out before any update.
     let interface = match unsafe { INTERFACES.get(ifindex) } {

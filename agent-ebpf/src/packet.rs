@@ -3,7 +3,7 @@
 
 use core::mem::size_of;
 
-use agent_common::{Counter, FAMILY_IPV4, FAMILY_IPV6};
+use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6};
 use aya_ebpf::programs::XdpContext;
 
 use crate::checksum;
@@ -14,6 +14,9 @@ const ETHERTYPE_IPV4: u16 = 0x0800;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const IPPROTO_VRRP: u8 = 112;
+const IPPROTO_ICMPV6: u8 = 58;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
+const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
 const IPV4_MIN_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const VRRP_HEADER_LEN: usize = 8;
@@ -24,11 +27,21 @@ const IPV6_VRRP_GROUP: [u8; 16] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 
 /// cannot be a well-formed advert on the links keepalived runs on.
 pub const MAX_VRRP_LEN: usize = 1480;
 
-/// Where an IP packet carrying VRRP starts; the result of the cheap test
-/// every packet on the interface goes through.
+/// Where an IP packet starts and what it carries; the result of the cheap
+/// test every packet on the interface goes through.
 pub struct Located {
     pub l3: usize,
     pub family: u8,
+    /// IPv4 protocol, or the IPv6 next header (extension headers are not
+    /// followed: VRRP and neighbour discovery never carry them).
+    pub protocol: u8,
+}
+
+impl Located {
+    #[inline(always)]
+    pub fn is_vrrp(&self) -> bool {
+        self.protocol == IPPROTO_VRRP
+    }
 }
 
 pub enum Verdict {
@@ -73,9 +86,9 @@ fn read_be16(ctx: &XdpContext, offset: usize) -> Option<u16> {
     read::<u16>(ctx, offset).map(u16::from_be)
 }
 
-/// The fast path: as few loads as possible before a non-VRRP packet passes.
+/// The fast path: as few loads as possible before a non-IP packet passes.
 #[inline(always)]
-pub fn locate_vrrp(ctx: &XdpContext) -> Option<Located> {
+pub fn locate_ip(ctx: &XdpContext) -> Option<Located> {
     let mut l3 = ETH_HEADER_LEN;
     let mut ethertype = read_be16(ctx, 12)?;
     if ethertype == ETHERTYPE_VLAN {
@@ -83,16 +96,46 @@ pub fn locate_vrrp(ctx: &XdpContext) -> Option<Located> {
         l3 += VLAN_TAG_LEN;
     }
     match ethertype {
-        ETHERTYPE_IPV4 => (read::<u8>(ctx, l3 + 9)? == IPPROTO_VRRP).then_some(Located {
+        ETHERTYPE_IPV4 => Some(Located {
+            protocol: read::<u8>(ctx, l3 + 9)?,
             l3,
             family: FAMILY_IPV4,
         }),
-        ETHERTYPE_IPV6 => (read::<u8>(ctx, l3 + 6)? == IPPROTO_VRRP).then_some(Located {
+        ETHERTYPE_IPV6 => Some(Located {
+            protocol: read::<u8>(ctx, l3 + 6)?,
             l3,
             family: FAMILY_IPV6,
         }),
         _ => None,
     }
+}
+
+/// The destination address of a located IP packet, as a map key.
+#[inline(always)]
+pub fn destination(ctx: &XdpContext, located: &Located) -> Option<AddressKey> {
+    let mut address = [0u8; 16];
+    if located.family == FAMILY_IPV4 {
+        address[..4].copy_from_slice(&read::<[u8; 4]>(ctx, located.l3 + 16)?);
+    } else {
+        address = read::<[u8; 16]>(ctx, located.l3 + 24)?;
+    }
+    Some(AddressKey {
+        family: located.family,
+        _pad: [0; 3],
+        address,
+    })
+}
+
+/// Whether a located IPv6 packet is a neighbour solicitation or
+/// advertisement, which RFC 5798 §6.4.3 lets through to a no-accept master.
+#[inline(always)]
+pub fn is_neighbour_discovery(ctx: &XdpContext, located: &Located) -> bool {
+    located.family == FAMILY_IPV6
+        && located.protocol == IPPROTO_ICMPV6
+        && matches!(
+            read::<u8>(ctx, located.l3 + IPV6_HEADER_LEN),
+            Some(ICMPV6_NEIGHBOR_SOLICIT | ICMPV6_NEIGHBOR_ADVERT)
+        )
 }
 
 /// IP-level facts the VRRP checks need.

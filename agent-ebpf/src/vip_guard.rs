@@ -4,7 +4,7 @@
 //! mastership cannot answer for the address while its removal is still in
 //! flight. The daemon flips `VIP_OWNERSHIP` at the moment of a transition.
 
-use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_NOT_OWNED};
+use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_OWNED};
 use aya_ebpf::{
     macros::{classifier, map},
     maps::HashMap,
@@ -25,8 +25,9 @@ const IPV4_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 12;
 const IPV6_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 8;
 const ARP_SENDER_IP_OFFSET: usize = ETH_HEADER_LEN + 14;
 
+/// `VIP_*` bits per virtual address; `vip_ingress` reads it too.
 #[map]
-static VIP_OWNERSHIP: HashMap<AddressKey, u8> = HashMap::with_max_entries(4096, 0);
+pub(crate) static VIP_OWNERSHIP: HashMap<AddressKey, u8> = HashMap::with_max_entries(4096, 0);
 
 #[classifier]
 pub fn vip_guard(ctx: TcContext) -> i32 {
@@ -34,7 +35,7 @@ pub fn vip_guard(ctx: TcContext) -> i32 {
         Some(key) => {
             // SAFETY: a u8 copied out immediately.
             match unsafe { VIP_OWNERSHIP.get(key) } {
-                Some(&VIP_NOT_OWNED) => {
+                Some(&flags) if flags & VIP_OWNED == 0 => {
                     count(Counter::VipEgressBlocked);
                     TCX_DROP
                 }

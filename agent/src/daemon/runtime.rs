@@ -305,8 +305,8 @@ impl Runtime {
                 }
             }
             Effect::Vip { address, state } => {
-                if let Err(error) = self.datapath.set_vip_owned(address, state.owned) {
-                    warn!(%error, %address, owned = state.owned, "updating the egress guard failed");
+                if let Err(error) = self.datapath.set_vip_state(address, state) {
+                    warn!(%error, %address, ?state, "updating the address guard failed");
                 }
             }
             Effect::ForgetVip { address } => {

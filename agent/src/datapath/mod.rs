@@ -9,20 +9,20 @@ mod test_frames;
 mod tests;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
 };
 
 use agent_common::{
-    AddressKey, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InterfaceConfig, VIP_NOT_OWNED, VIP_OWNED,
-    map_names, program_names,
+    AddressKey, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, INGRESS_GUARD_SLOT, InterfaceConfig,
+    VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerEvent, PeerKey, PeerState,
 };
 use aya::{
     Ebpf,
-    maps::{HashMap, MapData, MapError, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
         xdp::XdpLinkId,
@@ -89,6 +89,43 @@ pub enum InterfaceMode {
     Enforce { pass_consumed: bool },
 }
 
+/// What the kernel does with one virtual address. The daemon sets it at
+/// every transition of the address's instance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VipState {
+    /// Not master: frames sourced from the address are stopped on egress
+    /// (`vip_guard`), so a node that just lost mastership stays silent.
+    NotOwned,
+    /// Master in accept mode, or the address owner: frames from the address
+    /// leave and packets to it are delivered.
+    Owned,
+    /// Master in no-accept mode and not the address owner (RFC 5798
+    /// §6.4.3): frames from the address leave, packets addressed to it are
+    /// dropped in XDP and counted as `vip_ingress_blocked`, except VRRP,
+    /// ARP and IPv6 neighbour solicitations / advertisements.
+    OwnedNoAccept,
+}
+
+impl VipState {
+    /// The state of a master's addresses; `accept_traffic` is what the
+    /// election reports with them (Accept_Mode, or true for the owner).
+    pub fn master(accept_traffic: bool) -> Self {
+        if accept_traffic {
+            Self::Owned
+        } else {
+            Self::OwnedNoAccept
+        }
+    }
+
+    fn flags(self) -> u8 {
+        match self {
+            Self::NotOwned => VIP_NOT_OWNED,
+            Self::Owned => VIP_OWNED,
+            Self::OwnedNoAccept => VIP_OWNED | VIP_DROP_INGRESS,
+        }
+    }
+}
+
 /// Which XDP mode an attachment ended up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -144,6 +181,12 @@ pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
     guards: Vec<GuardAttachment>,
+    /// Addresses in [`VipState::OwnedNoAccept`]: while there are any,
+    /// `INGRESS_GUARD` tells `vrrp_rx` to look destinations up.
+    drop_ingress: HashSet<IpAddr>,
+    /// What `INGRESS_GUARD` last held; `None` until written or after a
+    /// failed write, so the next change retries it.
+    ingress_guard: Option<bool>,
 }
 
 impl Datapath {
@@ -171,6 +214,8 @@ impl Datapath {
                 ebpf,
                 attachments: Vec::new(),
                 guards: Vec::new(),
+                drop_ingress: HashSet::new(),
+                ingress_guard: None,
             },
             events,
             kernel_log,
@@ -232,19 +277,51 @@ impl Datapath {
         Ok(())
     }
 
-    /// Flips whether this node may send from a virtual address. Called at
-    /// the moment of a transition: before the address is added and GARP goes
-    /// out when becoming master, and first thing when leaving it.
-    pub fn set_vip_owned(&mut self, address: IpAddr, owned: bool) -> Result<(), DatapathError> {
+    /// Sets what the kernel does with a virtual address. Called at the
+    /// moment of a transition: before the address is added and GARP goes out
+    /// when becoming master, and first thing when leaving it.
+    pub fn set_vip_state(&mut self, address: IpAddr, state: VipState) -> Result<(), DatapathError> {
         let mut map = self.hash_map::<AddressKey, u8>(map_names::VIP_OWNERSHIP)?;
-        let value = if owned { VIP_OWNED } else { VIP_NOT_OWNED };
-        map.insert(address_key(address), value, 0)
-            .map_err(map_error(map_names::VIP_OWNERSHIP))
+        map.insert(address_key(address), state.flags(), 0)
+            .map_err(map_error(map_names::VIP_OWNERSHIP))?;
+        if state == VipState::OwnedNoAccept {
+            self.drop_ingress.insert(address);
+        } else {
+            self.drop_ingress.remove(&address);
+        }
+        self.sync_ingress_guard()
     }
 
     /// Stops guarding a virtual address (its instance was removed).
     pub fn forget_vip(&mut self, address: IpAddr) -> Result<(), DatapathError> {
-        self.remove_key::<AddressKey, u8>(map_names::VIP_OWNERSHIP, &address_key(address))
+        self.remove_key::<AddressKey, u8>(map_names::VIP_OWNERSHIP, &address_key(address))?;
+        self.drop_ingress.remove(&address);
+        self.sync_ingress_guard()
+    }
+
+    /// Turns the destination lookup in `vrrp_rx` on while some address is
+    /// held in no-accept mode, and off again, so ordinary traffic costs no
+    /// hash lookup on nodes that do not use no-accept.
+    fn sync_ingress_guard(&mut self) -> Result<(), DatapathError> {
+        let wanted = !self.drop_ingress.is_empty();
+        if self.ingress_guard == Some(wanted) {
+            return Ok(());
+        }
+        self.ingress_guard = None;
+        let map = self
+            .ebpf
+            .map_mut(map_names::INGRESS_GUARD)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: map_names::INGRESS_GUARD,
+            })?;
+        let mut array = Array::<&mut MapData, u32>::try_from(map)
+            .map_err(map_error(map_names::INGRESS_GUARD))?;
+        array
+            .set(INGRESS_GUARD_SLOT, u32::from(wanted), 0)
+            .map_err(map_error(map_names::INGRESS_GUARD))?;
+        self.ingress_guard = Some(wanted);
+        Ok(())
     }
 
     pub fn attachments(&self) -> &[Attachment] {

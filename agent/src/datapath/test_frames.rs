@@ -1,7 +1,7 @@
 //! Deliberately malformable Ethernet frames for the datapath tests. The wire
 //! codec only emits correct packets; these tests also need broken ones.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 #[derive(Clone, Copy)]
 pub enum Checksum {
@@ -232,6 +232,50 @@ impl FrameSpec {
         frame.extend(sender.octets());
         frame.extend([0xff; 6]);
         frame.extend(sender.octets());
+        frame
+    }
+
+    /// An IP packet to `destination` from a documentation address of its
+    /// family, carrying `payload` as `protocol`, optionally with one 802.1Q
+    /// tag. Layer-4 checksums are left zero: XDP never reads them.
+    pub fn ip_to(destination: IpAddr, protocol: u8, payload: &[u8], vlan: Option<u16>) -> Vec<u8> {
+        let mut frame = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2];
+        if let Some(id) = vlan {
+            frame.extend([0x81, 0x00]);
+            frame.extend(id.to_be_bytes());
+        }
+        match destination {
+            IpAddr::V4(destination) => {
+                frame.extend([0x08, 0x00]);
+                let mut header = vec![0x45, 0];
+                header.extend(((20 + payload.len()) as u16).to_be_bytes());
+                header.extend([0, 0, 0, 0, 64, protocol, 0, 0]);
+                header.extend([198, 51, 100, 7]);
+                header.extend(destination.octets());
+                let header_checksum = internet_checksum(&[&header]);
+                header[10..12].copy_from_slice(&header_checksum.to_be_bytes());
+                frame.extend(header);
+            }
+            IpAddr::V6(destination) => {
+                frame.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+                frame.extend((payload.len() as u16).to_be_bytes());
+                frame.extend([protocol, 255]);
+                frame.extend(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7).octets());
+                frame.extend(destination.octets());
+            }
+        }
+        frame.extend(payload);
+        frame
+    }
+
+    /// An ARP request asking who has `target`.
+    pub fn arp_request_for(target: Ipv4Addr) -> Vec<u8> {
+        let mut frame = vec![0xff; 6];
+        frame.extend([2, 0, 0, 0, 0, 1, 0x08, 0x06]);
+        frame.extend([0, 1, 0x08, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 1]);
+        frame.extend([198, 51, 100, 7]);
+        frame.extend([0; 6]);
+        frame.extend(target.octets());
         frame
     }
 

@@ -408,7 +408,7 @@ mod vip_guard {
 
         harness
             .datapath
-            .set_vip_owned(VIP_V4.into(), false)
+            .set_vip_state(VIP_V4.into(), VipState::NotOwned)
             .unwrap();
         assert_eq!(run(&mut harness, &from_vip), TCX_DROP);
         assert_eq!(run(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_DROP);
@@ -419,11 +419,22 @@ mod vip_guard {
         );
         assert_eq!(harness.counter(Counter::VipEgressBlocked), 2);
 
-        harness.datapath.set_vip_owned(VIP_V4.into(), true).unwrap();
-        assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
         harness
             .datapath
-            .set_vip_owned(VIP_V4.into(), false)
+            .set_vip_state(VIP_V4.into(), VipState::Owned)
+            .unwrap();
+        assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
+        // No-accept limits what comes in, not what the master sends.
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .unwrap();
+        assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
+        assert_eq!(run(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_NEXT);
+        assert_eq!(harness.counter(Counter::VipEgressBlocked), 2);
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), VipState::NotOwned)
             .unwrap();
         harness.datapath.forget_vip(VIP_V4.into()).unwrap();
         assert_eq!(
@@ -438,12 +449,198 @@ mod vip_guard {
         let mut harness = Harness::enforcing();
         harness
             .datapath
-            .set_vip_owned(VIP_V6.into(), false)
+            .set_vip_state(VIP_V6.into(), VipState::NotOwned)
             .unwrap();
         assert_eq!(
             run(&mut harness, &FrameSpec::udp_ipv6_from(VIP_V6)),
             TCX_DROP
         );
         assert_eq!(run(&mut harness, &FrameSpec::udp_ipv6()), TCX_NEXT);
+    }
+}
+
+/// RFC 5798 §6.4.3: a no-accept master that is not the address owner drops
+/// packets addressed to its virtual addresses in XDP.
+mod vip_ingress {
+    use super::*;
+
+    const VIP_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const VIP_V4_OTHER: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 11);
+    const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    const UDP: u8 = 17;
+    const TCP: u8 = 6;
+    const ICMP: u8 = 1;
+    const ICMPV6: u8 = 58;
+
+    fn udp(destination: IpAddr) -> Vec<u8> {
+        FrameSpec::ip_to(
+            destination,
+            UDP,
+            &[0x30, 0x39, 0x00, 0x35, 0, 12, 0, 0, b'p', b'i', b'n', b'g'],
+            None,
+        )
+    }
+
+    fn tcp_syn(destination: IpAddr) -> Vec<u8> {
+        let mut header = vec![0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02];
+        header.extend([0xff, 0xff, 0, 0, 0, 0]);
+        FrameSpec::ip_to(destination, TCP, &header, None)
+    }
+
+    fn icmp_echo(destination: IpAddr) -> Vec<u8> {
+        let protocol = if destination.is_ipv6() { ICMPV6 } else { ICMP };
+        let echo_type = if destination.is_ipv6() { 128 } else { 8 };
+        FrameSpec::ip_to(
+            destination,
+            protocol,
+            &[echo_type, 0, 0, 0, 0, 1, 0, 1],
+            None,
+        )
+    }
+
+    /// A neighbour solicitation (135) or advertisement (136) about `target`,
+    /// sent to it (unicast NUD probe, or an answer to our solicitation).
+    fn neighbour_discovery(icmp_type: u8, target: Ipv6Addr) -> Vec<u8> {
+        let mut message = vec![icmp_type, 0, 0, 0, 0, 0, 0, 0];
+        message.extend(target.octets());
+        FrameSpec::ip_to(target.into(), ICMPV6, &message, None)
+    }
+
+    /// The frame must pass and leave every counter as it was.
+    fn assert_passes(harness: &mut Harness, frame: &[u8], what: &str) {
+        let before = harness.datapath.counters().unwrap();
+        assert_eq!(harness.run(frame), XDP_PASS, "{what} must pass");
+        assert_eq!(harness.datapath.counters().unwrap(), before, "{what}");
+    }
+
+    #[test]
+    fn traffic_to_a_no_accept_vip_is_dropped_and_counted() {
+        let mut harness = Harness::enforcing();
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .unwrap();
+        for frame in [
+            udp(VIP_V4.into()),
+            tcp_syn(VIP_V4.into()),
+            icmp_echo(VIP_V4.into()),
+        ] {
+            harness.assert_dropped(&frame, Counter::VipIngressBlocked);
+        }
+        assert_eq!(harness.counter(Counter::VipIngressBlocked), 3);
+
+        assert_passes(&mut harness, &udp(VIP_V4_OTHER.into()), "another address");
+        assert_passes(
+            &mut harness,
+            &FrameSpec::udp_ipv4(),
+            "the node's own traffic",
+        );
+        assert_passes(
+            &mut harness,
+            &FrameSpec::arp_request_for(VIP_V4),
+            "ARP for the VIP",
+        );
+        assert_passes(
+            &mut harness,
+            &FrameSpec::arp_from(VIP_V4),
+            "a GARP for the VIP",
+        );
+    }
+
+    #[test]
+    fn traffic_to_a_vip_passes_in_accept_mode_and_when_not_master() {
+        let mut harness = Harness::enforcing();
+        let frames = [
+            udp(VIP_V4.into()),
+            tcp_syn(VIP_V4.into()),
+            icmp_echo(VIP_V4.into()),
+        ];
+        for state in [VipState::Owned, VipState::NotOwned] {
+            harness
+                .datapath
+                .set_vip_state(VIP_V4.into(), state)
+                .unwrap();
+            for frame in &frames {
+                assert_passes(&mut harness, frame, &format!("{state:?}"));
+            }
+        }
+
+        // Back from no-accept to accept: the guard lets everything in again,
+        // while another address still held in no-accept stays closed.
+        for address in [VIP_V4, VIP_V4_OTHER] {
+            harness
+                .datapath
+                .set_vip_state(address.into(), VipState::OwnedNoAccept)
+                .unwrap();
+        }
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), VipState::Owned)
+            .unwrap();
+        assert_passes(&mut harness, &frames[0], "accept after no-accept");
+        harness.assert_dropped(&udp(VIP_V4_OTHER.into()), Counter::VipIngressBlocked);
+        harness.datapath.forget_vip(VIP_V4_OTHER.into()).unwrap();
+        assert_passes(
+            &mut harness,
+            &udp(VIP_V4_OTHER.into()),
+            "a forgotten address",
+        );
+    }
+
+    #[test]
+    fn vrrp_and_neighbour_discovery_to_a_no_accept_vip_pass_the_guard() {
+        let mut harness = Harness::enforcing();
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .unwrap();
+        harness
+            .datapath
+            .set_vip_state(VIP_V6.into(), VipState::OwnedNoAccept)
+            .unwrap();
+
+        // A unicast advert addressed to the VIP is judged as an advert.
+        let advert = v3_ipv4().unicast_to(VIP_V4).build();
+        assert_eq!(harness.run(&advert), XDP_DROP, "valid adverts are consumed");
+        assert_eq!(harness.counter(Counter::Accepted), 1);
+        assert_eq!(harness.counter(Counter::VipIngressBlocked), 0);
+        harness.drain_events();
+
+        for icmp_type in [135, 136] {
+            assert_passes(
+                &mut harness,
+                &neighbour_discovery(icmp_type, VIP_V6),
+                &format!("ICMPv6 type {icmp_type}"),
+            );
+        }
+        harness.assert_dropped(&icmp_echo(VIP_V6.into()), Counter::VipIngressBlocked);
+    }
+
+    #[test]
+    fn ipv6_and_vlan_tagged_traffic_to_a_no_accept_vip_is_dropped() {
+        let mut harness = Harness::enforcing();
+        for address in [IpAddr::V4(VIP_V4), IpAddr::V6(VIP_V6)] {
+            harness
+                .datapath
+                .set_vip_state(address, VipState::OwnedNoAccept)
+                .unwrap();
+        }
+        harness.assert_dropped(&udp(VIP_V6.into()), Counter::VipIngressBlocked);
+        harness.assert_dropped(&tcp_syn(VIP_V6.into()), Counter::VipIngressBlocked);
+        let payload = [0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0];
+        for address in [IpAddr::V4(VIP_V4), IpAddr::V6(VIP_V6)] {
+            harness.assert_dropped(
+                &FrameSpec::ip_to(address, UDP, &payload, Some(42)),
+                Counter::VipIngressBlocked,
+            );
+        }
+        let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        ns.extend(VIP_V6.octets());
+        assert_passes(
+            &mut harness,
+            &FrameSpec::ip_to(VIP_V6.into(), ICMPV6, &ns, Some(42)),
+            "a VLAN-tagged neighbour solicitation",
+        );
+        assert_eq!(harness.counter(Counter::VipIngressBlocked), 4);
     }
 }

@@ -8,6 +8,7 @@ use agent_common::{AUTH_PASS, FAMILY_IPV4, InstanceFilter, InstanceKey};
 
 use crate::{
     config::model::{VirtualAddress, VirtualRoute},
+    datapath::VipState,
     notify::NotifyState,
     vrrp::election::{AdvertInterval, Reason, State},
 };
@@ -27,22 +28,6 @@ pub struct GroupId(pub u32);
 pub enum HookOwner {
     Instance(MemberId),
     Group(GroupId),
-}
-
-/// What the kernel is told about one virtual address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct VipState {
-    /// Frames sourced from the address may leave (we are master).
-    pub owned: bool,
-    /// RFC 5798 §6.4.3 no-accept: a non-owner master drops packets to it.
-    pub drop_ingress: bool,
-}
-
-impl VipState {
-    pub const NOT_OWNED: VipState = VipState {
-        owned: false,
-        drop_ingress: false,
-    };
 }
 
 #[derive(Debug, Clone)]
@@ -202,10 +187,10 @@ impl fmt::Display for Effect {
             }
             Effect::RemoveFilter { key } => write!(f, "filter-remove {}", key_text(key)),
             Effect::Vip { address, state } => {
-                let text = match (state.owned, state.drop_ingress) {
-                    (false, _) => "not-owned",
-                    (true, false) => "owned",
-                    (true, true) => "owned no-accept",
+                let text = match state {
+                    VipState::NotOwned => "not-owned",
+                    VipState::Owned => "owned",
+                    VipState::OwnedNoAccept => "owned no-accept",
                 };
                 write!(f, "vip {address} {text}")
             }

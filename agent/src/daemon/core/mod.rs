@@ -19,13 +19,13 @@ use std::{
 use agent_common::{PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerKey, PeerState};
 use tracing::{debug, warn};
 
-pub use self::effect::{Effect, GroupId, HookOwner, MemberId, VipState};
+pub use self::effect::{Effect, GroupId, HookOwner, MemberId};
 
 use super::plan::{
     GroupPlan, HooksContext, InstancePlan, NotifyPlan, Plan, TrackedSource, TrackerConfig,
 };
 use crate::{
-    datapath::key_to_address,
+    datapath::{VipState, key_to_address},
     notify::NotifyState,
     vrrp::{
         ChecksumForm, Version,
@@ -168,7 +168,7 @@ impl Core {
             for vip in &member_plan.vips {
                 out.push(Effect::Vip {
                     address: vip.address,
-                    state: VipState::NOT_OWNED,
+                    state: VipState::NotOwned,
                 });
             }
             out.push(Effect::Hooks {
@@ -429,10 +429,7 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
             for vip in &plan.vips {
                 out.push(Effect::Vip {
                     address: vip.address,
-                    state: VipState {
-                        owned: true,
-                        drop_ingress: !accept_traffic,
-                    },
+                    state: VipState::master(accept_traffic),
                 });
             }
             out.push(Effect::AddAddresses {
@@ -449,7 +446,7 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
             for vip in &plan.vips {
                 out.push(Effect::Vip {
                     address: vip.address,
-                    state: VipState::NOT_OWNED,
+                    state: VipState::NotOwned,
                 });
             }
             out.push(Effect::RemoveAddresses {

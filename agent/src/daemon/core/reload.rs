@@ -17,12 +17,13 @@ use std::{
 use agent_common::InstanceKey;
 use tracing::warn;
 
-use super::{Core, Effect, Group, HookOwner, Member, VipState, apply};
+use super::{Core, Effect, Group, HookOwner, Member, apply};
 use crate::{
     daemon::{
         adverts::AdvertShape,
         plan::{GroupPlan, InstancePlan, Plan, TrackedSource, TrackerConfig},
     },
+    datapath::VipState,
     vrrp::election::{Instance, State, Timestamp},
 };
 
@@ -252,7 +253,7 @@ fn update_member(
         for address in new_vips.difference(&old_vips) {
             out.push(Effect::Vip {
                 address: *address,
-                state: VipState::NOT_OWNED,
+                state: VipState::NotOwned,
             });
         }
     }
@@ -292,10 +293,7 @@ fn master_difference(
         .filter(|route| !old.routes.contains(route))
         .cloned()
         .collect();
-    let owned = VipState {
-        owned: true,
-        drop_ingress: !accepts,
-    };
+    let owned = VipState::master(accepts);
 
     if !removed.is_empty() || !removed_routes.is_empty() {
         for vip in &removed {
