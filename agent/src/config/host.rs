@@ -152,19 +152,21 @@ impl HostCheck<'_> {
             self.search(program, uid, gid).err()
         };
         let Some(problem) = problem else { return };
+        let who = match run_as {
+            RunAs::Inherit => "root, the daemon's user",
+            RunAs::Account { name, .. } => name.as_str(),
+        };
         match need {
             Need::Tracked => self.error(
                 &command.position,
                 format!(
-                    "{owner}: {problem}; the script would fail on every run (keepalived disables such a script); expected an existing program executable by {} (uid {uid}, gid {gid})",
-                    run_as.name()
+                    "{owner}: {problem}; the script would fail on every run (keepalived disables such a script); expected an existing program executable by {who} (uid {uid}, gid {gid})"
                 ),
             ),
             Need::Notify => self.warning(
                 &command.position,
                 format!(
-                    "{owner}: {problem}; this notify hook will fail each time it runs (keepalived disables it); expected an existing program executable by {} (uid {uid}, gid {gid})",
-                    run_as.name()
+                    "{owner}: {problem}; this notify hook will fail each time it runs (keepalived disables it); expected an existing program executable by {who} (uid {uid}, gid {gid})"
                 ),
             ),
         }
@@ -233,13 +235,13 @@ impl HostCheck<'_> {
     }
 }
 
+/// The ids a script runs with. `Inherit` means the daemon's own, and the
+/// daemon runs as root (it refuses to start otherwise), also when `-t` is
+/// run by someone else.
 fn ids(run_as: &RunAs) -> (u32, u32) {
     match run_as {
         RunAs::Account { uid, gid, .. } => (*uid, *gid),
-        RunAs::Inherit => (
-            nix::unistd::Uid::effective().as_raw(),
-            nix::unistd::Gid::effective().as_raw(),
-        ),
+        RunAs::Inherit => (0, 0),
     }
 }
 

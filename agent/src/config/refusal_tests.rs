@@ -355,6 +355,10 @@ fn host_checks_refuse_what_the_daemon_could_not_run() {
     let good = dir.file("ok.sh", "#!/bin/sh\nexit 0\n", 0o755);
     let good = good.display().to_string();
     dir.file("plain.sh", "#!/bin/sh\nexit 0\n", 0o644);
+    let root_only = dir
+        .file("root-only.sh", "#!/bin/sh\nexit 0\n", 0o700)
+        .display()
+        .to_string();
     let missing = dir.path("missing.sh");
     let plain = dir.path("plain.sh");
     let cases: Vec<HostCase> = vec![
@@ -388,6 +392,22 @@ fn host_checks_refuse_what_the_daemon_could_not_run() {
             "interval 1",
             good.clone(),
             vec![(":2:9: ", "is not executable (mode 644)")],
+            vec![],
+        ),
+        (
+            "a script only its owner (root) may run, for user nobody",
+            root_only.clone(),
+            "user nobody",
+            good.clone(),
+            vec![(":2:9: ", "is not executable (mode 700)")],
+            vec![],
+        ),
+        (
+            "a script anyone may run, for user nobody",
+            good.clone(),
+            "user nobody",
+            good.clone(),
+            vec![],
             vec![],
         ),
         (
