@@ -727,6 +727,11 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 None => None,
             };
             d.use_vmac = Some(name);
+            // The daemon says this at startup too; -t must not be quieter.
+            diags.warning(
+                s.position(),
+                "use_vmac is not supported yet: the instance runs on its interface's own MAC address",
+            );
         }
         "old_unicast_checksum" => {
             no_block(s, diags);

@@ -583,3 +583,19 @@ fn the_seed_with_its_scripts_present_loads() {
     }
     assert!(Path::new(&file).exists());
 }
+
+#[test]
+fn use_vmac_warns_in_the_config_test_as_at_startup() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n";
+    let loaded = match parse_str(text, "keepalived.conf") {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{e}"),
+    };
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        warnings,
+        [
+            "keepalived.conf:4:2: use_vmac is not supported yet: the instance runs on its interface's own MAC address"
+        ]
+    );
+}
