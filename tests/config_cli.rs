@@ -75,11 +75,50 @@ impl Drop for TempConfig {
     }
 }
 
+/// A seed with its scripts (`/etc/keepalived/*.sh`) replaced by executable
+/// ones in the temp dir: `-t` checks that the scripts a config runs exist.
+struct SeedWithScripts {
+    config: TempConfig,
+    scripts: Vec<PathBuf>,
+}
+
+impl SeedWithScripts {
+    fn new(name: &str) -> Result<Self> {
+        let mut text = std::fs::read_to_string(seed(name))?;
+        let mut scripts = Vec::new();
+        for script in ["chk_alive.sh", "notification.sh"] {
+            let path = std::env::temp_dir().join(format!(
+                "vrrp-agent-config-cli-{}-{name}-{script}",
+                std::process::id()
+            ));
+            std::fs::write(&path, "#!/bin/sh\nexit 0\n")?;
+            std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+            text = text.replace(
+                &format!("/etc/keepalived/{script}"),
+                path.to_str().context("temp path is not UTF-8")?,
+            );
+            scripts.push(path);
+        }
+        Ok(Self {
+            config: TempConfig::new(&text)?,
+            scripts,
+        })
+    }
+}
+
+impl Drop for SeedWithScripts {
+    fn drop(&mut self) {
+        for script in &self.scripts {
+            let _ = std::fs::remove_file(script);
+        }
+    }
+}
+
 #[test]
 fn both_seed_configs_pass_the_config_test() -> Result<()> {
     for name in SEEDS {
-        let path = seed(name);
-        let file = path.to_str().context("seed path is not UTF-8")?;
+        let seeded = SeedWithScripts::new(name)?;
+        let file = seeded.config.arg();
         let output = agent(&["-t", "-f", file])?;
         ensure!(
             output.status.success(),
@@ -199,9 +238,8 @@ fn missing_file_fails_and_names_it() -> Result<()> {
 
 #[test]
 fn dump_config_prints_the_seed_as_json() -> Result<()> {
-    let path = seed("keepalived.conf");
-    let file = path.to_str().context("seed path is not UTF-8")?;
-    let output = agent(&["--dump-config", "-f", file])?;
+    let seeded = SeedWithScripts::new("keepalived.conf")?;
+    let output = agent(&["--dump-config", "-f", seeded.config.arg()])?;
     ensure!(
         output.status.success(),
         "--dump-config failed ({}):\n{}",
@@ -247,5 +285,293 @@ fn dump_config_of_a_broken_file_prints_no_json_and_fails() -> Result<()> {
         "nothing should be dumped for an invalid config: {}",
         String::from_utf8_lossy(&output.stdout)
     );
+    Ok(())
+}
+
+/// Writes a script in the temp dir, removed on drop.
+struct TempScript {
+    path: PathBuf,
+}
+
+impl TempScript {
+    fn new(tag: &str, mode: u32) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "vrrp-agent-config-cli-{}-{tag}.sh",
+            std::process::id()
+        ));
+        std::fs::write(&path, "#!/bin/sh\nexit 0\n")?;
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        Ok(Self { path })
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().unwrap_or_default()
+    }
+}
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn instance(name: &str, vrid: u8, body: &str) -> String {
+    format!(
+        "vrrp_instance {name} {{\n    interface veth0\n    virtual_router_id {vrid}\n{body}}}\n"
+    )
+}
+
+fn vip_block(addresses: impl Iterator<Item = String>) -> String {
+    let mut text = String::from("    virtual_ipaddress {\n");
+    for address in addresses {
+        text.push_str(&format!("        {address}\n"));
+    }
+    text.push_str("    }\n");
+    text
+}
+
+/// Runs `-t` on `text` and checks it fails with exit 1 and an error at
+/// `line:col` containing every fragment.
+fn refused(what: &str, text: &str, at: &str, fragments: &[&str]) -> Result<()> {
+    let config = TempConfig::new(text)?;
+    let output = agent(&["-t", "-f", config.arg()])?;
+    let stderr = stderr(&output);
+    ensure!(
+        output.status.code() == Some(1),
+        "{what}: expected exit 1, got {}:\n{stderr}",
+        output.status
+    );
+    let prefix = format!("{}:{at}: error: ", config.arg());
+    let line = stderr
+        .lines()
+        .find(|line| line.starts_with(&prefix))
+        .with_context(|| format!("{what}: no error at {prefix}:\n{stderr}"))?;
+    for fragment in fragments {
+        ensure!(
+            line.contains(fragment),
+            "{what}: the error lacks {fragment:?}: {line}"
+        );
+    }
+    ensure!(
+        stderr.contains("configuration is invalid"),
+        "{what}: missing summary:\n{stderr}"
+    );
+    Ok(())
+}
+
+#[test]
+fn config_test_refuses_what_startup_the_encoder_or_xdp_would_refuse() -> Result<()> {
+    let missing = std::env::temp_dir().join(format!(
+        "vrrp-agent-config-cli-{}-no-such-script.sh",
+        std::process::id()
+    ));
+    let missing = missing.to_str().context("temp path is not UTF-8")?;
+    let plain = TempScript::new("not-executable", 0o644)?;
+    let good = TempScript::new("good", 0o755)?;
+    let track = |script: &str, extra: &str| {
+        format!("vrrp_script chk {{\n    script \"{script}\"\n{extra}}}\n")
+            + &instance(
+                "A",
+                1,
+                &format!(
+                    "    track_script {{\n        chk\n    }}\n{}",
+                    vip_block(std::iter::once("192.0.2.1".to_string()))
+                ),
+            )
+    };
+    // (what, configuration, line:col of the error, fragments of its message)
+    let cases: Vec<(&str, String, &str, Vec<&str>)> = vec![
+        (
+            "256 IPv4 virtual addresses",
+            instance(
+                "A",
+                1,
+                &vip_block((0..256).map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1))),
+            ),
+            "260:9",
+            vec!["advertises 256 IPv4 addresses", "at most 255"],
+        ),
+        (
+            "90 IPv6 virtual addresses",
+            instance(
+                "A",
+                1,
+                &vip_block((1..=90).map(|i| format!("2001:db8::{i:x}"))),
+            ),
+            "94:9",
+            vec!["advertises 90 IPv6 addresses", "at most 89"],
+        ),
+        (
+            "a tracked script that does not exist",
+            track(missing, ""),
+            "2:12",
+            vec!["vrrp_script chk", "does not exist", missing],
+        ),
+        (
+            "a tracked script that is not executable",
+            track(plain.arg(), ""),
+            "2:12",
+            vec!["vrrp_script chk", "is not executable"],
+        ),
+        (
+            "a script user that does not exist",
+            track(good.arg(), "    user vrrp-agent-no-such-user\n"),
+            "3:10",
+            vec!["script user `vrrp-agent-no-such-user` does not exist"],
+        ),
+        (
+            "a global script_user that does not exist",
+            format!(
+                "global_defs {{\n    script_user vrrp-agent-no-such-user\n}}\n{}",
+                track(good.arg(), "")
+            ),
+            "2:17",
+            vec!["global_defs script_user", "does not exist"],
+        ),
+        (
+            "the same VIP in two instances",
+            instance("A", 1, &vip_block(std::iter::once("192.0.2.1".into())))
+                + &instance("B", 2, &vip_block(std::iter::once("192.0.2.1/24".into()))),
+            "12:9",
+            vec![
+                "192.0.2.1 of vrrp_instance B",
+                "vrrp_instance A (at ",
+                ":5:9)",
+            ],
+        ),
+        (
+            "CR LF in notification_email",
+            "global_defs {\n    notification_email {\n        \"ops@example.com\\r\\nDATA\"\n    }\n}\n".into(),
+            "3:9",
+            vec!["notification_email", "control character"],
+        ),
+        (
+            "LF in notification_email_from",
+            "global_defs {\n    notification_email_from \"a@example.com\\nBcc: b@example.org\"\n}\n".into(),
+            "2:29",
+            vec!["notification_email_from", "control character"],
+        ),
+        (
+            "two unicast instances with different peers on one interface + VRID + family",
+            instance(
+                "A",
+                5,
+                &format!(
+                    "    unicast_peer {{\n        192.0.2.10\n    }}\n{}",
+                    vip_block(std::iter::once("192.0.2.1".into()))
+                ),
+            ) + &instance(
+                "B",
+                5,
+                &format!(
+                    "    unicast_peer {{\n        192.0.2.11\n    }}\n{}",
+                    vip_block(std::iter::once("192.0.2.2".into()))
+                ),
+            ),
+            "13:23",
+            vec![
+                "vrrp_instance B uses virtual_router_id 5",
+                "as vrrp_instance A does (at ",
+                "per interface, VRID and family",
+            ],
+        ),
+        (
+            "auth_type AH",
+            instance(
+                "A",
+                1,
+                &format!(
+                    "    authentication {{\n        auth_type AH\n        auth_pass secret\n    }}\n{}",
+                    vip_block(std::iter::once("192.0.2.1".into()))
+                ),
+            ),
+            "4:5",
+            vec!["auth_type AH is not supported"],
+        ),
+    ];
+    for (what, text, at, fragments) in &cases {
+        refused(what, text, at, fragments)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn a_tracked_script_that_exists_passes_and_a_missing_notify_program_only_warns() -> Result<()> {
+    let good = TempScript::new("present", 0o755)?;
+    let text = format!("vrrp_script chk {{\n    script \"{}\"\n}}\n", good.arg())
+        + &instance(
+            "A",
+            1,
+            "    track_script {\n        chk\n    }\n    notify_master \"/nonexistent/vrrp-agent/notify.sh master\"\n    virtual_ipaddress {\n        192.0.2.1\n    }\n",
+        );
+    let config = TempConfig::new(&text)?;
+    let output = agent(&["-t", "-f", config.arg()])?;
+    let text = stderr(&output);
+    ensure!(output.status.success(), "expected exit 0:\n{text}");
+    let warning = format!("{}:10:19: warning: vrrp_instance A: program", config.arg());
+    ensure!(
+        text.lines().any(|line| line.starts_with(&warning)),
+        "expected a warning starting {warning}:\n{text}"
+    );
+    Ok(())
+}
+
+/// Every file includes the next one twice: 2^24 inclusions if expanded
+/// naively. `-t` stops at the inclusion cap with one located error (the
+/// agent() helper fails the test if it does not exit within 10 s).
+#[test]
+fn a_doubling_include_tree_is_refused_with_a_located_error() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!(
+        "vrrp-agent-config-cli-{}-includes",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    struct RemoveDir(PathBuf);
+    impl Drop for RemoveDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _guard = RemoveDir(dir.clone());
+    let levels = 24;
+    for n in 0..levels {
+        std::fs::write(
+            dir.join(format!("{n}.conf")),
+            format!("include {next}.conf\ninclude {next}.conf\n", next = n + 1),
+        )?;
+    }
+    std::fs::write(dir.join(format!("{levels}.conf")), "! leaf\n")?;
+    let root = dir.join("0.conf");
+    let output = agent(&["-t", "-f", root.to_str().context("temp path is not UTF-8")?])?;
+    let text = stderr(&output);
+    ensure!(output.status.code() == Some(1), "expected exit 1:\n{text}");
+    let cap: Vec<&str> = text
+        .lines()
+        .filter(|line| line.contains("past 10000 inclusions"))
+        .collect();
+    ensure!(cap.len() == 1, "expected one inclusion-cap error:\n{text}");
+    ensure!(
+        cap[0].starts_with(dir.to_str().unwrap_or_default()) && cap[0].contains(".conf:"),
+        "the error should name the including file and line: {}",
+        cap[0]
+    );
+    Ok(())
+}
+
+#[test]
+fn an_include_cycle_names_the_include_that_closes_it() -> Result<()> {
+    let a = TempConfig::new("")?;
+    let b = TempConfig::new("")?;
+    std::fs::write(&a.path, format!("include {}\n", b.arg()))?;
+    std::fs::write(&b.path, format!("! comment\ninclude {}\n", a.arg()))?;
+    let output = agent(&["-t", "-f", a.arg()])?;
+    let text = stderr(&output);
+    ensure!(output.status.code() == Some(1), "expected exit 1:\n{text}");
+    let at = format!("{}:2:9: error: ", b.arg());
+    let line = text
+        .lines()
+        .find(|line| line.starts_with(&at))
+        .with_context(|| format!("no error at {at}:\n{text}"))?;
+    ensure!(line.contains("include cycle"), "{line}");
     Ok(())
 }

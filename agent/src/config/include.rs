@@ -1,20 +1,53 @@
 //! Splices `include` files into the token stream, as keepalived does before
 //! it parses anything: an include may appear anywhere, even inside a block.
 //!
+//! keepalived reads a file again each time it is included, so one file may
+//! be spliced in several places (a shared `track_script` block in every
+//! instance, say); we do the same. What keepalived lacks and we add: each
+//! file is read and lexed once however often it is included, an include
+//! that would re-enter a file being read is an error (a cycle), and nesting
+//! depth, the number of inclusions and the number of spliced lines are
+//! capped, so a pathological include tree is an error after bounded work
+//! instead of exponential time.
+//!
 //! File access goes through [`SourceFiles`] so the splicing logic can be
 //! exercised without a filesystem.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::diagnostic::{Diagnostics, Position};
 use super::lexer::{Token, is_include_keyword, lex_file};
 
-/// How deep includes may nest; keepalived has no documented limit, but a
-/// finite one turns a runaway chain into an error instead of a hang.
-pub const MAX_INCLUDE_DEPTH: usize = 16;
+/// How far include expansion may go before it is an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// How deep includes may nest; keepalived has no limit, but a finite one
+    /// turns a runaway chain into an error instead of a hang.
+    pub depth: usize,
+    /// How many files may be spliced in, counting a file included from two
+    /// places twice. Real configurations include tens to a few thousand
+    /// (a file per instance); this bounds the work of a tree whose every
+    /// file includes the next one twice, which doubles at each level.
+    pub inclusions: usize,
+    /// How many lines the expanded configuration may have (a big file
+    /// included many times).
+    pub lines: usize,
+}
+
+impl Limits {
+    pub const DEFAULT: Self = Self {
+        depth: 16,
+        inclusions: 10_000,
+        lines: 1_000_000,
+    };
+}
+
+/// How deep includes may nest by default.
+pub const MAX_INCLUDE_DEPTH: usize = Limits::DEFAULT.depth;
 
 /// Brace alternatives multiply; past this many patterns something is wrong.
 const MAX_BRACE_EXPANSIONS: usize = 1024;
@@ -59,39 +92,121 @@ pub fn expand(
     text: &str,
     diags: &mut Diagnostics,
 ) -> Vec<Vec<Token>> {
-    let mut out = Vec::new();
-    let mut stack = vec![files.identity(path)];
-    let name: Arc<str> = Arc::from(path.display().to_string());
-    splice(files, path, &name, text, &mut stack, &mut out, diags);
-    out
+    expand_with_limits(files, path, text, Limits::DEFAULT, diags)
 }
 
-fn splice(
+/// [`expand`] with other limits.
+pub fn expand_with_limits(
     files: &dyn SourceFiles,
     path: &Path,
-    name: &Arc<str>,
     text: &str,
-    stack: &mut Vec<PathBuf>,
-    out: &mut Vec<Vec<Token>>,
+    limits: Limits,
     diags: &mut Diagnostics,
-) {
-    let dir = path.parent().unwrap_or(Path::new(""));
-    for line in lex_file(name, text, diags) {
-        let Some(first) = line.first() else { continue };
-        if !(first.is_word() && !first.quoted && is_include_keyword(&first.text)) {
-            out.push(line);
-            continue;
+) -> Vec<Vec<Token>> {
+    let name: Arc<str> = Arc::from(path.display().to_string());
+    let root = Rc::new(lex_file(&name, text, diags));
+    let mut expander = Expander {
+        files,
+        diags,
+        limits,
+        lexed: HashMap::new(),
+        identities: HashMap::new(),
+        resolved: HashMap::new(),
+        reported: HashSet::new(),
+        too_deep: HashSet::new(),
+        stack: vec![files.identity(path)],
+        inclusions: 0,
+        no_more_includes: false,
+        full: false,
+        out: Vec::new(),
+    };
+    expander.splice(path, &root);
+    expander.out
+}
+
+type Lines = Rc<Vec<Vec<Token>>>;
+
+struct Expander<'a> {
+    files: &'a dyn SourceFiles,
+    diags: &'a mut Diagnostics,
+    limits: Limits,
+    /// Every file read and lexed at most once, by identity (`Err`: why it
+    /// could not be read).
+    lexed: HashMap<PathBuf, Result<Lines, String>>,
+    /// [`SourceFiles::identity`] of every path met (a syscall per path
+    /// component on a real filesystem), asked once per path.
+    identities: HashMap<PathBuf, PathBuf>,
+    /// Every include statement resolved once, keyed by the directory it is
+    /// resolved in and where its pattern is.
+    resolved: HashMap<(PathBuf, Position), Rc<Vec<PathBuf>>>,
+    /// A statement spliced many times reports each problem once.
+    reported: HashSet<(Position, String)>,
+    /// Include statements already found nested too deep.
+    too_deep: HashSet<Position>,
+    /// Identities of the files being read, outermost first.
+    stack: Vec<PathBuf>,
+    inclusions: usize,
+    /// `limits.inclusions` was reached: further includes are skipped.
+    no_more_includes: bool,
+    /// `limits.lines` was reached: nothing more is spliced.
+    full: bool,
+    out: Vec<Vec<Token>>,
+}
+
+impl Expander<'_> {
+    fn error_once(&mut self, at: &Position, message: String) {
+        if self.reported.insert((at.clone(), message.clone())) {
+            self.diags.error(at, message);
         }
+    }
+
+    fn warning_once(&mut self, at: &Position, message: String) {
+        if self.reported.insert((at.clone(), message.clone())) {
+            self.diags.warning(at, message);
+        }
+    }
+
+    fn splice(&mut self, path: &Path, lines: &Lines) {
+        let dir = path.parent().unwrap_or(Path::new(""));
+        for line in lines.iter() {
+            if self.full {
+                return;
+            }
+            let Some(first) = line.first() else { continue };
+            if !(first.is_word() && !first.quoted && is_include_keyword(&first.text)) {
+                if self.out.len() >= self.limits.lines {
+                    self.full = true;
+                    self.error_once(
+                        &first.position,
+                        format!(
+                            "the configuration expands to more than {} lines with its includes; expected a smaller configuration (or fewer repeated includes)",
+                            self.limits.lines
+                        ),
+                    );
+                    return;
+                }
+                self.out.push(line.clone());
+                continue;
+            }
+            if self.no_more_includes {
+                continue;
+            }
+            self.include(dir, line);
+        }
+    }
+
+    fn include(&mut self, dir: &Path, line: &[Token]) {
+        let Some(first) = line.first() else { return };
         let keyword = first.text.as_str();
         let Some(pattern) = line.get(1) else {
-            diags.error(
+            self.error_once(
                 &first.position,
                 format!("{keyword} needs a file name or pattern; expected `{keyword} PATH`"),
             );
-            continue;
+            return;
         };
         if let Some(extra) = line.get(2) {
-            diags.warning(
+            self.warning_once(
                 &extra.position,
                 format!(
                     "{keyword} takes one pattern; ignoring \"{}\" and what follows",
@@ -99,7 +214,21 @@ fn splice(
                 ),
             );
         }
-        let matches = resolve(files, dir, &pattern.text, &pattern.position, diags);
+        let key = (dir.to_path_buf(), pattern.position.clone());
+        let matches = match self.resolved.get(&key) {
+            Some(matches) => Rc::clone(matches),
+            None => {
+                let found = Rc::new(resolve(
+                    self.files,
+                    dir,
+                    &pattern.text,
+                    &pattern.position,
+                    self.diags,
+                ));
+                self.resolved.insert(key, Rc::clone(&found));
+                found
+            }
+        };
         if matches.is_empty() {
             let message = format!(
                 "{keyword} \"{}\" matched no files (looked relative to \"{}\")",
@@ -109,58 +238,99 @@ fn splice(
             // Plain `include` tolerates missing files in keepalived; the
             // checking variants exist to make that an error.
             if keyword == "include" || keyword == "includer" {
-                diags.warning(&pattern.position, message);
+                self.warning_once(&pattern.position, message);
             } else {
-                diags.error(&pattern.position, message);
+                self.error_once(&pattern.position, message);
             }
-            continue;
+            return;
         }
-        for included in matches {
-            let identity = files.identity(&included);
-            if stack.contains(&identity) {
-                diags.error(
-                    &pattern.position,
-                    format!(
-                        "{keyword} of \"{}\" would include it again while it is being read (include cycle); expected an include graph without loops",
-                        included.display()
-                    ),
-                );
-                continue;
-            }
-            if stack.len() > MAX_INCLUDE_DEPTH {
-                diags.error(
-                    &pattern.position,
-                    format!(
-                        "includes nest deeper than {MAX_INCLUDE_DEPTH} levels at \"{}\"; expected a shallower include chain",
-                        included.display()
-                    ),
-                );
-                continue;
-            }
-            let included_name: Arc<str> = Arc::from(included.display().to_string());
-            match files.read_to_string(&included) {
-                Ok(included_text) => {
-                    stack.push(identity);
-                    splice(
-                        files,
-                        &included,
-                        &included_name,
-                        &included_text,
-                        stack,
-                        out,
-                        diags,
-                    );
-                    stack.pop();
+        for included in matches.iter() {
+            let identity = match self.identities.get(included) {
+                Some(identity) => identity.clone(),
+                None => {
+                    let identity = self.files.identity(included);
+                    self.identities.insert(included.clone(), identity.clone());
+                    identity
                 }
-                Err(error) => diags.error(
+            };
+            if let Some(start) = self.stack.iter().position(|open| *open == identity) {
+                let chain: Vec<String> = self.stack[start..]
+                    .iter()
+                    .chain(std::iter::once(&identity))
+                    .map(|p| format!("\"{}\"", p.display()))
+                    .collect();
+                self.error_once(
                     &pattern.position,
                     format!(
-                        "cannot read included file \"{}\": {error}; expected a readable file",
+                        "{keyword} of \"{}\" would include it again while it is being read (include cycle: {}); expected an include graph without loops",
+                        included.display(),
+                        chain.join(" -> ")
+                    ),
+                );
+                continue;
+            }
+            if self.stack.len() > self.limits.depth {
+                // Reached once per splice of the including file: format the
+                // message only the first time.
+                if !self.too_deep.insert(pattern.position.clone()) {
+                    continue;
+                }
+                self.error_once(
+                    &pattern.position,
+                    format!(
+                        "includes nest deeper than {} levels at \"{}\"; expected a shallower include chain",
+                        self.limits.depth,
                         included.display()
                     ),
-                ),
+                );
+                continue;
             }
+            if self.inclusions >= self.limits.inclusions {
+                self.no_more_includes = true;
+                self.error_once(
+                    &pattern.position,
+                    format!(
+                        "{keyword} of \"{}\" goes past {} inclusions in total (a file included from several places counts each time); expected a smaller include tree",
+                        included.display(),
+                        self.limits.inclusions
+                    ),
+                );
+                return;
+            }
+            self.inclusions += 1;
+            let lines = match self.lexed(&identity, included) {
+                Ok(lines) => lines,
+                Err(error) => {
+                    self.error_once(
+                        &pattern.position,
+                        format!(
+                            "cannot read included file \"{}\": {error}; expected a readable file",
+                            included.display()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            self.stack.push(identity);
+            self.splice(included, &lines);
+            self.stack.pop();
         }
+    }
+
+    /// The lexed lines of `path`, read from the source only the first time.
+    fn lexed(&mut self, identity: &Path, path: &Path) -> Result<Lines, String> {
+        if let Some(known) = self.lexed.get(identity) {
+            return known.clone();
+        }
+        let result = match self.files.read_to_string(path) {
+            Ok(text) => {
+                let name: Arc<str> = Arc::from(path.display().to_string());
+                Ok(Rc::new(lex_file(&name, &text, self.diags)))
+            }
+            Err(error) => Err(error.to_string()),
+        };
+        self.lexed.insert(identity.to_path_buf(), result.clone());
+        result
     }
 }
 
@@ -273,10 +443,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     /// Files in memory; glob supports exact names and a trailing `*`.
-    struct MemoryFiles(BTreeMap<PathBuf, String>);
+    /// Counts reads, so tests can prove each file is read once.
+    struct MemoryFiles(BTreeMap<PathBuf, String>, std::cell::Cell<usize>);
 
     impl SourceFiles for MemoryFiles {
         fn read_to_string(&self, path: &Path) -> io::Result<String> {
+            self.1.set(self.1.get() + 1);
             self.0
                 .get(path)
                 .cloned()
@@ -302,6 +474,7 @@ mod tests {
                 .iter()
                 .map(|(p, t)| (PathBuf::from(p), t.to_string()))
                 .collect(),
+            std::cell::Cell::new(0),
         )
     }
 
@@ -355,7 +528,108 @@ mod tests {
         let (errors, _) = diags.split();
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].position.to_string(), "/k/b.conf:2:9");
-        assert!(errors[0].message.contains("include cycle"));
+        assert!(
+            errors[0]
+                .message
+                .contains("include cycle: \"/k/a.conf\" -> \"/k/b.conf\" -> \"/k/a.conf\""),
+            "{}",
+            errors[0].message
+        );
+    }
+
+    /// Every file of a chain `0.conf` … `{levels}.conf` includes the next one
+    /// twice, from two places; the last holds one line.
+    fn doubling_tree(levels: usize) -> MemoryFiles {
+        let mut files = BTreeMap::new();
+        for n in 0..levels {
+            files.insert(
+                PathBuf::from(format!("/k/{n}.conf")),
+                format!(
+                    "a{n}\ninclude {next}.conf\nb{n}\ninclude {next}.conf\n",
+                    next = n + 1
+                ),
+            );
+        }
+        files.insert(PathBuf::from(format!("/k/{levels}.conf")), "leaf\n".into());
+        MemoryFiles(files, std::cell::Cell::new(0))
+    }
+
+    fn expand_root(fs: &MemoryFiles, limits: Limits) -> (Vec<Vec<Token>>, Diagnostics) {
+        let mut diags = Diagnostics::default();
+        let text = fs.0[Path::new("/k/0.conf")].clone();
+        let lines = expand_with_limits(fs, Path::new("/k/0.conf"), &text, limits, &mut diags);
+        (lines, diags)
+    }
+
+    #[test]
+    fn a_file_included_from_two_places_is_spliced_twice_but_read_once() {
+        let fs = memory(&[
+            (
+                "/k/0.conf",
+                "A {\ninclude common.conf\n}\nB {\ninclude common.conf\n}\n",
+            ),
+            ("/k/common.conf", "track\n"),
+        ]);
+        let (lines, diags) = expand_root(&fs, Limits::DEFAULT);
+        assert_eq!(texts(&lines), ["A {", "track", "}", "B {", "track", "}"]);
+        assert!(!diags.has_errors());
+        assert_eq!(fs.1.get(), 1, "common.conf is read once");
+    }
+
+    #[test]
+    fn a_doubling_tree_within_the_limits_expands_fully_reading_each_file_once() {
+        let fs = doubling_tree(6);
+        let (lines, diags) = expand_root(&fs, Limits::DEFAULT);
+        // Level n contributes 2 lines per copy, 2^n copies; the leaf 2^6.
+        assert_eq!(lines.len(), 2 * ((1 << 6) - 1) + (1 << 6));
+        assert!(!diags.has_errors());
+        assert_eq!(fs.1.get(), 6, "the 6 included files are each read once");
+    }
+
+    #[test]
+    fn a_doubling_tree_past_the_inclusion_cap_stops_with_one_error() {
+        // 2^31 inclusions if expanded: only the cap's worth of work is done.
+        let fs = doubling_tree(30);
+        let (lines, diags) = expand_root(&fs, Limits::DEFAULT);
+        assert!(fs.1.get() <= 30, "read {} files", fs.1.get());
+        assert!(
+            lines.len() < 3 * Limits::DEFAULT.inclusions,
+            "{}",
+            lines.len()
+        );
+        let (errors, _) = diags.split();
+        let caps: Vec<_> = errors
+            .iter()
+            .filter(|e| {
+                e.message
+                    .contains(&format!("past {} inclusions", Limits::DEFAULT.inclusions))
+            })
+            .collect();
+        assert_eq!(caps.len(), 1, "{errors:?}");
+        assert!(
+            caps[0].position.to_string().starts_with("/k/"),
+            "{}",
+            caps[0].position
+        );
+        // The depth limit is reached too, and reported once per statement.
+        assert!(errors.len() <= 3, "{errors:?}");
+    }
+
+    #[test]
+    fn the_line_cap_bounds_a_big_file_included_many_times() {
+        let big = "x\n".repeat(100);
+        let root = "include big.conf\n".repeat(20);
+        let fs = memory(&[("/k/0.conf", root.as_str()), ("/k/big.conf", big.as_str())]);
+        let limits = Limits {
+            lines: 1000,
+            ..Limits::DEFAULT
+        };
+        let (lines, diags) = expand_root(&fs, limits);
+        assert_eq!(lines.len(), 1000);
+        let (errors, _) = diags.split();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].position.to_string(), "/k/big.conf:1:1");
+        assert!(errors[0].message.contains("more than 1000 lines"));
     }
 
     #[test]
@@ -373,6 +647,7 @@ mod tests {
                 .iter()
                 .map(|(p, t)| (PathBuf::from(p), t.clone()))
                 .collect(),
+            std::cell::Cell::new(0),
         );
         let mut diags = Diagnostics::default();
         let lines = expand(&fs, Path::new("/k/0.conf"), &chain[0].1, &mut diags);

@@ -113,6 +113,7 @@ fn read_global_defs(
     let Some(body) = block(section, diags) else {
         return;
     };
+    let mut mail_tokens = Vec::new();
     for s in &body.statements {
         let key = s.name();
         match key {
@@ -123,20 +124,28 @@ fn read_global_defs(
             }
             "notification_email" => {
                 no_args(s, diags);
-                global.notification_email = list_words(s, diags)
+                let words = list_words(s, diags);
+                let plain: Vec<_> = words
                     .into_iter()
-                    .map(|t| t.text.clone())
+                    .filter(|t| no_control_chars(t, key, diags))
                     .collect();
+                global.notification_email = plain.iter().map(|t| t.text.clone()).collect();
+                mail_tokens.extend(plain.into_iter().map(|t| (key, t)));
             }
             "notification_email_from" => {
-                if let Some(t) = single_arg(s, "notification_email_from ADDRESS", diags) {
+                if let Some(t) = single_arg(s, "notification_email_from ADDRESS", diags)
+                    && no_control_chars(t, key, diags)
+                {
                     global.notification_email_from = Some(t.text.clone());
+                    mail_tokens.push((key, t));
                 }
             }
             "smtp_server" => {
                 no_block(s, diags);
                 warn_extra(s, 2, diags);
-                if let Some(host) = first_arg(s, "smtp_server ADDRESS [PORT]", diags) {
+                if let Some(host) = first_arg(s, "smtp_server ADDRESS [PORT]", diags)
+                    && no_control_chars(host, key, diags)
+                {
                     let port = match s.args.get(1) {
                         Some(p) => int_in(p, "smtp_server port", 1, 65535, diags)
                             .and_then(|p| u16::try_from(p).ok()),
@@ -243,6 +252,37 @@ fn read_global_defs(
             _ => unknown_keyword(s, "global_defs", diags),
         }
     }
+    if global.smtp_server.is_some() {
+        for (key, token) in mail_tokens {
+            if let Err(error) = token.text.parse::<lettre::message::Mailbox>() {
+                diags.warning(
+                    &token.position,
+                    format!(
+                        "{key} \"{}\" is not a mail address the SMTP client accepts ({error}); vrrp-agent sends no mail alerts while it is there; expected e.g. ops@example.com",
+                        token.text
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// Mail settings end up in SMTP commands and headers, where a CR or LF
+/// (written as an escape in a quoted string) would end the line early:
+/// the mail would be refused or, worse, say something else.
+fn no_control_chars(token: &super::lexer::Token, key: &str, diags: &mut Diagnostics) -> bool {
+    let Some(bad) = token.text.chars().find(|c| c.is_control()) else {
+        return true;
+    };
+    diags.error(
+        &token.position,
+        format!(
+            "{key} \"{}\" contains the control character {}; expected a plain address without CR, LF or other control characters",
+            token.text.escape_debug(),
+            bad.escape_unicode()
+        ),
+    );
+    false
 }
 
 fn version(token: &super::lexer::Token, what: &str, diags: &mut Diagnostics) -> Option<Version> {
@@ -687,6 +727,11 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 None => None,
             };
             d.use_vmac = Some(name);
+            // The daemon says this at startup too; -t must not be quieter.
+            diags.warning(
+                s.position(),
+                "use_vmac is not supported yet: the instance runs on its interface's own MAC address",
+            );
         }
         "old_unicast_checksum" => {
             no_block(s, diags);

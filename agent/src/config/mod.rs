@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod diagnostic;
+mod host;
 pub mod include;
 mod interpret;
 pub mod lexer;
@@ -17,13 +18,17 @@ mod validate;
 mod values;
 
 #[cfg(test)]
+mod refusal_tests;
+#[cfg(test)]
 mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
 
 pub use diagnostic::{ConfigErrors, Diagnostic, Position, Severity};
+pub use host::check_host;
 pub use model::Config;
+pub use validate::max_advertised_addresses;
 
 use diagnostic::Diagnostics;
 use include::{RealFiles, SourceFiles};
@@ -36,11 +41,14 @@ pub struct Loaded {
 }
 
 /// Reads, parses and validates the configuration at `path`, following its
-/// includes relative to each including file's directory.
+/// includes relative to each including file's directory, then runs the
+/// host checks ([`check_host`]: script users, script programs, init_file
+/// directories). This is what `vrrp-agent -t`, daemon startup and reload
+/// all call, so they accept and refuse the same files.
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
     let files = RealFiles;
     match files.read_to_string(path) {
-        Ok(text) => parse_with(&files, path, &text),
+        Ok(text) => parse_with(&files, path, &text).and_then(with_host_checks),
         Err(error) => Err(ConfigErrors {
             errors: vec![Diagnostic::error(
                 Position::file_only(Arc::from(path.display().to_string())),
@@ -50,6 +58,23 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
             )],
             warnings: Vec::new(),
         }),
+    }
+}
+
+/// Adds the host's findings to a configuration that parsed.
+pub fn with_host_checks(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
+    let Loaded {
+        config,
+        mut warnings,
+    } = loaded;
+    let (errors, host_warnings): (Vec<_>, Vec<_>) = check_host(&config)
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    warnings.extend(host_warnings);
+    if errors.is_empty() {
+        Ok(Loaded { config, warnings })
+    } else {
+        Err(ConfigErrors { errors, warnings })
     }
 }
 

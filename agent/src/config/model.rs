@@ -127,19 +127,45 @@ impl Default for GarpSettings {
 }
 
 /// User (and optionally group) a script runs as.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Equality ignores where it was written: moving a line is no change.
+#[derive(Debug, Clone, Serialize)]
 pub struct RunAs {
     pub user: String,
     pub group: Option<String>,
+    /// Where the user name was written, for host checks.
+    #[serde(skip)]
+    pub position: Position,
 }
+
+impl PartialEq for RunAs {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.user, &self.group) == (&other.user, &other.group)
+    }
+}
+
+impl Eq for RunAs {}
 
 /// A command line as keepalived keeps it: the text as written, and the
 /// argument vector it will be executed with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Equality ignores where it was written: moving a line is no change.
+#[derive(Debug, Clone, Serialize)]
 pub struct Command {
     pub line: String,
     pub argv: Vec<String>,
+    /// Where the command was written, for host checks.
+    #[serde(skip)]
+    pub position: Position,
 }
+
+impl PartialEq for Command {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.line, &self.argv) == (&other.line, &other.argv)
+    }
+}
+
+impl Eq for Command {}
 
 /// A notify hook: the command and who runs it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -360,6 +386,21 @@ pub struct VrrpInstance {
     pub positions: InstancePositions,
 }
 
+impl VrrpInstance {
+    /// The notify hooks that are set, in keepalived's order.
+    pub fn notifies(&self) -> impl Iterator<Item = &Notify> {
+        [
+            &self.notify_master,
+            &self.notify_backup,
+            &self.notify_fault,
+            &self.notify_stop,
+            &self.notify,
+        ]
+        .into_iter()
+        .flatten()
+    }
+}
+
 /// Where an instance's checked settings were written, for diagnostics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstancePositions {
@@ -385,4 +426,19 @@ pub struct SyncGroup {
     pub position: Position,
     #[serde(skip)]
     pub member_positions: Vec<Position>,
+}
+
+impl SyncGroup {
+    /// The notify hooks that are set, in keepalived's order.
+    pub fn notifies(&self) -> impl Iterator<Item = &Notify> {
+        [
+            &self.notify_master,
+            &self.notify_backup,
+            &self.notify_fault,
+            &self.notify_stop,
+            &self.notify,
+        ]
+        .into_iter()
+        .flatten()
+    }
 }

@@ -241,7 +241,8 @@ global_defs {
         g.script_user,
         Some(RunAs {
             user: "nobody".into(),
-            group: Some("nogroup".into())
+            group: Some("nogroup".into()),
+            position: super::Position::new("keepalived.conf".into(), 0, 0),
         })
     );
     assert!(g.enable_script_security);
@@ -610,13 +611,15 @@ vrrp_instance C {
     assert_eq!(
         e,
         [
-            "keepalived.conf:10:20: vrrp_instance B uses virtual_router_id 5 with IPv4 on eth0, as vrrp_instance A does; expected a VRID unique per interface and family"
+            "keepalived.conf:10:20: vrrp_instance B uses virtual_router_id 5 with IPv4 on eth0, as vrrp_instance A does (at keepalived.conf:3:20); expected a VRID unique per interface and family"
         ]
     );
 }
 
+/// keepalived allows this; our kernel maps are keyed by interface, VRID and
+/// family, so the second instance would replace the first there.
 #[test]
-fn unicast_instances_with_disjoint_peers_may_share_a_vrid() {
+fn unicast_instances_with_disjoint_peers_may_not_share_a_vrid() {
     let text = "\
 vrrp_instance A {
  interface eth0
@@ -639,7 +642,9 @@ vrrp_instance B {
  }
 }
 ";
-    ok(text);
+    let e = error_lines(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].starts_with("keepalived.conf:13:20: vrrp_instance B uses virtual_router_id 5"));
 }
 
 #[test]
@@ -945,7 +950,17 @@ fn missing_main_file_is_an_error_not_a_panic() {
 #[test]
 fn config_test_exit_codes() {
     let dir = ScratchDir::new("cli");
-    let good = dir.write("good.conf", SEED_NODE1);
+    // `load` checks the host: the seed's scripts must exist and run.
+    let script = dir.write("chk_alive.sh", "#!/bin/sh\nexit 0\n");
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .unwrap_or_else(|e| panic!("chmod: {e}"));
+    let good = dir.write(
+        "good.conf",
+        &SEED_NODE1.replace(
+            "/etc/keepalived/chk_alive.sh",
+            &script.display().to_string(),
+        ),
+    );
     let bad = dir.write("bad.conf", "vrrp_instance A {\n priority 300\n}\n");
     assert_eq!(
         super::cli::config_test(&good),

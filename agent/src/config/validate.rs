@@ -2,17 +2,21 @@
 //! clashes, and the per-version limits of the advert interval (which depend
 //! on the instance's final VRRP version).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::diagnostic::{Diagnostics, Position};
-use super::model::{AddressFamily, Config, InitialState, Version, VrrpInstance};
+use super::model::{AddressFamily, AuthType, Command, Config, InitialState, Version, VrrpInstance};
+use crate::tracking::CommandLine;
 
 pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
     for instance in &mut config.vrrp_instances {
         check_required(instance, diags);
         normalize_advert_int(instance, diags);
         check_families(instance, diags);
+        check_advert_size(instance, diags);
+        check_runnable(instance, diags);
         if !instance.preempt && instance.state == InitialState::Master {
             diags.warning(
                 &instance.positions.name,
@@ -26,7 +30,104 @@ pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
     check_unique_names(config, diags);
     check_references(config, diags);
     check_identity_clashes(config, diags);
+    check_shared_addresses(config, diags);
+    check_tracked_weights(config, diags);
+    check_commands(config, diags);
     check_sync_groups(config, diags);
+}
+
+/// keepalived sizes adverts for an interface MTU of 1500 when it cannot ask
+/// the interface (its DEFAULT_MTU), counting the Ethernet header in it.
+const DEFAULT_MTU: usize = 1500;
+const ETHERNET_HEADER_LEN: usize = 14;
+const VRRP_HEADER_LEN: usize = 8;
+const V2_AUTH_LEN: usize = 8;
+/// The longest VRRP message our XDP program parses (`MAX_VRRP_LEN` in
+/// agent-ebpf/src/packet.rs); a peer running vrrp-agent drops longer ones.
+pub(super) const XDP_MAX_VRRP_LEN: usize = 1480;
+
+/// How many virtual addresses one advert can carry: the one-byte count
+/// field, keepalived's room in a 1500-byte MTU (which it enforces by moving
+/// the excess out of the advert), and what our XDP parses, whichever is least.
+pub fn max_advertised_addresses(family: AddressFamily, version: Version) -> usize {
+    let (ip_header, address) = match family {
+        AddressFamily::Ipv4 => (20, 4),
+        AddressFamily::Ipv6 => (40, 16),
+    };
+    let auth = if version == Version::V2 && family == AddressFamily::Ipv4 {
+        V2_AUTH_LEN
+    } else {
+        0
+    };
+    let keepalived =
+        (DEFAULT_MTU - ETHERNET_HEADER_LEN - ip_header - VRRP_HEADER_LEN - auth) / address;
+    let xdp = (XDP_MAX_VRRP_LEN - VRRP_HEADER_LEN - auth) / address;
+    usize::from(u8::MAX).min(keepalived).min(xdp)
+}
+
+/// An advert that cannot be sent or parsed silences the master: the encoder
+/// refuses more than 255 addresses, and a peer's XDP drops what it cannot
+/// parse. keepalived moves the excess to virtual_ipaddress_excluded with a
+/// configuration error; we refuse and say how to do that.
+fn check_advert_size(instance: &VrrpInstance, diags: &mut Diagnostics) {
+    let limit = max_advertised_addresses(instance.family, instance.version);
+    let count = instance.virtual_ipaddress.len();
+    let Some(first_excess) = instance.virtual_ipaddress.get(limit) else {
+        return;
+    };
+    let why = match instance.family {
+        AddressFamily::Ipv4 => "the advert's address count is one byte",
+        AddressFamily::Ipv6 => {
+            "keepalived's room in a 1500-byte MTU; vrrp-agent's XDP parses adverts of at most 1480 bytes, 92 IPv6 addresses"
+        }
+    };
+    diags.error(
+        &first_excess.position,
+        format!(
+            "vrrp_instance {} advertises {count} {} addresses; at most {limit} fit one advert ({why}); expected at most {limit} in virtual_ipaddress (move the rest to virtual_ipaddress_excluded, which is not advertised)",
+            instance.name,
+            family_name(instance.family),
+        ),
+    );
+}
+
+/// Settings the daemon refuses when it plans an instance, reported here so
+/// that `-t` refuses them too.
+fn check_runnable(instance: &VrrpInstance, diags: &mut Diagnostics) {
+    if instance.version == Version::V2
+        && let Some(auth) = &instance.authentication
+        && auth.auth_type == AuthType::Ah
+    {
+        let at = instance
+            .positions
+            .authentication
+            .as_ref()
+            .unwrap_or(&instance.positions.name);
+        diags.error(
+            at,
+            format!(
+                "vrrp_instance {}: auth_type AH is not supported by vrrp-agent; expected auth_type PASS or no authentication block",
+                instance.name
+            ),
+        );
+    }
+    let sources = [
+        ("unicast_src_ip", instance.unicast_src_ip),
+        ("mcast_src_ip", instance.mcast_src_ip),
+    ];
+    for (what, address) in sources {
+        if let Some(a) = address
+            && a.is_unspecified()
+        {
+            diags.error(
+                &instance.positions.name,
+                format!(
+                    "vrrp_instance {}: {what} {a} is unspecified and cannot source adverts; expected an address of this host on {}",
+                    instance.name, instance.interface
+                ),
+            );
+        }
+    }
 }
 
 fn check_required(instance: &VrrpInstance, diags: &mut Diagnostics) {
@@ -266,8 +367,10 @@ fn check_references(config: &Config, diags: &mut Diagnostics) {
     }
 }
 
-/// Two instances with the same interface, VRID and family would receive
-/// each other's adverts, unless they talk unicast to disjoint peers.
+/// The datapath keeps one filter and one peer table per interface, VRID
+/// and family, so two instances with the same triple overwrite each other in
+/// the kernel. keepalived lets unicast instances with disjoint peers share a
+/// VRID (it tells them apart by sender); vrrp-agent cannot, and says so.
 fn check_identity_clashes(config: &Config, diags: &mut Diagnostics) {
     let mut seen: HashMap<(&str, u8, AddressFamily), &VrrpInstance> = HashMap::new();
     for instance in &config.vrrp_instances {
@@ -281,39 +384,119 @@ fn check_identity_clashes(config: &Config, diags: &mut Diagnostics) {
             instance.virtual_router_id,
             instance.family,
         );
-        match seen.get(&key) {
-            Some(first) if !disjoint_unicast(first, instance) => {
-                let at = instance
-                    .positions
-                    .virtual_router_id
-                    .as_ref()
-                    .unwrap_or(&instance.positions.name);
-                diags.error(
-                    at,
+        let Some(first) = seen.get(&key) else {
+            seen.insert(key, instance);
+            continue;
+        };
+        let at = instance
+            .positions
+            .virtual_router_id
+            .as_ref()
+            .unwrap_or(&instance.positions.name);
+        let first_at = first
+            .positions
+            .virtual_router_id
+            .as_ref()
+            .unwrap_or(&first.positions.name);
+        let unicast = if !instance.unicast_peer.is_empty() && !first.unicast_peer.is_empty() {
+            " (keepalived allows this for unicast instances with different peers; vrrp-agent's datapath keeps one filter and peer table per interface, VRID and family, so the second would replace the first)"
+        } else {
+            ""
+        };
+        diags.error(
+            at,
+            format!(
+                "vrrp_instance {} uses virtual_router_id {} with {} on {}, as vrrp_instance {} does (at {first_at}){unicast}; expected a VRID unique per interface and family",
+                instance.name,
+                instance.virtual_router_id,
+                family_name(instance.family),
+                instance.interface,
+                first.name
+            ),
+        );
+    }
+}
+
+/// The egress guard is keyed by address alone: when one instance left
+/// MASTER it would close the address for the other, which keeps it.
+/// keepalived does not check this.
+fn check_shared_addresses(config: &Config, diags: &mut Diagnostics) {
+    let mut owner: HashMap<IpAddr, (&str, &Position)> = HashMap::new();
+    for instance in &config.vrrp_instances {
+        let mut own: HashMap<IpAddr, &Position> = HashMap::new();
+        for vip in instance
+            .virtual_ipaddress
+            .iter()
+            .chain(&instance.virtual_ipaddress_excluded)
+        {
+            own.entry(vip.address).or_insert(&vip.position);
+            match owner.get(&vip.address) {
+                Some((other, first_at)) if *other != instance.name => diags.error(
+                    &vip.position,
                     format!(
-                        "vrrp_instance {} uses virtual_router_id {} with {} on {}, as vrrp_instance {} does; expected a VRID unique per interface and family",
-                        instance.name,
-                        instance.virtual_router_id,
-                        family_name(instance.family),
-                        instance.interface,
-                        first.name
+                        "virtual address {} of vrrp_instance {} is also a virtual address of vrrp_instance {other} (at {first_at}); expected each address in one instance only (one instance's change of state would remove or block the other's address)",
+                        vip.address, instance.name
+                    ),
+                ),
+                _ => {}
+            }
+        }
+        for (address, at) in own {
+            owner.entry(address).or_insert((instance.name.as_str(), at));
+        }
+    }
+}
+
+/// The election accepts tracked weights of -253..=253; a vrrp_track_file's
+/// own weight may be anything keepalived reads, and a `track_file` entry's
+/// up to 254, which the daemon would then refuse to start with.
+fn check_tracked_weights(config: &Config, diags: &mut Diagnostics) {
+    for instance in &config.vrrp_instances {
+        for reference in &instance.track_file {
+            let weight = match (reference.weight, config.track_file(&reference.name)) {
+                (Some(weight), _) => weight,
+                (None, Some(file)) => file.weight,
+                (None, None) => continue,
+            };
+            if !(-253..=253).contains(&weight) {
+                let origin = if reference.weight.is_some() {
+                    String::new()
+                } else {
+                    format!(" (the weight of vrrp_track_file {})", reference.name)
+                };
+                diags.error(
+                    &reference.position,
+                    format!(
+                        "track_file \"{}\" in vrrp_instance {} has weight {weight}{origin}; expected -253..253 (vrrp-agent tracks a file as up or down, with one weight)",
+                        reference.name, instance.name
                     ),
                 );
-            }
-            Some(_) => {}
-            None => {
-                seen.insert(key, instance);
             }
         }
     }
 }
 
-fn disjoint_unicast(a: &VrrpInstance, b: &VrrpInstance) -> bool {
-    if a.unicast_peer.is_empty() || b.unicast_peer.is_empty() {
-        return false;
+/// Every command the daemon would run must split into a program and its
+/// arguments; the daemon refuses to start otherwise.
+fn check_commands(config: &Config, diags: &mut Diagnostics) {
+    let mut check = |owner: String, command: &Command| {
+        if let Err(error) = CommandLine::parse(&command.line) {
+            diags.error(&command.position, format!("{owner}: {error}"));
+        }
+    };
+    for script in &config.vrrp_scripts {
+        check(format!("vrrp_script {}", script.name), &script.script);
     }
-    let peers: HashSet<_> = a.unicast_peer.iter().map(|p| p.address).collect();
-    b.unicast_peer.iter().all(|p| !peers.contains(&p.address))
+    for instance in &config.vrrp_instances {
+        for notify in instance.notifies() {
+            check(format!("vrrp_instance {}", instance.name), &notify.command);
+        }
+    }
+    for group in &config.vrrp_sync_groups {
+        for notify in group.notifies() {
+            check(format!("vrrp_sync_group {}", group.name), &notify.command);
+        }
+    }
 }
 
 fn check_sync_groups(config: &Config, diags: &mut Diagnostics) {

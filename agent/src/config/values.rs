@@ -2,9 +2,10 @@
 //! say where the value is, what it was and what would have been right.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::diagnostic::Diagnostics;
+use super::diagnostic::{Diagnostics, Position};
 use super::lexer::Token;
 use super::model::{Command, Notify, RunAs, Scope};
 use super::parser::{Block, Statement};
@@ -353,7 +354,15 @@ pub fn command(words: &[Token]) -> Command {
         .collect::<Vec<_>>()
         .join(" ");
     let argv = split_command_line(&line);
-    Command { line, argv }
+    let position = words.first().map_or_else(
+        || Position::file_only(Arc::from("")),
+        |word| word.position.clone(),
+    );
+    Command {
+        line,
+        argv,
+        position,
+    }
 }
 
 /// `notify_* COMMAND [USER [GROUP]]`.
@@ -375,6 +384,7 @@ pub fn notify(statement: &Statement, diags: &mut Diagnostics) -> Option<Notify> 
     let run_as = statement.args.get(1).map(|user| RunAs {
         user: user.text.clone(),
         group: statement.args.get(2).map(|g| g.text.clone()),
+        position: user.position.clone(),
     });
     Some(Notify {
         command: command(std::slice::from_ref(script)),
@@ -394,6 +404,7 @@ pub fn run_as(statement: &Statement, diags: &mut Diagnostics) -> Option<RunAs> {
     Some(RunAs {
         user: user.text.clone(),
         group: statement.args.get(1).map(|g| g.text.clone()),
+        position: user.position.clone(),
     })
 }
 
