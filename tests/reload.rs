@@ -139,7 +139,9 @@ impl NodeConf {
             ));
         }
         if let Some((source, peers)) = &self.unicast {
-            text.push_str(&format!("    unicast_src_ip {source}\n    unicast_peer {{\n"));
+            text.push_str(&format!(
+                "    unicast_src_ip {source}\n    unicast_peer {{\n"
+            ));
             for peer in peers {
                 text.push_str(&format!("        {peer}\n"));
             }
@@ -241,7 +243,10 @@ fn ipv4_set(node: &AgentNode, iface: &str) -> Result<BTreeSet<IpAddr>> {
 }
 
 fn expected_set(primary: &str, vips: &[&str]) -> BTreeSet<IpAddr> {
-    std::iter::once(primary).chain(vips.iter().copied()).map(ip).collect()
+    std::iter::once(primary)
+        .chain(vips.iter().copied())
+        .map(ip)
+        .collect()
 }
 
 /// `(state, transitions, base_priority)` of VI_1 on `node`.
@@ -350,7 +355,9 @@ fn run(case: Case) -> Result<Seen> {
         if let Some(line) = line
             && !line.contains(wanted)
         {
-            problems.push(format!("node {node}: expected `{wanted}`, the log says: {line}"));
+            problems.push(format!(
+                "node {node}: expected `{wanted}`, the log says: {line}"
+            ));
         }
     }
 
@@ -454,7 +461,10 @@ fn removed_vip_is_removed_without_losing_a_probe() -> Result<()> {
     };
     let seen = run(Case::master_only("rlremove", before, &NodeConf::master()))?;
     ensure!(
-        seen.pair.client.udp_echo_once(echo_target(VIP2), Duration::from_millis(300)).is_err(),
+        seen.pair
+            .client
+            .udp_echo_once(echo_target(VIP2), Duration::from_millis(300))
+            .is_err(),
         "{VIP2} still answers after its removal"
     );
     Ok(())
@@ -520,7 +530,10 @@ fn reload_with_bad_syntax_changes_nothing() -> Result<()> {
         ..NodeConf::master()
     }
     .render("{IFACE}")
-    .replace("    advert_int 0.01\n", "    advert_int 0.01\n    priority banana\n");
+    .replace(
+        "    advert_int 0.01\n",
+        "    advert_int 0.01\n    priority banana\n",
+    );
     case.outcome = Outcome::Rejected;
     run(case)?;
     Ok(())

@@ -212,8 +212,14 @@ fn probe_loop(plan: ProbePlan, stop: &AtomicBool) -> Result<ProbeReport> {
             (ProbeKind::Icmp(_), Some(pinger)) => pinger.echo(plan.timeout).is_ok(),
             (ProbeKind::Icmp(_), None) => false,
             (ProbeKind::Udp(target), _) => udp.as_ref().is_some_and(|(socket, tag)| {
-                udp::echo_once(socket, target, *tag, u64::from(report.attempts), plan.timeout)
-                    .is_ok()
+                udp::echo_once(
+                    socket,
+                    target,
+                    *tag,
+                    u64::from(report.attempts),
+                    plan.timeout,
+                )
+                .is_ok()
             }),
         };
         report.attempts += 1;
