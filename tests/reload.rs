@@ -170,6 +170,7 @@ struct Pair {
     a_if: String,
     b_if: String,
     client: Host,
+    c_if: String,
     observer: Option<(Host, String)>,
     master: AgentNode,
     backup: AgentNode,
@@ -219,6 +220,7 @@ impl Pair {
             a_if,
             b_if,
             client,
+            c_if,
             observer,
             master,
             backup,
@@ -228,6 +230,30 @@ impl Pair {
 
     fn logs(&self) -> String {
         self.lab.process_report()
+    }
+
+    /// `[priority, auth string, addresses]` of the master's next multicast
+    /// adverts, as the client's link sees them.
+    fn master_adverts(&self) -> Result<Vec<Vec<String>>> {
+        let capture =
+            self.client
+                .capture(&self.c_if, &format!("ip proto 112 and src host {A_V4}"), 3)?;
+        capture.wait_for_packets(WAIT)?;
+        capture.fields(&["vrrp.prio", "vrrp.auth_string", "vrrp.ip_addr"], "")
+    }
+
+    /// Fails unless every captured advert of the master has `column` equal to `value`.
+    fn adverts_say(&self, what: &str, column: usize, value: &str) -> Result<()> {
+        let adverts = self.master_adverts()?;
+        ensure!(
+            !adverts.is_empty()
+                && adverts
+                    .iter()
+                    .all(|row| row.get(column).is_some_and(|v| v == value)),
+            "the master's adverts after the reload should carry {what} {value}: {adverts:?}\n{}",
+            self.logs()
+        );
+        Ok(())
     }
 }
 
@@ -439,8 +465,8 @@ fn priority_change_applies_without_losing_a_probe() -> Result<()> {
         priority: 150,
         ..NodeConf::master()
     };
-    run(Case::master_only("rlprio", NodeConf::master(), &after))?;
-    Ok(())
+    let seen = run(Case::master_only("rlprio", NodeConf::master(), &after))?;
+    seen.pair.adverts_say("priority", 0, "150")
 }
 
 #[test]
@@ -450,7 +476,9 @@ fn added_vip_is_added_and_answers_without_losing_a_probe() -> Result<()> {
         ..NodeConf::master()
     };
     let seen = run(Case::master_only("rladd", NodeConf::master(), &after))?;
-    answers(&seen.pair, VIP2)
+    answers(&seen.pair, VIP2)?;
+    seen.pair
+        .adverts_say("addresses", 2, &format!("{VIP},{VIP2}"))
 }
 
 #[test]
@@ -486,8 +514,8 @@ fn auth_pass_change_on_both_nodes_keeps_the_pair_electing() -> Result<()> {
     );
     case.before[1] = with_pass(NodeConf::backup(), "secret1");
     case.after_b = Some(with_pass(NodeConf::backup(), "secret2"));
-    run(case)?;
-    Ok(())
+    let seen = run(case)?;
+    seen.pair.adverts_say("auth_pass", 1, "secret2")
 }
 
 /// Both nodes unicast to each other; the reload adds host d as a peer on
