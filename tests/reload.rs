@@ -237,7 +237,7 @@ impl Pair {
     fn master_adverts(&self) -> Result<Vec<Vec<String>>> {
         let capture =
             self.client
-                .capture(&self.c_if, &format!("ip proto 112 and src host {A_V4}"), 3)?;
+                .capture(&self.c_if, &format!("ip proto 112 and src host {A_V4}"), 2)?;
         capture.wait_for_packets(WAIT)?;
         capture.fields(&["vrrp.prio", "vrrp.auth_string", "vrrp.ip_addr"], "")
     }
