@@ -197,7 +197,7 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
 }
 
 const NOTES: [&str; 8] = [
-    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
+    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
     "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds",
     "reload: fresh lab per run, as for failover; SIGHUP to the master's main process at a random phase of its advert timer, the client probing the VIP every 1 ms; probes lost and the longest time without a reply are counted over the 2 s from the SIGHUP",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
