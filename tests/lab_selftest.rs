@@ -313,3 +313,72 @@ fn host_handles_outliving_the_lab_fail_clearly() -> Result<()> {
     );
     Ok(())
 }
+
+/// The UDP building block of the reload tests: a server bound to an address
+/// the host does not have yet (IP_FREEBIND) answers once it is added, from
+/// that address; a client refuses replies from any other source, such as a
+/// wildcard-bound server answering from the host's primary address.
+#[test]
+fn udp_echo_binds_before_its_address_and_only_its_replies_count() -> Result<()> {
+    let (_lab, client, server, link) = linked_pair("udp")?;
+    client.add_address(&link.a, "198.51.100.1/24")?;
+    server.add_address(&link.b, "198.51.100.2/24")?;
+    let vip = addr("198.51.100.10:7004");
+    let echo = server.serve_udp_echo(vip)?;
+    ensure!(
+        client
+            .udp_echo_once(vip, Duration::from_millis(300))
+            .is_err(),
+        "{vip} answered before the address existed"
+    );
+    server.add_address(&link.b, "198.51.100.10/24")?;
+    client.udp_echo_once(vip, TIMEOUT)?;
+    let plan = ProbePlan::udp(vip)
+        .interval(Duration::from_millis(1))
+        .max_duration(Duration::from_millis(300));
+    let report = client.start_probe(plan)?.wait()?;
+    ensure!(
+        report.successes > 0 && report.successes == report.attempts,
+        "UDP probe loop to {vip}: {report:?}"
+    );
+    let run = client.start_udp_probe(vip, Duration::from_millis(1), Duration::from_millis(300))?;
+    run.wait_for_first_answer(TIMEOUT)?;
+    let trace = run.finish()?;
+    let window = trace.window(Duration::ZERO, Duration::from_millis(300));
+    ensure!(
+        window.lost == 0 && trace.foreign_replies == 0 && echo.answered() > 0,
+        "pipelined UDP probe to {vip}: {window}, {} foreign",
+        trace.foreign_replies
+    );
+
+    // A wildcard-bound server answers from the primary address 198.51.100.2.
+    let wildcard = server.run(|| std::net::UdpSocket::bind("0.0.0.0:7005"))??;
+    wildcard.set_read_timeout(Some(Duration::from_millis(20)))?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_flag = std::sync::Arc::clone(&stop);
+    let answering = thread::spawn(move || {
+        let mut buf = [0u8; 64];
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5)
+            && !stop_flag.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            if let Ok((len, peer)) = wildcard.recv_from(&mut buf) {
+                let _ = wildcard.send_to(&buf[..len], peer);
+            }
+        }
+    });
+    let to_vip = addr("198.51.100.10:7005");
+    let run =
+        client.start_udp_probe(to_vip, Duration::from_millis(1), Duration::from_millis(300))?;
+    thread::sleep(Duration::from_millis(300));
+    let trace = run.finish()?;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = answering.join();
+    ensure!(
+        trace.successes() == 0 && trace.foreign_replies > 0,
+        "replies from the primary address must be refused: {} accepted, {} refused",
+        trace.successes(),
+        trace.foreign_replies
+    );
+    Ok(())
+}

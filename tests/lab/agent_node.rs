@@ -16,6 +16,8 @@ use crate::process::Process;
 /// Attaching the eBPF programs and opening the control socket takes well
 /// under a second; this bound only matters on a starved machine.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
+/// A reload reads and applies one file; this bound only matters on a starved machine.
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A `vrrp-agent -f CONFIG --control-socket SOCKET` running in a lab host.
 /// Stopped (SIGTERM, so it releases its VIPs, then SIGKILL) when dropped or
@@ -82,6 +84,27 @@ impl AgentNode {
         }
         self.process = spawn(&self.host, &self.binary, &self.config, &self.socket)?;
         self.wait_until_serving()
+    }
+
+    /// Replaces the config file with `config` and sends SIGHUP; returns the
+    /// log line telling how the reload ended (`configuration reloaded` or
+    /// `reload rejected ...`). Nothing checks the new text first: a reload
+    /// the daemon must refuse is a valid thing to test.
+    pub fn reload(&self, config: &str) -> Result<String> {
+        std::fs::write(&self.config, config)
+            .with_context(|| format!("cannot write {}", self.config.display()))?;
+        self.process.signal(libc::SIGHUP)?;
+        self.process
+            .stderr()
+            .wait_for(RELOAD_TIMEOUT, |line| {
+                line.contains("configuration reloaded") || line.contains("reload rejected")
+            })
+            .with_context(|| {
+                format!(
+                    "vrrp-agent in host {} logged no reload outcome after SIGHUP",
+                    self.host.name()
+                )
+            })
     }
 
     /// The current daemon process (signal it, read its log on stderr).

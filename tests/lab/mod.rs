@@ -23,7 +23,9 @@
 //! [`Host::link_up`], [`Host::wait_for_address`], [`Host::send_adverts`]
 //! (raw VRRP peer, see [`advert`]), [`Host::capture`] (tcpdump + tshark),
 //! [`Host::serve_tcp`], [`Host::tcp_connect`], [`Host::icmp_echo`] and
-//! [`Host::start_probe`] (outage measurement) and [`Host::xdp_attachment`].
+//! [`Host::start_probe`] (outage measurement), [`Host::serve_udp_echo`] /
+//! [`Host::start_udp_probe`] (a server on the VIP, a 1 ms client accepting
+//! only VIP-sourced replies) and [`Host::xdp_attachment`].
 //! [`Keepalived::start`] runs the interop peer, [`Monitor::start`] runs
 //! `vrrp-agent monitor --json` (the binary is found by [`agent_binary`]); a
 //! [`Process`]'s output can be awaited line by line
@@ -52,6 +54,7 @@ mod probe;
 mod process;
 mod service;
 mod sock;
+mod udp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -77,6 +80,7 @@ pub use preflight::{require_lab_support, require_tool};
 pub use probe::{Outage, ProbeKind, ProbePlan, ProbeReport, ProbeRun};
 pub use process::{OutputStream, Process};
 pub use service::TcpService;
+pub use udp::{UdpEcho, UdpProbeRun, UdpTrace, UdpWindow};
 
 /// Name of the bridge inside every switch host.
 pub const BRIDGE: &str = "br0";

@@ -1,8 +1,9 @@
 //! Reachability as a client sees it: one-shot TCP connect / ICMP echo checks
-//! and a bounded probe loop that records every outage (used to measure how
+//! and a bounded probe loop (TCP, ICMP or UDP echo, each accepting only
+//! answers from the probed address) that records every outage (used to measure how
 //! long a VIP was unreachable during failover). Plain sockets, no `ping`.
 
-use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -12,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 
 use crate::host::Host;
 use crate::sock;
+use crate::udp;
 
 /// What one probe does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +22,11 @@ pub enum ProbeKind {
     Tcp(SocketAddr),
     /// An ICMP/ICMPv6 echo to this address is answered.
     Icmp(IpAddr),
+    /// A datagram to this address is echoed back from this very address
+    /// (a [`UdpEcho`](crate::UdpEcho) bound to the VIP); replies from any
+    /// other source do not count. For 1 ms pipelined probing use
+    /// [`Host::start_udp_probe`].
+    Udp(SocketAddr),
 }
 
 /// How a probe loop runs. Always bounded by `max_duration`.
@@ -44,6 +51,11 @@ impl ProbePlan {
     /// Probe by ICMP echo.
     pub fn icmp(target: IpAddr) -> Self {
         Self::new(ProbeKind::Icmp(target))
+    }
+
+    /// Probe by UDP echo, accepting only replies from `target`.
+    pub fn udp(target: SocketAddr) -> Self {
+        Self::new(ProbeKind::Udp(target))
     }
 
     fn new(kind: ProbeKind) -> Self {
@@ -170,7 +182,14 @@ impl Host {
 fn probe_loop(plan: ProbePlan, stop: &AtomicBool) -> Result<ProbeReport> {
     let mut pinger = match plan.kind {
         ProbeKind::Icmp(target) => Some(Pinger::new(target)?),
-        ProbeKind::Tcp(_) => None,
+        ProbeKind::Tcp(_) | ProbeKind::Udp(_) => None,
+    };
+    let udp = match plan.kind {
+        ProbeKind::Udp(target) => Some((
+            UdpSocket::bind(udp::unspecified(target)).context("cannot open a UDP socket")?,
+            udp::next_tag(),
+        )),
+        _ => None,
     };
     let started = Instant::now();
     let mut report = ProbeReport::default();
@@ -192,6 +211,16 @@ fn probe_loop(plan: ProbePlan, stop: &AtomicBool) -> Result<ProbeReport> {
             }
             (ProbeKind::Icmp(_), Some(pinger)) => pinger.echo(plan.timeout).is_ok(),
             (ProbeKind::Icmp(_), None) => false,
+            (ProbeKind::Udp(target), _) => udp.as_ref().is_some_and(|(socket, tag)| {
+                udp::echo_once(
+                    socket,
+                    target,
+                    *tag,
+                    u64::from(report.attempts),
+                    plan.timeout,
+                )
+                .is_ok()
+            }),
         };
         report.attempts += 1;
         let offset = probe_start - started;

@@ -145,6 +145,33 @@ pub fn bind(fd: &OwnedFd, addr: &SockAddr) -> Result<()> {
     Ok(())
 }
 
+/// A UDP socket bound to `addr` with `IP_FREEBIND`/`IPV6_FREEBIND`, so it
+/// binds before the address is on any interface (a VIP the host may take
+/// over later) and its replies are sourced from `addr`.
+pub fn udp_freebind(addr: std::net::SocketAddr) -> Result<std::net::UdpSocket> {
+    let ipv6 = addr.is_ipv6();
+    let family = if ipv6 { libc::AF_INET6 } else { libc::AF_INET };
+    // SAFETY: plain syscall; the result is checked before being wrapped.
+    let fd = unsafe { libc::socket(family, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).context("cannot open a UDP socket");
+    }
+    // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    if ipv6 {
+        set_int(&fd, libc::SOL_IPV6, libc::IPV6_FREEBIND, 1, "IPV6_FREEBIND")?;
+    } else {
+        set_int(&fd, libc::SOL_IP, libc::IP_FREEBIND, 1, "IP_FREEBIND")?;
+    }
+    let mut sockaddr = SockAddr::new(addr.ip(), 0);
+    match &mut sockaddr {
+        SockAddr::V4(sa) => sa.sin_port = addr.port().to_be(),
+        SockAddr::V6(sa) => sa.sin6_port = addr.port().to_be(),
+    }
+    bind(&fd, &sockaddr).with_context(|| format!("cannot bind UDP {addr} (IP_FREEBIND)"))?;
+    Ok(std::net::UdpSocket::from(fd))
+}
+
 /// Sends one datagram to `to`.
 pub fn send_to(fd: &OwnedFd, payload: &[u8], to: &SockAddr) -> Result<()> {
     let (ptr, len) = to.as_ptr();

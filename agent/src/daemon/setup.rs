@@ -65,14 +65,6 @@ pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
             for warning in &loaded.warnings {
                 warn!("{warning}");
             }
-            for instance in &loaded.config.vrrp_instances {
-                if instance.use_vmac.is_some() {
-                    warn!(
-                        instance = %instance.name,
-                        "use_vmac is not supported yet: the instance runs on its interface's own MAC address"
-                    );
-                }
-            }
             Ok(loaded.config)
         }
         // One line, as an operator reads a refusal: every error, `; `-joined.

@@ -1,5 +1,6 @@
 //! Scenario 1: how long a client probing the VIP every millisecond loses
 //! it when the master dies (kill -9), loses its link, or stops gracefully.
+//! The client accepts only replies sourced from the VIP.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -8,13 +9,13 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use lab::{UdpProbeRun, UdpTrace};
 use serde::Serialize;
 
 use super::conf::{self, Advert, Instance};
 use super::interrupt;
 use super::router::{self, Implementation, Router};
-use super::topology::{PairLab, VIP, VIP_CIDR};
-use super::udp::{ECHO_PORT, Prober, Responder, Trace};
+use super::topology::{ECHO_PORT, PairLab, VIP, VIP_CIDR};
 
 /// How the master is taken away.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -126,9 +127,11 @@ pub fn run_once(
 ) -> Result<FailoverRun> {
     let pace = pace(advert);
     let lab = PairLab::build("bfail")?;
+    let target: SocketAddr = format!("{VIP}:{ECHO_PORT}").parse()?;
+    // Bound to the VIP itself: replies come from the VIP, as a TCP server's do.
     let responders = [
-        Responder::start(&lab.routers[0])?,
-        Responder::start(&lab.routers[1])?,
+        lab.routers[0].serve_udp_echo(target)?,
+        lab.routers[1].serve_udp_echo(target)?,
     ];
     let [conf1, conf2] = configs(&lab, advert);
     let master = Router::start(implementation, &lab.routers[0], &conf1, agent_binary)?;
@@ -140,9 +143,10 @@ pub fn run_once(
     }
     let entries_before = backup.master_entries();
 
-    let target: SocketAddr = format!("{VIP}:{ECHO_PORT}").parse()?;
     let probe_limit = pace.before + pace.takeover + pace.after + Duration::from_secs(5);
-    let prober = Prober::start(&lab.client, target, Duration::from_millis(1), probe_limit)?;
+    let prober = lab
+        .client
+        .start_udp_probe(target, Duration::from_millis(1), probe_limit)?;
     let sampling = AtomicBool::new(record_timeline);
     let routers = [&master, &backup];
 
@@ -183,7 +187,7 @@ pub fn run_once(
         let (fault_at, takeover) = outcome?;
         Ok((fault_at, takeover, states))
     })?;
-    let trace = prober.finish();
+    let trace = prober.finish()?;
     let gap = trace.longest_gap_after(fault_at).with_context(|| {
         format!(
             "the client never got an answer from the VIP after the fault ({} of {} probes answered)",
@@ -207,7 +211,7 @@ pub fn run_once(
 }
 
 /// A uniformly distributed duration in `[0, bound)`.
-fn random_below(bound: Duration) -> Duration {
+pub fn random_below(bound: Duration) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     // RandomState is seeded from the OS; good enough for a phase offset.
     let random = std::collections::hash_map::RandomState::new()
@@ -221,7 +225,7 @@ fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1000.0
 }
 
-fn probe_points(trace: &Trace) -> Vec<(f64, bool)> {
+fn probe_points(trace: &UdpTrace) -> Vec<(f64, bool)> {
     trace
         .sent
         .iter()
@@ -234,7 +238,7 @@ fn probe_points(trace: &Trace) -> Vec<(f64, bool)> {
 /// control socket (`status --json`), keepalived from its log. A sample is
 /// stamped when its query started, so a query that hangs on a dying daemon
 /// reports DOWN from the moment the daemon stopped answering.
-fn sample_states(router: &Router, prober: &Prober, running: &AtomicBool) -> Vec<StateSample> {
+fn sample_states(router: &Router, prober: &UdpProbeRun, running: &AtomicBool) -> Vec<StateSample> {
     let mut samples: Vec<StateSample> = Vec::new();
     // Bounded by the probe run's own limit.
     for _ in 0..20_000 {

@@ -2,7 +2,8 @@
 //! same run on the same lab, so every number comes with its ratio.
 //!
 //! Scenarios: client-observed failover (kill -9, link down, SIGTERM at
-//! VRRPv2 1 s and VRRPv3 10 ms), false failovers under CPU stress, CPU and
+//! VRRPv2 1 s and VRRPv3 10 ms), probes lost while the master reloads
+//! (SIGHUP, unchanged file and one VIP added), false failovers under CPU stress, CPU and
 //! RSS with 200 instances at 10 ms, and the XDP program's cost on other
 //! traffic. Results: a table on stdout, `target/bench/bench-<stamp>.json`,
 //! `target/bench/latest.json` and `target/bench/failover-timeline.png`.
@@ -11,6 +12,7 @@ mod conf;
 mod failover;
 mod interrupt;
 mod procfs;
+mod reload;
 mod report;
 mod router;
 mod scale;
@@ -19,7 +21,6 @@ mod stats;
 mod throughput;
 mod timeline;
 mod topology;
-mod udp;
 
 use std::path::Path;
 use std::process::Command;
@@ -35,7 +36,7 @@ use router::Implementation;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// Runs per failover case, alternating keepalived / vrrp-agent
+    /// Runs per failover and reload case, alternating keepalived / vrrp-agent
     /// [default: 20, or 3 with --quick].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1000))]
     runs: Option<u32>,
@@ -51,6 +52,8 @@ pub struct BenchArgs {
 pub enum Scenario {
     /// Client-observed failover time.
     Failover,
+    /// Probes lost while the master reloads (SIGHUP).
+    Reload,
     /// False failovers with both CPUs saturated.
     FalseFailovers,
     /// CPU time and RSS with 200 instances at advert_int 0.01.
@@ -136,8 +139,9 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
     type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
-    let scenarios: [(Scenario, Runner); 4] = [
+    let scenarios: [(Scenario, Runner); 5] = [
         (Scenario::Failover, failovers),
+        (Scenario::Reload, reloads),
         (Scenario::FalseFailovers, false_failovers),
         (Scenario::Scale, scale),
         (Scenario::Throughput, throughput),
@@ -192,9 +196,10 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-const NOTES: [&str; 7] = [
-    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
+const NOTES: [&str; 8] = [
+    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
     "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds",
+    "reload: fresh lab per run, as for failover; SIGHUP to the master's main process at a random phase of its advert timer, the client probing the VIP every 1 ms; probes lost and the longest time without a reply are counted over the 2 s from the SIGHUP",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
     "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
     "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`",
@@ -267,6 +272,98 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     failed[k],
                 ));
             }
+        }
+    }
+    Ok(())
+}
+
+fn reloads(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    for change in reload::Change::ALL {
+        let case = format!(
+            "reload (SIGHUP) of the master, {}, {}",
+            change.label(),
+            reload::ADVERT.label()
+        );
+        // [implementation][lost, longest gap, added VIP answers, backup took over]
+        let mut values: [[Vec<f64>; 4]; 2] = Default::default();
+        let mut failed = [0, 0];
+        for run in 0..plan.failover_runs {
+            for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+                interrupt::check()?;
+                let what = format!(
+                    "{case}: run {}/{} {}",
+                    run + 1,
+                    plan.failover_runs,
+                    implementation.label()
+                );
+                match reload::run_once(implementation, change, agent) {
+                    Ok(outcome) => {
+                        let w = outcome.window;
+                        eprintln!(
+                            "bench: {what}: {w}{}{}",
+                            match outcome.added_vip_answers {
+                                Some(true) => "; the added VIP answers",
+                                Some(false) => "; the added VIP does NOT answer",
+                                None => "",
+                            },
+                            if outcome.backup_took_over {
+                                "; the backup took over"
+                            } else {
+                                ""
+                            }
+                        );
+                        let v = &mut values[k];
+                        v[0].push(f64::from(w.lost));
+                        v[1].push(w.longest_gap.as_secs_f64() * 1000.0);
+                        if let Some(answers) = outcome.added_vip_answers {
+                            v[2].push(if answers { 1.0 } else { 0.0 });
+                        }
+                        v[3].push(if outcome.backup_took_over { 1.0 } else { 0.0 });
+                    }
+                    Err(err) => {
+                        failed[k] += 1;
+                        results.failed(&what, &err)?;
+                    }
+                }
+            }
+        }
+        let window = reload::WINDOW.as_secs();
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            let [lost, gap, answers, takeovers] = std::mem::take(&mut values[k]);
+            results.rows.push(Row::new(
+                format!("{case}: probes lost in {window} s (1 per ms)"),
+                implementation,
+                "count",
+                true,
+                lost,
+                failed[k],
+            ));
+            results.rows.push(Row::new(
+                format!("{case}: longest gap"),
+                implementation,
+                "ms",
+                true,
+                gap,
+                failed[k],
+            ));
+            if change == reload::Change::VipAdded {
+                results.details.push(Row::new(
+                    format!("{case}: the added VIP answers (1 = yes)"),
+                    implementation,
+                    "count",
+                    false,
+                    answers,
+                    failed[k],
+                ));
+            }
+            results.details.push(Row::new(
+                format!("{case}: backup entered MASTER (1 = yes)"),
+                implementation,
+                "count",
+                true,
+                takeovers,
+                failed[k],
+            ));
         }
     }
     Ok(())

@@ -135,6 +135,28 @@ impl Router {
         }
     }
 
+    /// Replaces the config file with `config` and sends SIGHUP to the main
+    /// process only (keepalived's parent passes it on to its VRRP child; a
+    /// signal to the whole group would reach that child twice).
+    pub fn reload(&self, config: &str) -> Result<()> {
+        let file = match self {
+            Self::Keepalived(keepalived) => keepalived.dir().join("keepalived.conf"),
+            Self::Agent { socket, .. } => socket
+                .parent()
+                .context("the agent's control socket has no directory")?
+                .join("keepalived.conf"),
+        };
+        std::fs::write(&file, config)
+            .with_context(|| format!("cannot write {}", file.display()))?;
+        let pid = libc::pid_t::try_from(self.process().pid()).context("pid out of range")?;
+        // SAFETY: plain syscall on the pid of a process this run started and has not reaped.
+        if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("cannot send SIGHUP to pid {pid}"));
+        }
+        Ok(())
+    }
+
     /// Control socket of an agent (None for keepalived).
     pub fn control_socket(&self) -> Option<&Path> {
         match self {

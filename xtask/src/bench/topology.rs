@@ -8,6 +8,10 @@ use lab::{Host, Lab};
 pub const VIP: &str = "203.0.113.10";
 /// The VIP as configured on the routers.
 pub const VIP_CIDR: &str = "203.0.113.10/24";
+/// A second virtual address (added by reload in the reload scenario).
+pub const VIP2: &str = "203.0.113.11";
+/// Port of the UDP echo servers bound to the VIPs on both routers.
+pub const ECHO_PORT: u16 = 7007;
 
 pub struct PairLab {
     /// Dropping it stops every process and deletes every namespace.
