@@ -97,6 +97,10 @@ pub struct InstancePlan {
     pub tracked: Vec<TrackedSource>,
     pub notify: NotifyPlan,
     pub garp: GarpSettings,
+    /// Pause between two announcement frames of this instance:
+    /// `vrrp_garp_interval` for IPv4 (gratuitous ARP), `vrrp_gna_interval`
+    /// for IPv6 (unsolicited NA), as keepalived spaces each kind separately.
+    pub announce_spacing: std::time::Duration,
     pub filter: InstanceFilter,
 }
 
@@ -358,8 +362,21 @@ fn plan_instance(
             smtp_alert: instance.smtp_alert || config.global_defs.smtp_alert,
         },
         garp: instance.garp.clone(),
+        announce_spacing: announce_spacing(&config.global_defs, family),
         filter,
     })
+}
+
+/// keepalived keeps one pause for gratuitous ARPs and another for
+/// unsolicited neighbour adverts; an instance announces one family only.
+pub fn announce_spacing(
+    global: &config::model::GlobalDefs,
+    family: AddressFamily,
+) -> std::time::Duration {
+    match family {
+        AddressFamily::Ipv4 => global.vrrp_garp_interval,
+        AddressFamily::Ipv6 => global.vrrp_gna_interval,
+    }
 }
 
 fn advertised_addresses(family: AddressFamily, vips: &[VirtualAddress]) -> VirtualAddresses {
