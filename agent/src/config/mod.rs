@@ -13,6 +13,7 @@ mod interpret;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod script_security;
 mod validate;
 mod values;
 
@@ -40,7 +41,7 @@ pub struct Loaded {
 pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
     let files = RealFiles;
     match files.read_to_string(path) {
-        Ok(text) => parse_with(&files, path, &text),
+        Ok(text) => parse_with(&files, path, &text).and_then(check_host),
         Err(error) => Err(ConfigErrors {
             errors: vec![Diagnostic::error(
                 Position::file_only(Arc::from(path.display().to_string())),
@@ -50,6 +51,28 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
             )],
             warnings: Vec::new(),
         }),
+    }
+}
+
+/// The checks that look at this host's files and accounts rather than at
+/// the text: script security (`enable_script_security`). [`load`] runs them,
+/// so startup, reload and `-t` report the same findings.
+pub fn check_host(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
+    let Loaded {
+        config,
+        mut warnings,
+    } = loaded;
+    let mut errors = Vec::new();
+    for finding in script_security::check(&config) {
+        match finding.severity {
+            Severity::Error => errors.push(finding),
+            Severity::Warning => warnings.push(finding),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Loaded { config, warnings })
+    } else {
+        Err(ConfigErrors { errors, warnings })
     }
 }
 

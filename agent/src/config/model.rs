@@ -146,6 +146,9 @@ pub struct Command {
 pub struct Notify {
     pub command: Command,
     pub run_as: Option<RunAs>,
+    /// The `notify*` statement, for diagnostics.
+    #[serde(skip)]
+    pub position: Position,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
