@@ -14,6 +14,7 @@ pub mod lexer;
 pub mod model;
 pub mod parser;
 pub mod script_security;
+mod strict;
 mod validate;
 mod values;
 
