@@ -787,13 +787,24 @@ fn finish_instance(
         garp.lower_prio_repeat = garp.master_repeat;
     }
     let virtual_router_id = d.virtual_router_id.unwrap_or(0);
-    let priority = d.priority.unwrap_or(100);
+    // keepalived derives each of state and priority from the other when
+    // only one is written: MASTER means the address owner (255), and 255
+    // means MASTER.
+    let priority = d.priority.unwrap_or(match d.state {
+        Some(InitialState::Master) => 255,
+        _ => 100,
+    });
+    let state = d.state.unwrap_or(if priority == 255 {
+        InitialState::Master
+    } else {
+        InitialState::Backup
+    });
     let use_vmac = d
         .use_vmac
         .map(|n| n.unwrap_or_else(|| format!("vrrp.{virtual_router_id}")));
     let mut instance = VrrpInstance {
         name,
-        state: d.state.unwrap_or(InitialState::Backup),
+        state,
         interface: d.interface.unwrap_or_default(),
         virtual_router_id,
         priority,
@@ -1285,7 +1296,40 @@ fn read_sync_group(
 
 #[cfg(test)]
 mod read_and_ignored_tests {
+    use crate::config::model::InitialState;
     use crate::config::parse_str;
+
+    fn state_and_priority(lines: &str) -> (InitialState, u8) {
+        let text = format!(
+            "vrrp_instance a {{\n interface eth1\n virtual_router_id 1\n{lines}\n virtual_ipaddress {{ 192.0.2.1 }}\n}}\n"
+        );
+        let loaded = parse_str(&text, "k.conf").expect("valid");
+        let a = &loaded.config.vrrp_instances[0];
+        (a.state, a.priority)
+    }
+
+    /// keepalived's vrrp_complete_instance: an unwritten priority follows
+    /// the state, an unwritten state follows the priority.
+    #[test]
+    fn state_and_priority_default_from_each_other() {
+        assert_eq!(state_and_priority(""), (InitialState::Backup, 100));
+        assert_eq!(
+            state_and_priority(" state MASTER"),
+            (InitialState::Master, 255)
+        );
+        assert_eq!(
+            state_and_priority(" priority 255"),
+            (InitialState::Master, 255)
+        );
+        assert_eq!(
+            state_and_priority(" state MASTER\n priority 150"),
+            (InitialState::Master, 150)
+        );
+        assert_eq!(
+            state_and_priority(" state BACKUP\n priority 255"),
+            (InitialState::Backup, 255)
+        );
+    }
 
     /// Keywords parsed for compatibility whose behaviour is not built yet
     /// must say so where they are written, never be silently inert.

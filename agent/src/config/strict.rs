@@ -248,7 +248,7 @@ mod tests {
     fn preempt_delay_and_a_non_owner_master_state_are_reset() {
         let loaded = load(
             " vrrp_strict",
-            &format!("{VIP}\n state MASTER\n preempt_delay 5"),
+            &format!("{VIP}\n state MASTER\n preempt_delay 5\n priority 100"),
         )
         .unwrap();
         let a = instance(&loaded);
