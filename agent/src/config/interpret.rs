@@ -722,7 +722,13 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
             warn_extra(s, 1, diags);
             d.old_unicast_checksum = match s.args.first() {
                 None => Some(UnicastChecksumCompat::Old),
-                Some(t) if t.text == "never" => Some(UnicastChecksumCompat::Never),
+                Some(t) if t.text == "never" => {
+                    diags.warning(
+                        &t.position,
+                        "old_unicast_checksum never is read and ignored: vrrp-agent still accepts pre-1.3.6 unicast checksums from peers",
+                    );
+                    Some(UnicastChecksumCompat::Never)
+                }
                 Some(t) => {
                     diags.error(
                         &t.position,
@@ -1349,6 +1355,7 @@ vrrp_instance a {
   192.0.2.2 min_ttl 250 max_ttl 255
  }
  virtual_ipaddress { 192.0.2.1 }
+ old_unicast_checksum never
 }
 ";
         let loaded = parse_str(text, "k.conf").expect("valid");
@@ -1360,6 +1367,7 @@ vrrp_instance a {
             "k.conf:9:2: use_vmac is read and ignored",
             "k.conf:11:13: unicast peer min_ttl is read and ignored",
             "k.conf:11:25: unicast peer max_ttl is read and ignored",
+            "k.conf:14:23: old_unicast_checksum never is read and ignored",
         ];
         for prefix in expected {
             assert!(
