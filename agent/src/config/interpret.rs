@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::diagnostic::{Diagnostics, Position};
 use super::model::*;
 use super::parser::Statement;
+use super::strict::{self, StrictPositions};
 use super::values::*;
 
 /// Top-level sections keepalived knows but this agent does not implement;
@@ -237,8 +238,10 @@ fn read_global_defs(
                 }
             }
             "vrrp_strict" => {
-                bare(s, diags);
-                global.vrrp_strict = true;
+                no_block(s, diags);
+                if let Some(v) = flag(s, diags) {
+                    global.vrrp_strict = v;
+                }
             }
             "script_user" => {
                 if let Some(r) = run_as(s, diags) {
@@ -309,6 +312,14 @@ fn read_garp(s: &Statement, key: &str, garp: &mut GarpSettings, diags: &mut Diag
         return false;
     };
     let what = s.name();
+    if key.starts_with("garp_lower_prio_") {
+        diags.warning(
+            s.position(),
+            format!(
+                "{what} is read and ignored: vrrp-agent does not yet send gratuitous ARPs / NAs after a lower-priority advert"
+            ),
+        );
+    }
     match key {
         "garp_master_delay" => whole_seconds(t, what, MAX_SECONDS, diags)
             .map(|v| garp.master_delay = v)
@@ -546,6 +557,7 @@ struct InstanceDraft {
     advert_at: Option<Position>,
     version_at: Option<Position>,
     auth_at: Option<Position>,
+    strict_at: StrictPositions,
 }
 
 const GARP_KEYS: &[&str] = &[
@@ -581,6 +593,7 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
     match key {
         "state" => {
             if let Some(t) = single_arg(s, "state MASTER|BACKUP", diags) {
+                d.strict_at.state = Some(t.position.clone());
                 match t.text.as_str() {
                     "MASTER" => d.state = Some(InitialState::Master),
                     "BACKUP" => d.state = Some(InitialState::Backup),
@@ -636,12 +649,14 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
         }
         "preempt_delay" => {
             if let Some(t) = single_arg(s, "preempt_delay SECONDS", diags) {
+                d.strict_at.preempt_delay = Some(t.position.clone());
                 d.preempt_delay = seconds_in(t, key, 0.0, 1000.0, diags);
             }
         }
         "accept" => {
             bare(s, diags);
             d.accept = Some(true);
+            d.strict_at.accept = Some(s.position().clone());
         }
         "no_accept" => {
             bare(s, diags);
@@ -656,6 +671,15 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 && let Some(known) = GARP_KEYS.iter().find(|g| **g == k)
             {
                 d.garp_set.push(known);
+                match k {
+                    "garp_lower_prio_delay" => {
+                        d.strict_at.lower_prio_delay = Some(s.position().clone())
+                    }
+                    "garp_lower_prio_repeat" => {
+                        d.strict_at.lower_prio_repeat = Some(s.position().clone())
+                    }
+                    _ => {}
+                }
             }
         }
         "authentication" => {
@@ -702,6 +726,7 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
         }
         "unicast_peer" => {
             no_args(s, diags);
+            d.strict_at.unicast_peer = Some(s.position().clone());
             if let Some(body) = block(s, diags) {
                 d.unicast_peer.extend(
                     body.statements
@@ -726,6 +751,10 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 Some(t) => interface_name(t, diags),
                 None => None,
             };
+            diags.warning(
+                s.position(),
+                "use_vmac is read and ignored: vrrp-agent does not create the macvlan yet; the instance runs on its interface's own MAC address",
+            );
             d.use_vmac = Some(name);
             // The daemon says this at startup too; -t must not be quieter.
             diags.warning(
@@ -738,7 +767,13 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
             warn_extra(s, 1, diags);
             d.old_unicast_checksum = match s.args.first() {
                 None => Some(UnicastChecksumCompat::Old),
-                Some(t) if t.text == "never" => Some(UnicastChecksumCompat::Never),
+                Some(t) if t.text == "never" => {
+                    diags.warning(
+                        &t.position,
+                        "old_unicast_checksum never is read and ignored: vrrp-agent still accepts pre-1.3.6 unicast checksums from peers",
+                    );
+                    Some(UnicastChecksumCompat::Never)
+                }
                 Some(t) => {
                     diags.error(
                         &t.position,
@@ -803,21 +838,35 @@ fn finish_instance(
         garp.lower_prio_repeat = garp.master_repeat;
     }
     let virtual_router_id = d.virtual_router_id.unwrap_or(0);
+    // keepalived derives each of state and priority from the other when
+    // only one is written: MASTER means the address owner (255), and 255
+    // means MASTER.
+    let priority = d.priority.unwrap_or(match d.state {
+        Some(InitialState::Master) => 255,
+        _ => 100,
+    });
+    let state = d.state.unwrap_or(if priority == 255 {
+        InitialState::Master
+    } else {
+        InitialState::Backup
+    });
     let use_vmac = d
         .use_vmac
         .map(|n| n.unwrap_or_else(|| format!("vrrp.{virtual_router_id}")));
-    VrrpInstance {
+    let mut instance = VrrpInstance {
         name,
-        state: d.state.unwrap_or(InitialState::Backup),
+        state,
         interface: d.interface.unwrap_or_default(),
         virtual_router_id,
-        priority: d.priority.unwrap_or(100),
+        priority,
         advert_int: d.advert_int.unwrap_or(Duration::from_secs(1)),
         version,
         family,
         preempt: d.preempt.unwrap_or(true),
         preempt_delay: d.preempt_delay.unwrap_or(Duration::ZERO),
-        accept: d.accept.unwrap_or(!strict_mode),
+        accept: d
+            .accept
+            .unwrap_or_else(|| strict::default_accept(strict_mode, priority)),
         strict_mode,
         garp,
         authentication,
@@ -853,7 +902,9 @@ fn finish_instance(
             version: d.version_at,
             authentication: d.auth_at,
         },
-    }
+    };
+    strict::enforce(&mut instance, &d.strict_at, diags);
+    instance
 }
 
 fn read_authentication(s: &Statement, diags: &mut Diagnostics) -> Option<Authentication> {
@@ -1224,6 +1275,12 @@ fn read_unicast_peer(line: &Statement, diags: &mut Diagnostics) -> Option<Unicas
         match (key, words.next()) {
             ("min_ttl" | "max_ttl", Some(v)) => {
                 let ttl = u8_in(v, key, 0, 255, diags)?;
+                diags.warning(
+                    &w.position,
+                    format!(
+                        "unicast peer {key} is read and ignored: vrrp-agent does not check the TTL of unicast adverts against it"
+                    ),
+                );
                 if key == "min_ttl" {
                     peer.min_ttl = Some(ttl);
                 } else {
@@ -1286,4 +1343,83 @@ fn read_sync_group(
         }
     }
     Some(group)
+}
+
+#[cfg(test)]
+mod read_and_ignored_tests {
+    use crate::config::model::InitialState;
+    use crate::config::parse_str;
+
+    fn state_and_priority(lines: &str) -> (InitialState, u8) {
+        let text = format!(
+            "vrrp_instance a {{\n interface eth1\n virtual_router_id 1\n{lines}\n virtual_ipaddress {{ 192.0.2.1 }}\n}}\n"
+        );
+        let loaded = parse_str(&text, "k.conf").expect("valid");
+        let a = &loaded.config.vrrp_instances[0];
+        (a.state, a.priority)
+    }
+
+    /// keepalived's vrrp_complete_instance: an unwritten priority follows
+    /// the state, an unwritten state follows the priority.
+    #[test]
+    fn state_and_priority_default_from_each_other() {
+        assert_eq!(state_and_priority(""), (InitialState::Backup, 100));
+        assert_eq!(
+            state_and_priority(" state MASTER"),
+            (InitialState::Master, 255)
+        );
+        assert_eq!(
+            state_and_priority(" priority 255"),
+            (InitialState::Master, 255)
+        );
+        assert_eq!(
+            state_and_priority(" state MASTER\n priority 150"),
+            (InitialState::Master, 150)
+        );
+        assert_eq!(
+            state_and_priority(" state BACKUP\n priority 255"),
+            (InitialState::Backup, 255)
+        );
+    }
+
+    /// Keywords parsed for compatibility whose behaviour is not built yet
+    /// must say so where they are written, never be silently inert.
+    #[test]
+    fn inert_keywords_warn_with_their_position() {
+        let text = "\
+global_defs {
+ vrrp_garp_lower_prio_delay 2
+ vrrp_garp_lower_prio_repeat 3
+}
+vrrp_instance a {
+ interface eth1
+ virtual_router_id 1
+ garp_lower_prio_repeat 4
+ use_vmac
+ unicast_peer {
+  192.0.2.2 min_ttl 250 max_ttl 255
+ }
+ virtual_ipaddress { 192.0.2.1 }
+ old_unicast_checksum never
+}
+";
+        let loaded = parse_str(text, "k.conf").expect("valid");
+        let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+        let expected = [
+            "k.conf:2:2: vrrp_garp_lower_prio_delay is read and ignored",
+            "k.conf:3:2: vrrp_garp_lower_prio_repeat is read and ignored",
+            "k.conf:8:2: garp_lower_prio_repeat is read and ignored",
+            "k.conf:9:2: use_vmac is read and ignored",
+            "k.conf:11:13: unicast peer min_ttl is read and ignored",
+            "k.conf:11:25: unicast peer max_ttl is read and ignored",
+            "k.conf:14:23: old_unicast_checksum never is read and ignored",
+        ];
+        for prefix in expected {
+            assert!(
+                warnings.iter().any(|w| w.starts_with(prefix)),
+                "no warning starting `{prefix}` in {warnings:#?}"
+            );
+        }
+        assert_eq!(warnings.len(), expected.len(), "{warnings:#?}");
+    }
 }

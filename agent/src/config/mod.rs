@@ -14,6 +14,8 @@ mod interpret;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod script_security;
+mod strict;
 mod validate;
 mod values;
 
@@ -61,16 +63,25 @@ pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
     }
 }
 
-/// Adds the host's findings to a configuration that parsed.
+/// Adds the findings that look at this host's files and accounts rather
+/// than at the text ([`check_host`], and script security for
+/// `enable_script_security`) to a configuration that parsed. [`load`] runs
+/// them, so startup, reload and `-t` report the same findings.
 pub fn with_host_checks(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
     let Loaded {
         config,
         mut warnings,
     } = loaded;
-    let (errors, host_warnings): (Vec<_>, Vec<_>) = check_host(&config)
+    let mut errors = Vec::new();
+    for finding in check_host(&config)
         .into_iter()
-        .partition(|d| d.severity == Severity::Error);
-    warnings.extend(host_warnings);
+        .chain(script_security::check(&config))
+    {
+        match finding.severity {
+            Severity::Error => errors.push(finding),
+            Severity::Warning => warnings.push(finding),
+        }
+    }
     if errors.is_empty() {
         Ok(Loaded { config, warnings })
     } else {

@@ -172,6 +172,9 @@ impl Eq for Command {}
 pub struct Notify {
     pub command: Command,
     pub run_as: Option<RunAs>,
+    /// The `notify*` statement, for diagnostics.
+    #[serde(skip)]
+    pub position: Position,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -253,8 +253,9 @@ global_defs {
     assert!(a.smtp_alert);
     assert_eq!(a.garp.master_delay, Duration::from_secs(7));
     assert_eq!(a.garp.master_repeat, 2);
-    assert_eq!(a.garp.lower_prio_delay, Duration::from_secs(7));
-    assert_eq!(a.garp.lower_prio_repeat, 9);
+    // Strict mode sends no lower-priority GARPs, whatever global_defs says.
+    assert_eq!(a.garp.lower_prio_delay, Duration::ZERO);
+    assert_eq!(a.garp.lower_prio_repeat, 0);
 }
 
 #[test]

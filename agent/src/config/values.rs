@@ -389,6 +389,7 @@ pub fn notify(statement: &Statement, diags: &mut Diagnostics) -> Option<Notify> 
     Some(Notify {
         command: command(std::slice::from_ref(script)),
         run_as,
+        position: statement.position().clone(),
     })
 }
 

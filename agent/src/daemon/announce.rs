@@ -1,6 +1,7 @@
 //! Gratuitous ARP / unsolicited NA bursts after becoming master, shaped by
 //! keepalived's `garp_master_delay`, `garp_master_repeat` and
-//! `garp_master_refresh` (+ `_refresh_repeat`) and `vrrp_garp_interval`.
+//! `garp_master_refresh` (+ `_refresh_repeat`), and spaced by
+//! `vrrp_garp_interval` (IPv4) or `vrrp_gna_interval` (IPv6).
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -8,22 +9,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::{
-    config::model::{GarpSettings, GlobalDefs},
+    config::model::GarpSettings,
     frame_socket::FrameSocket,
-    vrrp::wire::{AddressFamily, arp::GratuitousArp, ethernet::MacAddr, ndisc::UnsolicitedNa},
+    vrrp::wire::{arp::GratuitousArp, ethernet::MacAddr, ndisc::UnsolicitedNa},
 };
 
 use super::plan::InstancePlan;
-
-/// The pause between announcements on one interface: keepalived's
-/// `vrrp_garp_interval` for gratuitous ARP, `vrrp_gna_interval` for
-/// unsolicited neighbour adverts.
-pub fn spacing(global: &GlobalDefs, family: AddressFamily) -> Duration {
-    match family {
-        AddressFamily::Ipv4 => global.vrrp_garp_interval,
-        AddressFamily::Ipv6 => global.vrrp_gna_interval,
-    }
-}
 
 /// One announcement frame per address in `addresses`.
 pub fn frames(plan: &InstancePlan, addresses: &[IpAddr]) -> Vec<Vec<u8>> {
@@ -56,6 +47,12 @@ pub struct Schedule {
 }
 
 impl Schedule {
+    /// The instance's schedule, spaced by its family's interval (see
+    /// [`InstancePlan::announce_spacing`]).
+    pub fn for_plan(plan: &InstancePlan) -> Self {
+        Self::from_settings(&plan.garp, plan.announce_spacing)
+    }
+
     pub fn from_settings(settings: &GarpSettings, spacing: Duration) -> Self {
         Self {
             repeat: settings.master_repeat.max(1),
@@ -121,6 +118,81 @@ async fn burst(socket: &FrameSocket, frames: &[Vec<u8>], repeat: u32, spacing: D
             round,
             frames = frames.len(),
             "gratuitous announcements sent"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::daemon::plan::{InterfaceInfo, plan};
+
+    fn eth1(name: &str) -> Option<InterfaceInfo> {
+        (name == "eth1").then(|| InterfaceInfo {
+            ifindex: 7,
+            mac: [2, 0, 0, 0, 0, 1],
+            ipv4: vec![Ipv4Addr::new(192, 0, 2, 10)],
+            ipv6_link_local: Some("fe80::1".parse().unwrap()),
+            up: true,
+        })
+    }
+
+    /// One IPv4 and one IPv6 instance under the given global_defs lines.
+    fn schedules(global: &str) -> (Schedule, Schedule) {
+        let text = format!(
+            "global_defs {{\n{global}\n}}\n\
+             vrrp_instance v4 {{\n interface eth1\n virtual_router_id 1\n virtual_ipaddress {{ 192.0.2.100 }}\n}}\n\
+             vrrp_instance v6 {{\n interface eth1\n virtual_router_id 2\n virtual_ipaddress {{ 2001:db8::100 }}\n}}\n"
+        );
+        let config = crate::config::parse_str(&text, "t.conf")
+            .expect("parses")
+            .config;
+        let plan = plan(&config, &eth1, "h").expect("plans");
+        let by_family = |v4: bool| {
+            let instance = plan
+                .instances()
+                .find(|i| i.source.is_ipv4() == v4)
+                .expect("instance of the family");
+            Schedule::for_plan(instance)
+        };
+        (by_family(true), by_family(false))
+    }
+
+    #[test]
+    fn gna_interval_spaces_ipv6_and_garp_interval_spaces_ipv4() {
+        let (v4, v6) = schedules(" vrrp_garp_interval 0.002\n vrrp_gna_interval 0.05");
+        assert_eq!(v4.spacing, Duration::from_millis(2));
+        assert_eq!(v6.spacing, Duration::from_millis(50));
+        // Everything else comes from the same GARP settings.
+        assert_eq!(v4.repeat, v6.repeat);
+        assert_eq!(v4.second_burst_after, v6.second_burst_after);
+    }
+
+    #[test]
+    fn one_interval_does_not_leak_into_the_other_family() {
+        let (v4, v6) = schedules(" vrrp_gna_interval 0.25");
+        assert_eq!(v4.spacing, Duration::ZERO);
+        assert_eq!(v6.spacing, Duration::from_millis(250));
+        let (v4, v6) = schedules(" vrrp_garp_interval 0.25");
+        assert_eq!(v4.spacing, Duration::from_millis(250));
+        assert_eq!(v6.spacing, Duration::ZERO);
+    }
+
+    #[test]
+    fn the_schedule_follows_the_garp_settings() {
+        let (v4, _) = schedules(
+            " vrrp_garp_master_delay 3\n vrrp_garp_master_repeat 4\n vrrp_garp_master_refresh 60\n vrrp_garp_master_refresh_repeat 2",
+        );
+        assert_eq!(
+            v4,
+            Schedule {
+                repeat: 4,
+                second_burst_after: Duration::from_secs(3),
+                refresh: Some((Duration::from_secs(60), 2)),
+                spacing: Duration::ZERO,
+            }
         );
     }
 }

@@ -97,6 +97,10 @@ pub struct InstancePlan {
     pub tracked: Vec<TrackedSource>,
     pub notify: NotifyPlan,
     pub garp: GarpSettings,
+    /// Pause between two announcement frames of this instance:
+    /// `vrrp_garp_interval` for IPv4 (gratuitous ARP), `vrrp_gna_interval`
+    /// for IPv6 (unsolicited NA), as keepalived spaces each kind separately.
+    pub announce_spacing: std::time::Duration,
     pub filter: InstanceFilter,
 }
 
@@ -203,11 +207,11 @@ pub fn plan(
             name: Some(group.name.clone()),
             members,
             notify: NotifyPlan {
-                master: group.notify_master.clone(),
-                backup: group.notify_backup.clone(),
-                fault: group.notify_fault.clone(),
-                stop: group.notify_stop.clone(),
-                generic: group.notify.clone(),
+                master: unplaced_notify(&group.notify_master),
+                backup: unplaced_notify(&group.notify_backup),
+                fault: unplaced_notify(&group.notify_fault),
+                stop: unplaced_notify(&group.notify_stop),
+                generic: unplaced_notify(&group.notify),
                 smtp_alert: group.smtp_alert || config.global_defs.smtp_alert,
             },
         });
@@ -411,14 +415,15 @@ fn plan_instance(
         routes,
         tracked,
         notify: NotifyPlan {
-            master: instance.notify_master.clone(),
-            backup: instance.notify_backup.clone(),
-            fault: instance.notify_fault.clone(),
-            stop: instance.notify_stop.clone(),
-            generic: instance.notify.clone(),
+            master: unplaced_notify(&instance.notify_master),
+            backup: unplaced_notify(&instance.notify_backup),
+            fault: unplaced_notify(&instance.notify_fault),
+            stop: unplaced_notify(&instance.notify_stop),
+            generic: unplaced_notify(&instance.notify),
             smtp_alert: instance.smtp_alert || config.global_defs.smtp_alert,
         },
         garp: instance.garp.clone(),
+        announce_spacing: announce_spacing(&config.global_defs, family),
         filter,
     })
 }
@@ -427,6 +432,25 @@ fn plan_instance(
 /// edit that only moves lines compares equal on reload.
 fn unplaced() -> config::Position {
     config::Position::new(std::sync::Arc::from(""), 0, 0)
+}
+
+fn unplaced_notify(notify: &Option<Notify>) -> Option<Notify> {
+    notify.clone().map(|mut notify| {
+        notify.position = unplaced();
+        notify
+    })
+}
+
+/// keepalived keeps one pause for gratuitous ARPs and another for
+/// unsolicited neighbour adverts; an instance announces one family only.
+pub fn announce_spacing(
+    global: &config::model::GlobalDefs,
+    family: AddressFamily,
+) -> std::time::Duration {
+    match family {
+        AddressFamily::Ipv4 => global.vrrp_garp_interval,
+        AddressFamily::Ipv6 => global.vrrp_gna_interval,
+    }
 }
 
 fn advertised_addresses(family: AddressFamily, vips: &[VirtualAddress]) -> VirtualAddresses {

@@ -357,8 +357,7 @@ impl Runtime {
                     previous.abort();
                 }
                 if let Some(socket) = self.frames.get(&plan.ifindex) {
-                    let spacing = announce::spacing(&self.env.global, plan.family);
-                    let schedule = announce::Schedule::from_settings(&plan.garp, spacing);
+                    let schedule = announce::Schedule::for_plan(&plan);
                     let handle = announce::spawn(
                         Arc::clone(socket),
                         announce::frames(&plan, &addresses),

@@ -11,6 +11,7 @@ pub mod exec;
 pub mod file;
 pub mod hysteresis;
 pub mod script;
+pub mod security;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod user;
