@@ -756,11 +756,6 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 "use_vmac is read and ignored: vrrp-agent does not create the macvlan yet; the instance runs on its interface's own MAC address",
             );
             d.use_vmac = Some(name);
-            // The daemon says this at startup too; -t must not be quieter.
-            diags.warning(
-                s.position(),
-                "use_vmac is not supported yet: the instance runs on its interface's own MAC address",
-            );
         }
         "old_unicast_checksum" => {
             no_block(s, diags);

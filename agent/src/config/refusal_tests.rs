@@ -595,7 +595,7 @@ fn use_vmac_warns_in_the_config_test_as_at_startup() {
     assert_eq!(
         warnings,
         [
-            "keepalived.conf:4:2: use_vmac is not supported yet: the instance runs on its interface's own MAC address"
+            "keepalived.conf:4:2: use_vmac is read and ignored: vrrp-agent does not create the macvlan yet; the instance runs on its interface's own MAC address"
         ]
     );
 }
