@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostic::{Diagnostic, Position};
 use super::model::{Command, Config, RunAs as ConfiguredUser};
-use crate::tracking::{CommandLine, RunAs, UserSpec, command::Invocation, resolve_run_as};
+use crate::tracking::{RunAs, UserSpec, command::Invocation, resolve_run_as};
 
 /// Where a bare program name is looked up when the daemon has no `PATH`.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -135,11 +135,7 @@ impl HostCheck<'_> {
     }
 
     fn program(&mut self, owner: &str, command: &Command, run_as: &RunAs, need: Need) {
-        // A command that does not split is reported by validation.
-        let Ok(line) = CommandLine::parse(&command.line) else {
-            return;
-        };
-        let Invocation::Direct { argv } = line.invocation() else {
+        let Invocation::Direct { argv } = command.run.invocation() else {
             // `<`/`>` commands run through /bin/sh, as in keepalived.
             return;
         };

@@ -356,6 +356,8 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
     let mut fall = 1;
     let mut user = None;
     let mut init_fail = false;
+    // A script that was written but does not split is already reported.
+    let mut unsplittable = false;
     // keepalived holds these in microseconds in an unsigned int.
     const MAX_SECONDS: u32 = 4294;
     for s in &body.statements {
@@ -364,7 +366,8 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
             "script" => {
                 no_block(s, diags);
                 if first_arg(s, "script \"/path/to/script args\"", diags).is_some() {
-                    script = Some(command(&s.args));
+                    script = command(&s.args, &format!("vrrp_script {name}"), diags);
+                    unsplittable |= script.is_none();
                 }
             }
             "interval" | "timeout" => {
@@ -405,6 +408,9 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
         }
     }
     let Some(script) = script else {
+        if unsplittable {
+            return None;
+        }
         diags.error(
             section.position(),
             format!(
@@ -582,13 +588,19 @@ fn read_instance(
         garp: global.garp.clone(),
         ..InstanceDraft::default()
     };
+    let owner = format!("vrrp_instance {name}");
     for s in &body.statements {
-        read_instance_statement(s, &mut d, diags);
+        read_instance_statement(s, &owner, &mut d, diags);
     }
     Some(finish_instance(name, section, d, global, explicit, diags))
 }
 
-fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Diagnostics) {
+fn read_instance_statement(
+    s: &Statement,
+    owner: &str,
+    d: &mut InstanceDraft,
+    diags: &mut Diagnostics,
+) {
     let key = s.name();
     match key {
         "state" => {
@@ -735,11 +747,11 @@ fn read_instance_statement(s: &Statement, d: &mut InstanceDraft, diags: &mut Dia
                 );
             }
         }
-        "notify_master" => d.notify_master = notify(s, diags),
-        "notify_backup" => d.notify_backup = notify(s, diags),
-        "notify_fault" => d.notify_fault = notify(s, diags),
-        "notify_stop" => d.notify_stop = notify(s, diags),
-        "notify" => d.notify = notify(s, diags),
+        "notify_master" => d.notify_master = notify(s, owner, diags),
+        "notify_backup" => d.notify_backup = notify(s, owner, diags),
+        "notify_fault" => d.notify_fault = notify(s, owner, diags),
+        "notify_stop" => d.notify_stop = notify(s, owner, diags),
+        "notify" => d.notify = notify(s, owner, diags),
         "smtp_alert" => {
             no_block(s, diags);
             d.smtp_alert = flag(s, diags);
@@ -1314,6 +1326,7 @@ fn read_sync_group(
         position: section.position().clone(),
         member_positions: Vec::new(),
     };
+    let owner = format!("vrrp_sync_group {}", group.name);
     for s in &body.statements {
         match s.name() {
             "group" => {
@@ -1323,11 +1336,11 @@ fn read_sync_group(
                     group.member_positions.push(member.position.clone());
                 }
             }
-            "notify_master" => group.notify_master = notify(s, diags),
-            "notify_backup" => group.notify_backup = notify(s, diags),
-            "notify_fault" => group.notify_fault = notify(s, diags),
-            "notify_stop" => group.notify_stop = notify(s, diags),
-            "notify" => group.notify = notify(s, diags),
+            "notify_master" => group.notify_master = notify(s, &owner, diags),
+            "notify_backup" => group.notify_backup = notify(s, &owner, diags),
+            "notify_fault" => group.notify_fault = notify(s, &owner, diags),
+            "notify_stop" => group.notify_stop = notify(s, &owner, diags),
+            "notify" => group.notify = notify(s, &owner, diags),
             "smtp_alert" => {
                 no_block(s, diags);
                 if let Some(v) = flag(s, diags) {

@@ -7,9 +7,10 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use serde::{Serialize, Serializer};
+use serde::{Serialize, Serializer, ser::SerializeStruct};
 
 use super::diagnostic::Position;
+use crate::tracking::CommandLine;
 pub use crate::vrrp::Version;
 
 /// Durations appear in the dump as (fractional) seconds, as they are written
@@ -146,22 +147,50 @@ impl PartialEq for RunAs {
 
 impl Eq for RunAs {}
 
-/// A command line as keepalived keeps it: the text as written, and the
-/// argument vector it will be executed with.
+/// A `script` / `notify*` command line, split once, when the file is read,
+/// into what the daemon executes.
+///
+/// The dump shows the text as written (`line`) and the argument vector that
+/// runs (`argv`; `/bin/sh -c TEXT` for keepalived's `<`/`>` special case;
+/// bytes that are not UTF-8 shown as U+FFFD).
 ///
 /// Equality ignores where it was written: moving a line is no change.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct Command {
-    pub line: String,
-    pub argv: Vec<String>,
+    pub run: CommandLine,
     /// Where the command was written, for host checks.
-    #[serde(skip)]
     pub position: Position,
+}
+
+impl Command {
+    /// The text as written (a multi-word value joined, words with spaces
+    /// quoted).
+    pub fn line(&self) -> &str {
+        self.run.source()
+    }
+
+    /// The program and arguments that run, for the dump and tests.
+    pub fn argv(&self) -> Vec<String> {
+        self.run
+            .argv_with(&[])
+            .iter()
+            .map(|word| word.to_string_lossy().into_owned())
+            .collect()
+    }
+}
+
+impl Serialize for Command {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut dump = serializer.serialize_struct("Command", 2)?;
+        dump.serialize_field("line", self.line())?;
+        dump.serialize_field("argv", &self.argv())?;
+        dump.end()
+    }
 }
 
 impl PartialEq for Command {
     fn eq(&self, other: &Self) -> bool {
-        (&self.line, &self.argv) == (&other.line, &other.argv)
+        self.run == other.run
     }
 }
 

@@ -11,9 +11,9 @@
 //! checks that report those.
 
 use super::diagnostic::{Diagnostic, Position};
-use super::model::{Config, GlobalDefs, Notify, RunAs as ConfiguredUser};
+use super::model::{Command, Config, GlobalDefs, Notify, RunAs as ConfiguredUser};
 use crate::tracking::{
-    CommandLine, RunAs, UserSpec, resolve_run_as,
+    RunAs, UserSpec, resolve_run_as,
     security::{Verdict, check_command},
     user::DEFAULT_SCRIPT_USER,
 };
@@ -25,7 +25,7 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
     for script in &config.vrrp_scripts {
         check_one(
             &format!("vrrp_script {}", script.name),
-            &script.script.line,
+            &script.script,
             script.user.as_ref(),
             &script.position,
             global,
@@ -69,7 +69,7 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
             {
                 check_one(
                     &format!("{owner} {keyword}"),
-                    &command.line,
+                    command,
                     run_as.as_ref(),
                     position,
                     global,
@@ -87,16 +87,13 @@ fn spec(user: &ConfiguredUser) -> UserSpec {
 
 fn check_one(
     owner: &str,
-    line: &str,
+    command: &Command,
     own: Option<&ConfiguredUser>,
     at: &Position,
     global: &GlobalDefs,
     findings: &mut Vec<Diagnostic>,
 ) {
-    // A line that does not split is reported where commands are built.
-    let Ok(command) = CommandLine::parse(line) else {
-        return;
-    };
+    let line = command.line();
     let own = own.map(spec);
     let script_user = global.script_user.as_ref().map(spec);
     let Ok(run_as) = resolve_run_as(own.as_ref(), script_user.as_ref()) else {
@@ -114,7 +111,7 @@ fn check_one(
         ));
         return;
     }
-    let Verdict::Unsafe(found) = check_command(&command, &run_as) else {
+    let Verdict::Unsafe(found) = check_command(&command.run, &run_as) else {
         return;
     };
     let fix = "make the script and every directory above it owned by root and writable only by root, or run it as an unprivileged user";

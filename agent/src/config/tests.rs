@@ -49,7 +49,7 @@ fn instance<'a>(config: &'a Config, name: &str) -> &'a VrrpInstance {
 }
 
 fn notify_line(n: &Option<Notify>) -> Option<&str> {
-    n.as_ref().map(|n| n.command.line.as_str())
+    n.as_ref().map(|n| n.command.line())
 }
 
 /// Everything both seed nodes share.
@@ -71,14 +71,14 @@ fn assert_seed_common(config: &Config) {
     assert_eq!(config.vrrp_scripts.len(), 2);
     let notification = config.script("notification");
     assert_eq!(
-        notification.map(|s| s.script.line.as_str()),
+        notification.map(|s| s.script.line()),
         Some("/etc/keepalived/notification.sh")
     );
     let chk = match config.script("chk_alive") {
         Some(s) => s,
         None => panic!("chk_alive missing"),
     };
-    assert_eq!(chk.script.argv, ["/etc/keepalived/chk_alive.sh"]);
+    assert_eq!(chk.script.argv(), ["/etc/keepalived/chk_alive.sh"]);
     assert_eq!(chk.interval, Duration::from_secs(1));
     assert_eq!(chk.weight, 2);
     assert_eq!((chk.rise, chk.fall), (1, 1));
@@ -125,7 +125,7 @@ fn assert_seed_common(config: &Config) {
         Some("/etc/keepalived/notification.sh fault")
     );
     assert_eq!(
-        m1.notify_master.as_ref().map(|n| n.command.argv.clone()),
+        m1.notify_master.as_ref().map(|n| n.command.argv()),
         Some(vec![
             "/etc/keepalived/notification.sh".to_string(),
             "master".to_string()
@@ -186,6 +186,21 @@ fn seed_dump_is_json_with_defaults() {
     assert_eq!(m2["family"], "inet");
     assert_eq!(json["global_defs"]["vrrp_mcast_group4"], "224.0.0.18");
     assert_eq!(json["global_defs"]["smtp_connect_timeout"], 30.0);
+    // A command shows as written and as it runs; its position is not dumped.
+    assert_eq!(
+        json["vrrp_scripts"][1]["script"],
+        serde_json::json!({
+            "line": "/etc/keepalived/chk_alive.sh",
+            "argv": ["/etc/keepalived/chk_alive.sh"],
+        })
+    );
+    assert_eq!(
+        json["vrrp_instances"][0]["notify_master"]["command"],
+        serde_json::json!({
+            "line": "/etc/keepalived/notification.sh master",
+            "argv": ["/etc/keepalived/notification.sh", "master"],
+        })
+    );
 }
 
 #[test]
@@ -323,8 +338,8 @@ vrrp_instance V6 {
         Some(s) => s,
         None => panic!("chk missing"),
     };
-    assert_eq!(chk.script.argv, ["/usr/bin/check", "with space", "plain"]);
-    assert_eq!(chk.script.line, "/usr/bin/check 'with space' plain");
+    assert_eq!(chk.script.argv(), ["/usr/bin/check", "with space", "plain"]);
+    assert_eq!(chk.script.line(), "/usr/bin/check 'with space' plain");
     assert_eq!(
         (chk.interval, chk.timeout, chk.weight, chk.weight_reverse),
         (Duration::from_secs(2), Duration::from_secs(5), -20, true)
@@ -385,13 +400,13 @@ vrrp_instance V6 {
         Some(n) => n,
         None => panic!("notify missing"),
     };
-    assert_eq!(notify.command.line, "/usr/local/bin/notify.sh");
+    assert_eq!(notify.command.line(), "/usr/local/bin/notify.sh");
     assert_eq!(
         notify.run_as.as_ref().map(|r| r.user.as_str()),
         Some("keepalived_script")
     );
     assert_eq!(
-        i.notify_stop.as_ref().map(|n| n.command.argv.clone()),
+        i.notify_stop.as_ref().map(|n| n.command.argv()),
         Some(vec!["/bin/stop".to_string(), "a b".to_string()])
     );
     assert!(!i.smtp_alert);

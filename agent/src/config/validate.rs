@@ -7,8 +7,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use super::diagnostic::{Diagnostics, Position};
-use super::model::{AddressFamily, AuthType, Command, Config, InitialState, Version, VrrpInstance};
-use crate::tracking::CommandLine;
+use super::model::{AddressFamily, AuthType, Config, InitialState, Version, VrrpInstance};
 
 pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
     for instance in &mut config.vrrp_instances {
@@ -32,7 +31,6 @@ pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
     check_identity_clashes(config, diags);
     check_shared_addresses(config, diags);
     check_tracked_weights(config, diags);
-    check_commands(config, diags);
     check_sync_groups(config, diags);
 }
 
@@ -472,29 +470,6 @@ fn check_tracked_weights(config: &Config, diags: &mut Diagnostics) {
                     ),
                 );
             }
-        }
-    }
-}
-
-/// Every command the daemon would run must split into a program and its
-/// arguments; the daemon refuses to start otherwise.
-fn check_commands(config: &Config, diags: &mut Diagnostics) {
-    let mut check = |owner: String, command: &Command| {
-        if let Err(error) = CommandLine::parse(&command.line) {
-            diags.error(&command.position, format!("{owner}: {error}"));
-        }
-    };
-    for script in &config.vrrp_scripts {
-        check(format!("vrrp_script {}", script.name), &script.script);
-    }
-    for instance in &config.vrrp_instances {
-        for notify in instance.notifies() {
-            check(format!("vrrp_instance {}", instance.name), &notify.command);
-        }
-    }
-    for group in &config.vrrp_sync_groups {
-        for notify in group.notifies() {
-            check(format!("vrrp_sync_group {}", group.name), &notify.command);
         }
     }
 }

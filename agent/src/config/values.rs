@@ -2,13 +2,13 @@
 //! say where the value is, what it was and what would have been right.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::diagnostic::{Diagnostics, Position};
+use super::diagnostic::Diagnostics;
 use super::lexer::Token;
 use super::model::{Command, Notify, RunAs, Scope};
 use super::parser::{Block, Statement};
+use crate::tracking::CommandLine;
 
 pub fn int_in(token: &Token, what: &str, lo: i64, hi: i64, diags: &mut Diagnostics) -> Option<i64> {
     let expected = format!("expected an integer {lo}-{hi}");
@@ -313,60 +313,58 @@ pub fn unknown_keyword(statement: &Statement, section: &str, diags: &mut Diagnos
     );
 }
 
-/// Splits a command line the way keepalived executes it: on whitespace,
-/// with single quotes grouping words that contain spaces.
-pub fn split_command_line(line: &str) -> Vec<String> {
-    let mut argv = Vec::new();
-    let mut current = String::new();
-    let mut in_word = false;
-    let mut in_quote = false;
-    for c in line.chars() {
-        if c == '\'' {
-            in_quote = !in_quote;
-            in_word = true;
-        } else if c.is_whitespace() && !in_quote {
-            if in_word {
-                argv.push(std::mem::take(&mut current));
-                in_word = false;
-            }
-        } else {
-            current.push(c);
-            in_word = true;
+/// The command of a `script` / `notify*` statement, split once into what the
+/// daemon runs. A single (usually quoted) value is a whole command line,
+/// split as keepalived splits it; several values are one argument each.
+/// `owner` names the block in the error (`vrrp_script chk`).
+pub fn command(words: &[Token], owner: &str, diags: &mut Diagnostics) -> Option<Command> {
+    let first = words.first()?;
+    let line = match words {
+        [only] => only.text.clone(),
+        _ => words
+            .iter()
+            .map(|w| quote_argument(&w.text))
+            .collect::<Vec<_>>()
+            .join(" "),
+    };
+    match CommandLine::parse(&line) {
+        Ok(run) => Some(Command {
+            run,
+            position: first.position.clone(),
+        }),
+        Err(error) => {
+            diags.error(&first.position, format!("{owner}: {error}"));
+            None
         }
     }
-    if in_word {
-        argv.push(current);
-    }
-    argv
 }
 
-/// A command from one or more words: a quoted word is a whole command line.
-pub fn command(words: &[Token]) -> Command {
-    let line = words
-        .iter()
-        .map(|w| {
-            if words.len() > 1 && w.text.chars().any(char::is_whitespace) {
-                format!("'{}'", w.text)
-            } else {
-                w.text.clone()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ");
-    let argv = split_command_line(&line);
-    let position = words.first().map_or_else(
-        || Position::file_only(Arc::from("")),
-        |word| word.position.clone(),
-    );
-    Command {
-        line,
-        argv,
-        position,
+/// Quotes one argument of a multi-word command so that splitting the joined
+/// line gives it back unchanged: the lexer has already resolved its quotes
+/// and escapes.
+fn quote_argument(word: &str) -> String {
+    let plain = !word.is_empty()
+        && !word
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '\'' | '"' | '\\'));
+    if plain {
+        return word.to_owned();
     }
+    let mut quoted = String::with_capacity(word.len() + 2);
+    quoted.push('\'');
+    for c in word.chars() {
+        match c {
+            '\'' => quoted.push_str("'\\''"),
+            '\\' => quoted.push_str("\\\\"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('\'');
+    quoted
 }
 
-/// `notify_* COMMAND [USER [GROUP]]`.
-pub fn notify(statement: &Statement, diags: &mut Diagnostics) -> Option<Notify> {
+/// `notify_* COMMAND [USER [GROUP]]` in the block `owner`.
+pub fn notify(statement: &Statement, owner: &str, diags: &mut Diagnostics) -> Option<Notify> {
     no_block(statement, diags);
     let usage = format!("{} \"/path/script args\" [USER [GROUP]]", statement.name());
     let script = first_arg(statement, &usage, diags)?;
@@ -387,7 +385,7 @@ pub fn notify(statement: &Statement, diags: &mut Diagnostics) -> Option<Notify> 
         position: user.position.clone(),
     });
     Some(Notify {
-        command: command(std::slice::from_ref(script)),
+        command: command(std::slice::from_ref(script), owner, diags)?,
         run_as,
         position: statement.position().clone(),
     })
@@ -470,14 +468,58 @@ mod tests {
         assert_eq!(diags.split().0.len(), 2);
     }
 
-    #[test]
-    fn command_lines_split_like_keepalived() {
-        assert_eq!(
-            split_command_line("/bin/x master 'a b'  c"),
-            ["/bin/x", "master", "a b", "c"]
+    fn parsed(words: &[Token]) -> Command {
+        let mut diags = Diagnostics::default();
+        let command = command(words, "vrrp_script chk", &mut diags);
+        let (errors, warnings) = diags.split();
+        assert!(
+            errors.is_empty() && warnings.is_empty(),
+            "{errors:?} {warnings:?}"
         );
-        let c = command(&[word("/bin/chk"), word("two words")]);
-        assert_eq!(c.line, "/bin/chk 'two words'");
-        assert_eq!(c.argv, ["/bin/chk", "two words"]);
+        match command {
+            Some(command) => command,
+            None => panic!("no command from {words:?}"),
+        }
+    }
+
+    #[test]
+    fn one_value_is_a_command_line_split_like_keepalived() {
+        let c = parsed(&[word("/bin/x master 'a b'  \"c d\"e")]);
+        assert_eq!(c.line(), "/bin/x master 'a b'  \"c d\"e");
+        assert_eq!(c.argv(), ["/bin/x", "master", "a b", "c de"]);
+        assert_eq!(
+            parsed(&[word("</dev/tcp/192.0.2.1/80")]).argv(),
+            ["/bin/sh", "-c", "</dev/tcp/192.0.2.1/80"]
+        );
+    }
+
+    #[test]
+    fn several_values_are_one_argument_each() {
+        let c = parsed(&[word("/bin/chk"), word("two words")]);
+        assert_eq!(c.line(), "/bin/chk 'two words'");
+        assert_eq!(c.argv(), ["/bin/chk", "two words"]);
+        let awkward = ["it's", "a\\b", "\"", ""];
+        let mut words = vec![word("/bin/chk")];
+        words.extend(awkward.iter().map(|w| word(w)));
+        assert_eq!(parsed(&words).argv()[1..], awkward);
+    }
+
+    #[test]
+    fn a_line_that_does_not_split_is_an_error_where_it_was_written() {
+        let mut diags = Diagnostics::default();
+        assert!(command(&[word("/bin/x 'open")], "vrrp_script chk", &mut diags).is_none());
+        let (errors, _) = diags.split();
+        assert_eq!(errors.len(), 1);
+        let text = errors[0].to_string();
+        assert!(text.starts_with("v.conf:3:7: vrrp_script chk: "), "{text}");
+        assert!(text.contains("unterminated ' quote"), "{text}");
+    }
+
+    #[test]
+    fn equal_commands_written_elsewhere_are_equal() {
+        let mut moved = word("/bin/chk a");
+        moved.position = Position::new("other.conf".into(), 40, 2);
+        assert_eq!(parsed(&[word("/bin/chk a")]), parsed(&[moved]));
+        assert_ne!(parsed(&[word("/bin/chk a")]), parsed(&[word("/bin/chk b")]));
     }
 }

@@ -1,27 +1,20 @@
 //! Maps the configuration's scripts, notify hooks and mail settings onto the
-//! tracking and notify machinery, resolving commands and users once, at
-//! load time, so a mistake is a startup error and not a silent skip.
+//! tracking and notify machinery. Commands were split when the file was
+//! read; users are resolved here, once, so a mistake is a startup error and
+//! not a silent skip.
 
 use thiserror::Error;
 
 use crate::{
     config::model::{GlobalDefs, Notify, RunAs as ConfiguredUser, VrrpScript},
     notify::{self, Mailer, NotifyScript, NotifyTarget, RetryPolicy, Scope, SmtpConfig},
-    tracking::{
-        CommandLine, CommandLineError, RunAs, ScriptSpec, UserError, UserSpec, resolve_run_as,
-    },
+    tracking::{RunAs, ScriptSpec, UserError, UserSpec, resolve_run_as},
 };
 
 use super::plan::NotifyPlan;
 
 #[derive(Debug, Error)]
 pub enum HookError {
-    #[error("{owner}: {source}")]
-    Command {
-        owner: String,
-        #[source]
-        source: CommandLineError,
-    },
     #[error("{owner}: {source}")]
     User {
         owner: String,
@@ -47,18 +40,11 @@ fn run_as(
     })
 }
 
-fn command(owner: &str, line: &str) -> Result<CommandLine, HookError> {
-    CommandLine::parse(line).map_err(|source| HookError::Command {
-        owner: owner.to_owned(),
-        source,
-    })
-}
-
 pub fn script_spec(script: &VrrpScript, global: &GlobalDefs) -> Result<ScriptSpec, HookError> {
     let owner = format!("vrrp_script {}", script.name);
     let mut spec = ScriptSpec::new(
         script.name.clone(),
-        command(&owner, &script.script.line)?,
+        script.script.run.clone(),
         run_as(&owner, script.user.as_ref(), global)?,
     );
     spec.interval = script.interval;
@@ -83,7 +69,7 @@ pub fn notify_target(
             .as_ref()
             .map(|notify| {
                 Ok(NotifyScript {
-                    command: command(&owner, &notify.command.line)?,
+                    command: notify.command.run.clone(),
                     run_as: run_as(&owner, notify.run_as.as_ref(), global)?,
                 })
             })

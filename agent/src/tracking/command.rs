@@ -10,6 +10,9 @@
 //! keepalived's special case of a command starting with `<` or `>` (a bare
 //! redirection such as `</dev/tcp/…` used to test that a file opens), which
 //! keepalived runs through `system()`; we run it through `/bin/sh -c`.
+//!
+//! The config parses each command once, when the file is read
+//! (`config::model::Command` holds the result); the daemon runs that value.
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStringExt;
