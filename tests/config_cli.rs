@@ -3,11 +3,10 @@
 //! Needs no namespaces (and no root).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 /// The seed configurations our first users run (copied from the project brief).
 const SEEDS: [&str; 2] = ["keepalived.conf", "keepalived-node2.conf"];
@@ -20,27 +19,8 @@ fn seed(name: &str) -> PathBuf {
 
 /// Runs the agent with `args`, killing it if it hangs (a config check is instant).
 fn agent(args: &[&str]) -> Result<Output> {
-    let binary = lab::agent_binary()?;
-    let mut child = Command::new(&binary)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    for _ in 0..200 {
-        if child.try_wait()?.is_some() {
-            return Ok(child.wait_with_output()?);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output()?;
-    bail!(
-        "vrrp-agent {args:?} did not exit within 10 s; stderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    )
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    lab::run_agent_command(&args)
 }
 
 fn stderr(output: &Output) -> String {

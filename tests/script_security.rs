@@ -6,11 +6,10 @@
 
 use std::os::unix::fs::{PermissionsExt as _, chown};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 
 /// A directory of this test run (scripts and config), removed on drop.
 struct Scratch {
@@ -70,29 +69,7 @@ impl Drop for Scratch {
 
 /// `vrrp-agent -t -f CONFIG`, killed if it hangs (a config check is instant).
 fn config_test(config: &Path) -> Result<Output> {
-    let binary = lab::agent_binary()?;
-    let mut child = Command::new(&binary)
-        .arg("-t")
-        .arg("-f")
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("cannot start {}", binary.display()))?;
-    for _ in 0..200 {
-        if child.try_wait()?.is_some() {
-            return Ok(child.wait_with_output()?);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = child.kill();
-    let output = child.wait_with_output()?;
-    bail!(
-        "vrrp-agent -t did not exit within 10 s; stderr:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    )
+    lab::run_agent_command(&["-t".as_ref(), "-f".as_ref(), config.as_os_str()])
 }
 
 fn stderr(output: &Output) -> String {

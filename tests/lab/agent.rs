@@ -1,8 +1,8 @@
-//! Locates the `vrrp-agent` binary the end-to-end tests run.
+//! Locates the `vrrp-agent` binary the end-to-end tests run, and runs its instant commands.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 /// Environment variable `cargo xtask test` sets to the freshly built agent.
 pub const AGENT_BIN_VAR: &str = "VRRP_AGENT_BIN";
@@ -15,6 +15,33 @@ pub fn agent_binary() -> Result<PathBuf> {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")));
     let fallback = workspace.join("target").join("debug").join("vrrp-agent");
     resolve(std::env::var_os(AGENT_BIN_VAR).map(PathBuf::from), fallback)
+}
+
+/// Runs the agent binary with `args` as a user would at a shell (no
+/// namespace), killing it if it has not exited within 10 s: for commands
+/// that are instant, such as `-t` and `--dump-config`.
+pub fn run_agent_command(args: &[&std::ffi::OsStr]) -> Result<std::process::Output> {
+    let binary = agent_binary()?;
+    let mut child = std::process::Command::new(&binary)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))?;
+    for _ in 0..200 {
+        if child.try_wait()?.is_some() {
+            return Ok(child.wait_with_output()?);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let output = child.wait_with_output()?;
+    bail!(
+        "vrrp-agent {args:?} did not exit within 10 s; stderr:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 fn resolve(from_env: Option<PathBuf>, fallback: PathBuf) -> Result<PathBuf> {
