@@ -53,11 +53,9 @@ mod proptests;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use self::advert::{
-    AdvertInterval, Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses,
-};
+pub use self::advert::{Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses};
 pub use self::error::{AnnouncementError, EmitError, Error, RejectReason};
-pub use super::{ChecksumForm, Version};
+pub use super::{AdvertInterval, ChecksumForm, Version};
 
 /// IP protocol number (IPv4) / next header (IPv6) of VRRP.
 pub const IP_PROTOCOL: u8 = 112;
