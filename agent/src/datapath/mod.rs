@@ -326,10 +326,6 @@ impl Datapath {
         Ok(())
     }
 
-    pub fn attachments(&self) -> &[Attachment] {
-        &self.attachments
-    }
-
     /// Detaches both programs from `interface` (a reload removed its last
     /// instance, or a failed reload rolls back what it attached).
     pub fn detach(&mut self, interface: &str) {

@@ -88,17 +88,6 @@ impl Core {
         &self.groups
     }
 
-    /// Every instance's plan, in configuration order.
-    pub fn plans(&self) -> impl Iterator<Item = &InstancePlan> {
-        self.groups
-            .iter()
-            .flat_map(|group| group.members.iter().map(|member| member.plan.as_ref()))
-    }
-
-    pub fn tracker(&self, source: &TrackedSource) -> Option<&TrackerConfig> {
-        self.trackers.get(source)
-    }
-
     /// A fresh start: stale addresses cleared, filters and guards set,
     /// hooks and trackers created, then every group started.
     pub fn start(&mut self, plan: &Plan, now: Timestamp) -> Vec<Effect> {
