@@ -9,21 +9,21 @@
 use std::{
     io,
     mem::size_of,
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
+    net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
     os::fd::AsRawFd,
 };
 
 use socket2::{Domain, InterfaceIndexOrAddress, Protocol, SockAddr, Socket, Type};
 use thiserror::Error;
 
-pub const IPPROTO_VRRP: i32 = 112;
-pub const MULTICAST_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
-pub const MULTICAST_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+use crate::vrrp::wire;
+
+const IPPROTO_VRRP: i32 = wire::IP_PROTOCOL as i32;
 /// RFC 5798 §5.1.1.3 / §5.1.2.3: adverts leave with TTL / hop limit 255 so
 /// receivers can tell they were not forwarded.
-pub const VRRP_TTL: u32 = 255;
+const VRRP_TTL: u32 = wire::HOP_LIMIT as u32;
 /// DSCP CS6 (network control), what keepalived marks adverts with.
-const TOS_NETWORK_CONTROL: u32 = 0xc0;
+const TOS_NETWORK_CONTROL: u32 = wire::TRAFFIC_CLASS as u32;
 
 #[derive(Debug, Error)]
 pub enum SocketError {
@@ -55,7 +55,6 @@ pub struct AdvertSocket {
     socket: Socket,
     interface: String,
     ifindex: u32,
-    ipv6: bool,
 }
 
 impl AdvertSocket {
@@ -79,7 +78,6 @@ impl AdvertSocket {
             socket,
             interface: interface.to_owned(),
             ifindex,
-            ipv6,
         };
         this.option("SO_BINDTODEVICE", |socket| {
             socket.bind_device(Some(interface.as_bytes()))
@@ -161,12 +159,6 @@ impl AdvertSocket {
         &self.interface
     }
 
-    /// Sends one VRRP message (the kernel adds the IP header).
-    pub fn send(&self, message: &[u8], destination: IpAddr) -> io::Result<()> {
-        let address = self.sock_addr(destination);
-        self.socket.send_to(message, &address).map(|_| ())
-    }
-
     /// Sends several messages with one `sendmmsg` call: a master of hundreds
     /// of instances at 10 ms would otherwise spend its time in syscalls.
     /// Returns how many were sent; the caller retries the rest.
@@ -223,10 +215,6 @@ impl AdvertSocket {
             }
         }
     }
-
-    pub fn is_ipv6(&self) -> bool {
-        self.ipv6
-    }
 }
 
 /// Link-local and link-scope multicast addresses need the interface as scope.
@@ -268,6 +256,8 @@ fn attach_drop_all_filter(socket: &Socket) -> io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv4Addr;
+
     use super::*;
     use crate::test_netns::TestNetns;
 
@@ -289,14 +279,14 @@ mod tests {
                 "v0",
                 ifindex,
                 IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                IpAddr::V4(MULTICAST_V4),
+                IpAddr::V4(wire::IPV4_MULTICAST),
             )
             .expect("IPv4 socket");
             let v6 = AdvertSocket::open(
                 "v0",
                 ifindex,
                 IpAddr::V6(link_local),
-                IpAddr::V6(MULTICAST_V6),
+                IpAddr::V6(wire::IPV6_MULTICAST),
             )
             .expect("IPv6 socket");
             assert_eq!(v4.socket.multicast_ttl_v4().unwrap(), VRRP_TTL);
@@ -318,7 +308,7 @@ mod tests {
 
     #[test]
     fn link_scoped_ipv6_destinations_carry_the_interface() {
-        assert_eq!(scope_for(&MULTICAST_V6, 7), 7);
+        assert_eq!(scope_for(&wire::IPV6_MULTICAST, 7), 7);
         assert_eq!(scope_for(&"fe80::1".parse().unwrap(), 7), 7);
         assert_eq!(scope_for(&"2001:db8::1".parse().unwrap(), 7), 0);
         assert_eq!(scope_for(&"ff05::12".parse().unwrap(), 7), 0);

@@ -271,7 +271,10 @@ fn what_validation_refuses_for_planning_planning_refuses() {
 
 #[test]
 fn an_address_list_the_encoder_refuses_is_the_one_validation_refuses() {
-    use crate::vrrp::wire::{AdvertInterval, Auth, Endpoints, Repr, VirtualAddresses};
+    use crate::vrrp::{
+        AdvertInterval,
+        wire::{Auth, Endpoints, Repr, VirtualAddresses},
+    };
     let addresses: Vec<Ipv4Addr> = (0..256u32)
         .map(|i| Ipv4Addr::from(0x0a00_0000 + i))
         .collect();
@@ -279,7 +282,7 @@ fn an_address_list_the_encoder_refuses_is_the_one_validation_refuses() {
         version: Version::V3,
         vrid: 1,
         priority: 100,
-        advert_interval: AdvertInterval::from_centis(100),
+        advert_interval: AdvertInterval::ONE_SECOND,
         auth: Auth::None,
         addresses: VirtualAddresses::V4(addresses[..n].to_vec()),
     };

@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use crate::vrrp::{
-    election::AdvertInterval,
+    AdvertInterval,
     wire::{self, EmitError, Endpoints, Repr},
 };
 
@@ -45,7 +45,7 @@ impl AdvertShape {
 
 /// The encoded adverts for every destination of an instance.
 pub struct AdvertCache {
-    key: Option<(u8, u16, AdvertShape)>,
+    key: Option<(u8, AdvertInterval, AdvertShape)>,
     messages: Vec<(Vec<u8>, IpAddr)>,
 }
 
@@ -65,13 +65,13 @@ impl AdvertCache {
         priority: u8,
         interval: AdvertInterval,
     ) -> Result<&[(Vec<u8>, IpAddr)], EmitError> {
-        let key = (priority, interval.centiseconds(), AdvertShape::of(plan));
+        let key = (priority, interval, AdvertShape::of(plan));
         if self.key.as_ref() != Some(&key) {
             let repr = Repr {
                 version: plan.version,
                 vrid: plan.election.vrid,
                 priority,
-                advert_interval: wire::AdvertInterval::from_centis(interval.centiseconds()),
+                advert_interval: interval,
                 auth: plan.auth,
                 addresses: plan.advertised.clone(),
             };

@@ -19,7 +19,7 @@ use crate::{
     advert_socket::AdvertSocket,
     config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
-    datapath::{Datapath, kernel_now_ns},
+    datapath::{Datapath, PeerRecord, kernel_now_ns},
     frame_socket::FrameSocket,
     notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
     tracking::{
@@ -104,11 +104,12 @@ pub struct Runtime {
 struct KernelPeers<'a>(&'a mut Datapath);
 
 impl PeerTable for KernelPeers<'_> {
-    fn peer(&mut self, key: &PeerKey) -> Option<PeerState> {
-        self.0.peer(key).unwrap_or_else(|error| {
+    fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
+        let state = self.0.peer(key).unwrap_or_else(|error| {
             warn!(%error, "reading the kernel's peer record failed");
             None
-        })
+        })?;
+        Some(PeerRecord::from_kernel(key, &state))
     }
 }
 
@@ -242,7 +243,9 @@ impl Runtime {
     }
 
     pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) {
-        let effects = self.core.on_peer_event(key, state);
+        let effects = self
+            .core
+            .on_peer_event(key, &PeerRecord::from_kernel(key, state));
         self.perform(effects);
     }
 

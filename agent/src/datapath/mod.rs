@@ -3,6 +3,7 @@
 
 mod events;
 mod kernel_log;
+mod peer;
 #[cfg(test)]
 mod test_frames;
 #[cfg(test)]
@@ -30,6 +31,7 @@ use aya::{
 };
 pub use events::EventStream;
 pub use kernel_log::KernelLog;
+pub use peer::PeerRecord;
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -324,10 +326,6 @@ impl Datapath {
         Ok(())
     }
 
-    pub fn attachments(&self) -> &[Attachment] {
-        &self.attachments
-    }
-
     /// Detaches both programs from `interface` (a reload removed its last
     /// instance, or a failed reload rolls back what it attached).
     pub fn detach(&mut self, interface: &str) {
@@ -403,13 +401,19 @@ impl Datapath {
             .map_err(map_error(map_names::LOCAL_ADDRESSES))
     }
 
-    /// What the kernel currently holds for every virtual router it has seen.
-    pub fn peers(&mut self) -> Result<BTreeMap<(u32, u8, u8), PeerState>, DatapathError> {
+    /// What the kernel currently holds for every virtual router it has
+    /// seen, keyed by (ifindex, family, vrid).
+    pub fn peers(&mut self) -> Result<BTreeMap<(u32, u8, u8), PeerRecord>, DatapathError> {
         let map = self.hash_map::<PeerKey, PeerState>(map_names::PEERS)?;
         map.iter()
             .map(|entry| {
                 entry
-                    .map(|(key, state)| ((key.ifindex, key.family, key.vrid), state))
+                    .map(|(key, state)| {
+                        (
+                            (key.ifindex, key.family, key.vrid),
+                            PeerRecord::from_kernel(&key, &state),
+                        )
+                    })
                     .map_err(map_error(map_names::PEERS))
             })
             .collect()

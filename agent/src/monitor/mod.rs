@@ -13,7 +13,7 @@ use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::warn;
 
-use crate::datapath::{Datapath, DatapathError, InterfaceMode, kernel_now_ns};
+use crate::datapath::{Datapath, DatapathError, InterfaceMode, PeerRecord, kernel_now_ns};
 pub use view::RouterRow;
 
 #[derive(Debug, Clone)]
@@ -142,7 +142,7 @@ fn change_event(interface: &str, event: &PeerEvent) -> serde_json::Value {
     let mut value = serde_json::to_value(RouterRow::new(
         interface,
         key,
-        &event.state,
+        &PeerRecord::from_kernel(&event.key, &event.state),
         kernel_now_ns(),
         None,
     ))

@@ -2,10 +2,13 @@
 
 use std::{collections::HashMap, fmt::Write as _, io::IsTerminal};
 
-use agent_common::{Counter, FAMILY_IPV4, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerState};
+use agent_common::{Counter, FAMILY_IPV4};
 use serde::Serialize;
 
-use crate::datapath::{CounterSnapshot, key_to_address};
+use crate::{
+    datapath::{CounterSnapshot, PeerRecord},
+    vrrp::ChecksumForm,
+};
 
 /// One virtual router as the kernel last saw it.
 #[derive(Debug, Clone, Serialize)]
@@ -32,12 +35,12 @@ impl RouterRow {
     pub fn new(
         interface: &str,
         (_, family, vrid): (u32, u8, u8),
-        state: &PeerState,
+        peer: &PeerRecord,
         now_ns: u64,
         adverts_per_sec: Option<f64>,
     ) -> Self {
-        let last_seen_ms = now_ns.saturating_sub(state.last_seen_ns) / 1_000_000;
-        let advert_interval_ms = u32::from(state.interval_cs) * 10;
+        let last_seen_ms = now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000;
+        let advert_interval_ms = u32::from(peer.interval_cs) * 10;
         let silent_after_ms =
             u64::from(advert_interval_ms) * 3 + u64::from(advert_interval_ms) / 256;
         Self {
@@ -48,17 +51,16 @@ impl RouterRow {
             } else {
                 "ipv6"
             },
-            version: state.version,
-            master: key_to_address(family, state.source).to_string(),
-            priority: state.priority,
+            version: peer.version.wire_value(),
+            master: peer.source.to_string(),
+            priority: peer.priority,
             advert_interval_ms,
             last_seen_ms,
-            adverts: state.adverts,
+            adverts: peer.adverts,
             adverts_per_sec,
-            checksum: if state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM != 0 {
-                "pseudo_header"
-            } else {
-                "message_only"
+            checksum: match peer.checksum_form {
+                ChecksumForm::WithPseudoHeader => "pseudo_header",
+                ChecksumForm::MessageOnly => "message_only",
             },
             status: if last_seen_ms > silent_after_ms {
                 "silent"
@@ -76,11 +78,11 @@ pub struct RateTracker {
 }
 
 impl RateTracker {
-    pub fn rate(&mut self, key: (u32, u8, u8), state: &PeerState, now_ns: u64) -> Option<f64> {
-        let previous = self.previous.insert(key, (state.adverts, now_ns));
+    pub fn rate(&mut self, key: (u32, u8, u8), peer: &PeerRecord, now_ns: u64) -> Option<f64> {
+        let previous = self.previous.insert(key, (peer.adverts, now_ns));
         let (adverts, at) = previous?;
         let elapsed = now_ns.checked_sub(at).filter(|elapsed| *elapsed > 0)? as f64 / 1e9;
-        Some(state.adverts.saturating_sub(adverts) as f64 / elapsed)
+        Some(peer.adverts.saturating_sub(adverts) as f64 / elapsed)
     }
 }
 
@@ -136,10 +138,12 @@ pub fn render_table(interface: &str, rows: &[RouterRow], counters: &CounterSnaps
 
 #[cfg(test)]
 mod tests {
+    use agent_common::{PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerKey, PeerState};
+
     use super::*;
 
-    fn state(interval_cs: u16, last_seen_ns: u64, adverts: u64) -> PeerState {
-        PeerState {
+    fn state(interval_cs: u16, last_seen_ns: u64, adverts: u64) -> PeerRecord {
+        let state = PeerState {
             last_seen_ns,
             adverts,
             source: [192, 0, 2, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
@@ -148,7 +152,8 @@ mod tests {
             version: 3,
             flags: PEER_FLAG_PSEUDO_HEADER_CHECKSUM,
             _pad: [0; 3],
-        }
+        };
+        PeerRecord::from_kernel(&PeerKey::new(3, 51, FAMILY_IPV4), &state)
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The daemon's view of, and hands on, the kernel's network configuration
 //! (rtnetlink): virtual addresses and routes it adds and removes, facts about
-//! interfaces (and the advert source addresses chosen from them), and
-//! watchers of link up/down and address changes.
+//! interfaces (and the advert source addresses chosen from them), and a
+//! watcher of link up/down.
 //!
 //! Ownership is the rule everything here follows: the agent only removes
 //! addresses and routes it added itself ([`AddressManager`], [`RouteManager`]
@@ -13,7 +13,6 @@
 
 mod address;
 mod address_manager;
-mod address_watch;
 mod device;
 mod error;
 mod interface;
@@ -25,7 +24,6 @@ mod scope;
 
 pub use address::{FOREVER, VirtualAddress, host_prefix_len};
 pub use address_manager::{AddOutcome, AddressManager, ReleaseSummary, RemoveOutcome};
-pub use address_watch::{AddressEvent, AddressWatcher};
 pub use device::{Device, MAX_INTERFACE_NAME_LEN, check_interface_name};
 pub use error::NetlinkError;
 pub use interface::{

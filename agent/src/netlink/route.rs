@@ -27,7 +27,6 @@ pub enum RouteKind {
     Blackhole,
     Unreachable,
     Prohibit,
-    Throw,
 }
 
 impl RouteKind {
@@ -37,7 +36,6 @@ impl RouteKind {
             RouteKind::Blackhole => RouteType::BlackHole,
             RouteKind::Unreachable => RouteType::Unreachable,
             RouteKind::Prohibit => RouteType::Prohibit,
-            RouteKind::Throw => RouteType::Throw,
         }
     }
 }
@@ -196,7 +194,6 @@ impl fmt::Display for VirtualRoute {
             RouteKind::Blackhole => f.write_str("blackhole ")?,
             RouteKind::Unreachable => f.write_str("unreachable ")?,
             RouteKind::Prohibit => f.write_str("prohibit ")?,
-            RouteKind::Throw => f.write_str("throw ")?,
         }
         write!(f, "{}/{}", self.destination, self.prefix_len)?;
         if let Some(via) = self.via {

@@ -1,7 +1,11 @@
-//! The VRRP protocol core, free of IO: wire codec and election state machine.
+//! The VRRP protocol core, free of IO: wire codec and election state machine,
+//! and the types both speak ([`Version`], [`AdvertInterval`], [`ChecksumForm`]).
 
 pub mod election;
+mod interval;
 pub mod wire;
+
+pub use interval::{AdvertInterval, IntervalError};
 
 /// Protocol version on the wire: RFC 3768 (v2) or RFC 5798 (v3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]

@@ -15,7 +15,7 @@ use agent_common::{FAMILY_IPV4, FAMILY_IPV6, PeerKey, PeerState};
 use super::{Core, PeerTable};
 use crate::{
     daemon::plan::{self, InterfaceInfo, Plan, TrackedSource},
-    datapath::address_to_key,
+    datapath::{PeerRecord, address_to_key},
     vrrp::election::Timestamp,
 };
 
@@ -23,8 +23,10 @@ use crate::{
 struct Peers(HashMap<PeerKey, PeerState>);
 
 impl PeerTable for Peers {
-    fn peer(&mut self, key: &PeerKey) -> Option<PeerState> {
-        self.0.get(key).copied()
+    fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
+        self.0
+            .get(key)
+            .map(|state| PeerRecord::from_kernel(key, state))
     }
 }
 
@@ -140,7 +142,9 @@ impl Case {
                 };
                 self.peers.0.insert(key, state);
                 if words[0] == "advert" {
-                    let effects = self.core.on_peer_event(&key, &state);
+                    let effects = self
+                        .core
+                        .on_peer_event(&key, &PeerRecord::from_kernel(&key, &state));
                     self.record(effects);
                 }
             }

@@ -10,7 +10,10 @@ use crate::{
     config::model::{VirtualAddress, VirtualRoute},
     datapath::VipState,
     notify::NotifyState,
-    vrrp::election::{AdvertInterval, Reason, State},
+    vrrp::{
+        AdvertInterval,
+        election::{Reason, State},
+    },
 };
 
 use super::super::plan::{InstancePlan, NotifyPlan, TrackedSource, TrackerConfig};

@@ -16,7 +16,7 @@ use std::{
     sync::Arc,
 };
 
-use agent_common::{PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerKey, PeerState};
+use agent_common::PeerKey;
 use tracing::{debug, warn};
 
 pub use self::effect::{Effect, GroupId, HookOwner, MemberId};
@@ -25,19 +25,16 @@ use super::plan::{
     GroupPlan, HooksContext, InstancePlan, NotifyPlan, Plan, TrackedSource, TrackerConfig,
 };
 use crate::{
-    datapath::{VipState, key_to_address},
+    datapath::{PeerRecord, VipState},
     notify::NotifyState,
-    vrrp::{
-        ChecksumForm, Version,
-        election::{
-            Action, Advert, Input, Instance, MemberAction, Reason, State, SyncGroup, Timestamp,
-        },
+    vrrp::election::{
+        Action, Advert, Input, Instance, MemberAction, Reason, State, SyncGroup, Timestamp,
     },
 };
 
 /// The kernel's per-router record of the last valid advert.
 pub trait PeerTable {
-    fn peer(&mut self, key: &PeerKey) -> Option<PeerState>;
+    fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord>;
 }
 
 /// One instance as the owner keeps it.
@@ -89,17 +86,6 @@ impl Core {
 
     pub fn groups(&self) -> &[Group] {
         &self.groups
-    }
-
-    /// Every instance's plan, in configuration order.
-    pub fn plans(&self) -> impl Iterator<Item = &InstancePlan> {
-        self.groups
-            .iter()
-            .flat_map(|group| group.members.iter().map(|member| member.plan.as_ref()))
-    }
-
-    pub fn tracker(&self, source: &TrackedSource) -> Option<&TrackerConfig> {
-        self.trackers.get(source)
     }
 
     /// A fresh start: stale addresses cleared, filters and guards set,
@@ -209,10 +195,10 @@ impl Core {
     }
 
     /// A ring-buffer event: something about a peer changed.
-    pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) -> Vec<Effect> {
+    pub fn on_peer_event(&mut self, key: &PeerKey, peer: &PeerRecord) -> Vec<Effect> {
         let mut out = Vec::new();
         match self.by_key.get(key) {
-            Some(&(group, member)) => self.feed_advert(group, member, key, state, &mut out),
+            Some(&(group, member)) => self.feed_advert(group, member, peer, &mut out),
             None => debug!(vrid = key.vrid, "event for a virtual router we do not run"),
         }
         self.rearm_all();
@@ -223,32 +209,23 @@ impl Core {
         &mut self,
         group: usize,
         member: usize,
-        key: &PeerKey,
-        state: &PeerState,
+        peer: &PeerRecord,
         out: &mut Vec<Effect>,
     ) {
         let advert = Advert {
-            priority: state.priority,
-            source: key_to_address(key.family, state.source),
-            interval_cs: state.interval_cs,
-            version: if state.version == 2 {
-                Version::V2
-            } else {
-                Version::V3
-            },
-            checksum: if state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM != 0 {
-                ChecksumForm::WithPseudoHeader
-            } else {
-                ChecksumForm::MessageOnly
-            },
+            priority: peer.priority,
+            source: peer.source,
+            interval_cs: peer.interval_cs,
+            version: peer.version,
+            checksum: peer.checksum_form,
         };
         let group = &mut self.groups[group];
-        group.members[member].last_fed_ns = state.last_seen_ns;
+        group.members[member].last_fed_ns = peer.last_seen_ns;
         input(
             group,
             member,
             Input::Advert(advert),
-            Timestamp::from_nanos(state.last_seen_ns),
+            Timestamp::from_nanos(peer.last_seen_ns),
             out,
         );
     }
@@ -299,7 +276,7 @@ impl Core {
             if let Some(peer) = peers.peer(&key)
                 && peer.last_seen_ns > self.groups[group].members[member].last_fed_ns
             {
-                self.feed_advert(group, member, &key, &peer, out);
+                self.feed_advert(group, member, &peer, out);
             }
         }
     }

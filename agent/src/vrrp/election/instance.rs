@@ -5,9 +5,9 @@ use std::net::IpAddr;
 
 use super::instance_config::{CheckedConfig, ConfigError, InitialState, InstanceConfig};
 use super::time::Timestamp;
-use super::timing::{AdvertInterval, master_down_interval, skew_time};
+use super::timing::{master_down_interval, skew_time};
 use super::tracking::{Tracking, UnknownTrackedItem};
-use crate::vrrp::{ChecksumForm, Version};
+use crate::vrrp::{AdvertInterval, ChecksumForm, Version};
 
 #[cfg(test)]
 mod tests;

@@ -3,9 +3,8 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use super::timing::{AdvertInterval, IntervalError};
 use super::tracking::TrackedItem;
-use crate::vrrp::Version;
+use crate::vrrp::{AdvertInterval, IntervalError, Version};
 
 /// keepalived's `state MASTER|BACKUP`.
 ///

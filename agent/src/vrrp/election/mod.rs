@@ -55,5 +55,5 @@ pub use instance::{
 pub use instance_config::{ConfigError, InitialState, InstanceConfig};
 pub use sync_group::{MemberAction, SyncGroup, SyncGroupError};
 pub use time::Timestamp;
-pub use timing::{AdvertInterval, IntervalError, master_down_interval, skew_time};
+pub use timing::{master_down_interval, skew_time};
 pub use tracking::{TrackedItem, UnknownTrackedItem};

@@ -378,7 +378,7 @@ fn simulation_converges_to_one_master_of_highest_priority_and_fails_over() {
             .routers
             .get(master)
             .map(|r| r.instance.advert_interval())
-            .unwrap_or(super::AdvertInterval::ONE_SECOND);
+            .unwrap_or(crate::vrrp::AdvertInterval::ONE_SECOND);
         // The last advert was sent at or before the kill and received at
         // most max_delay later; Master_Down_Timer runs from that receipt.
         let bound = killed_at

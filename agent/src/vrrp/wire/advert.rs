@@ -11,10 +11,11 @@
 
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 use super::checksum::Sum;
-use super::{AddressFamily, ChecksumForm, EmitError, Endpoints, Error, IP_PROTOCOL, Version};
+use super::{
+    AddressFamily, AdvertInterval, ChecksumForm, EmitError, Endpoints, Error, IP_PROTOCOL, Version,
+};
 
 /// Fixed part of every advert, before the addresses.
 pub const HEADER_LEN: usize = 8;
@@ -355,70 +356,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     }
 }
 
-/// Advertisement interval. VRRPv2 carries whole seconds, VRRPv3
-/// centiseconds; this keeps centiseconds, the finer of the two.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct AdvertInterval(u16);
-
-impl AdvertInterval {
-    pub const fn from_centis(centis: u16) -> Self {
-        AdvertInterval(centis)
-    }
-
-    pub const fn from_secs(secs: u8) -> Self {
-        AdvertInterval(secs as u16 * 100)
-    }
-
-    pub const fn centis(self) -> u16 {
-        self.0
-    }
-
-    pub const fn as_duration(self) -> Duration {
-        Duration::from_millis(self.0 as u64 * 10)
-    }
-
-    /// Reads the raw interval field of `version`.
-    pub const fn from_wire_field(version: Version, field: u16) -> Self {
-        match version {
-            Version::V2 => AdvertInterval(field.saturating_mul(100)),
-            Version::V3 => AdvertInterval(field),
-        }
-    }
-
-    /// The raw interval field for `version`: seconds (1..=255) for v2,
-    /// centiseconds (1..=4095) for v3.
-    pub fn wire_field(self, version: Version) -> Result<u16, EmitError> {
-        let fits = match version {
-            Version::V2 => self.0.is_multiple_of(100) && (100..=25_500).contains(&self.0),
-            Version::V3 => (1..=V3_MAX_ADVERT_INTERVAL_CENTIS).contains(&self.0),
-        };
-        if !fits {
-            return Err(EmitError::AdvertInterval {
-                centis: self.0,
-                version,
-                allowed: match version {
-                    Version::V2 => "whole seconds from 1 to 255",
-                    Version::V3 => "1 to 4095 centiseconds (0.01 s to 40.95 s)",
-                },
-            });
-        }
-        Ok(match version {
-            Version::V2 => self.0 / 100,
-            Version::V3 => self.0,
-        })
-    }
-}
-
-impl fmt::Display for AdvertInterval {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_multiple_of(100) {
-            write!(f, "{} s", self.0 / 100)
-        } else {
-            write!(f, "{}.{:02} s", self.0 / 100, self.0 % 100)
-        }
-    }
-}
-
 /// A VRRPv2 simple-text password as it is on the wire: 8 bytes, NUL-padded.
 /// `Debug` does not print it, to keep it out of logs.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -605,14 +542,17 @@ impl Repr {
             }
             Version::V3 => (Auth::None, packet.v3_max_advert_interval_centis()),
         };
-        if interval_field == 0 {
-            return Err(Error::AdvertIntervalZero {
-                unit: match version {
-                    Version::V2 => "second",
-                    Version::V3 => "centisecond",
-                },
-            });
-        }
+        // The fields are 8 bits of seconds (v2) and 12 bits of centiseconds
+        // (v3): zero is the only value that does not make an interval.
+        let advert_interval =
+            AdvertInterval::from_wire_field(version, interval_field).map_err(|_| {
+                Error::AdvertIntervalZero {
+                    unit: match version {
+                        Version::V2 => "second",
+                        Version::V3 => "centisecond",
+                    },
+                }
+            })?;
         let count = usize::from(packet.address_count());
         let addresses = match family {
             AddressFamily::Ipv4 => {
@@ -627,7 +567,7 @@ impl Repr {
                 version,
                 vrid: packet.vrid(),
                 priority: packet.priority(),
-                advert_interval: AdvertInterval::from_wire_field(version, interval_field),
+                advert_interval,
                 auth,
                 addresses,
             },
@@ -671,7 +611,7 @@ impl Repr {
         if self.version == Version::V3 && self.auth != Auth::None {
             return Err(EmitError::AuthInV3);
         }
-        self.advert_interval.wire_field(self.version)?;
+        interval_field(self.advert_interval, self.version)?;
         Ok(())
     }
 
@@ -696,7 +636,7 @@ impl Repr {
         if available < needed {
             return Err(EmitError::BufferTooSmall { needed, available });
         }
-        let interval = self.advert_interval.wire_field(self.version)?;
+        let interval = interval_field(self.advert_interval, self.version)?;
         let count =
             u8::try_from(self.addresses.len()).map_err(|_| EmitError::TooManyAddresses {
                 count: self.addresses.len(),
@@ -766,6 +706,20 @@ impl Repr {
     }
 }
 
+/// `interval`'s field in `version`, or why it cannot be sent in it.
+fn interval_field(interval: AdvertInterval, version: Version) -> Result<u16, EmitError> {
+    interval
+        .wire_field(version)
+        .map_err(|_| EmitError::AdvertInterval {
+            centis: interval.centiseconds(),
+            version,
+            allowed: match version {
+                Version::V2 => "whole seconds from 1 to 255",
+                Version::V3 => "1 to 4095 centiseconds (0.01 s to 40.95 s)",
+            },
+        })
+}
+
 /// The checksum form the protocol actually allows for `version` over `family`.
 pub const fn effective_form(
     version: Version,
@@ -781,7 +735,17 @@ pub const fn effective_form(
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+
+    fn secs(seconds: u32) -> AdvertInterval {
+        AdvertInterval::checked(Version::V2, seconds * 100)
+    }
+
+    fn centis(centiseconds: u32) -> AdvertInterval {
+        AdvertInterval::checked(Version::V3, centiseconds)
+    }
 
     const SRC: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 
@@ -794,7 +758,7 @@ mod tests {
             version: Version::V2,
             vrid: 7,
             priority: 100,
-            advert_interval: AdvertInterval::from_secs(3),
+            advert_interval: secs(3),
             auth: Auth::simple_password("1234"),
             addresses: VirtualAddresses::V4(vec![Ipv4Addr::new(192, 0, 2, 10)]),
         }
@@ -804,7 +768,7 @@ mod tests {
         Repr {
             version: Version::V3,
             auth: Auth::None,
-            advert_interval: AdvertInterval::from_centis(25),
+            advert_interval: centis(25),
             ..v2()
         }
     }
@@ -850,10 +814,7 @@ mod tests {
         let packet = Packet::new_checked(&bytes[..], AddressFamily::Ipv4).expect("long enough");
         assert_eq!(packet.v3_reserved(), 0x0f);
         let parsed = parse(&bytes).expect("reserved bits are ignored on receipt");
-        assert_eq!(
-            parsed.repr.advert_interval,
-            AdvertInterval::from_centis(4095)
-        );
+        assert_eq!(parsed.repr.advert_interval, centis(4095));
         assert_eq!(
             parsed.repr.advert_interval.as_duration(),
             Duration::from_millis(40_950)
@@ -974,7 +935,7 @@ mod tests {
     fn emit_rejects_what_the_wire_cannot_carry() {
         let ep = endpoints();
         let half_second_v2 = Repr {
-            advert_interval: AdvertInterval::from_centis(50),
+            advert_interval: centis(50),
             ..v2()
         };
         assert!(matches!(
@@ -985,8 +946,9 @@ mod tests {
                 ..
             })
         ));
+        // 50 s fits VRRPv2's 8 bits of seconds, not VRRPv3's 12 bits of cs.
         let too_slow_v3 = Repr {
-            advert_interval: AdvertInterval::from_centis(4096),
+            advert_interval: secs(50),
             ..v3()
         };
         assert!(matches!(
@@ -1048,30 +1010,24 @@ mod tests {
 
     #[test]
     fn interval_units() {
-        assert_eq!(AdvertInterval::from_secs(2).centis(), 200);
+        assert_eq!(secs(2).centiseconds(), 200);
         assert_eq!(
             AdvertInterval::from_wire_field(Version::V2, 255),
-            AdvertInterval::from_centis(25_500)
+            Ok(secs(255))
         );
-        assert_eq!(
-            AdvertInterval::from_centis(150).wire_field(Version::V3),
-            Ok(150)
-        );
-        assert_eq!(
-            AdvertInterval::from_centis(300).wire_field(Version::V2),
-            Ok(3)
-        );
-        assert_eq!(AdvertInterval::from_centis(5).to_string(), "0.05 s");
-        assert_eq!(AdvertInterval::from_secs(1).to_string(), "1 s");
+        assert_eq!(centis(150).wire_field(Version::V3), Ok(150));
+        assert_eq!(centis(300).wire_field(Version::V2), Ok(3));
+        assert_eq!(centis(5).to_string(), "0.05 s");
+        assert_eq!(secs(1).to_string(), "1 s");
     }
 
     #[test]
     fn v2_interval_must_match_configuration_v3_need_not() {
-        let configured = AdvertInterval::from_secs(1);
+        let configured = secs(1);
         assert_eq!(
             v2().verify_advert_interval(configured),
             Err(Error::AdvertIntervalMismatch {
-                found: AdvertInterval::from_secs(3),
+                found: secs(3),
                 expected: configured
             })
         );

@@ -185,8 +185,6 @@ pub enum EmitError {
     BufferTooSmall { needed: usize, available: usize },
     #[error("{count} virtual addresses do not fit the 8-bit address count: at most 255")]
     TooManyAddresses { count: usize },
-    #[error("an advert needs at least one virtual address")]
-    NoAddresses,
     #[error("advertisement interval {centis} cs cannot be sent in {version}: {allowed}")]
     AdvertInterval {
         centis: u16,

@@ -4,6 +4,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+#[cfg(test)]
 use super::ip::{self, IpAdvert};
 use super::{AddressFamily, Endpoints, Error};
 
@@ -148,7 +149,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 
 /// Validates an Ethernet frame carrying a VRRP advert, as the XDP program
 /// sees it: EtherType IPv4 or IPv6, then [`ip::parse`]. Trailing padding
-/// (frames shorter than 60 bytes are padded) is ignored.
+/// (frames shorter than 60 bytes are padded) is ignored. Test-only, like
+/// the whole-packet parse it wraps (the kernel validates real frames).
+#[cfg(test)]
 pub fn parse_advert(frame: &[u8]) -> Result<IpAdvert, Error> {
     let frame = Frame::new_checked(frame)?;
     match frame.ethertype() {

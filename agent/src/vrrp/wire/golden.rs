@@ -57,7 +57,7 @@ fn v2_pass() -> Vector {
             version: Version::V2,
             vrid: 51,
             priority: 150,
-            advert_interval: AdvertInterval::from_secs(1),
+            advert_interval: AdvertInterval::ONE_SECOND,
             // keepalived truncates auth_pass "longpassword" to 8 bytes.
             auth: Auth::simple_password("longpassword"),
             addresses: VirtualAddresses::V4(vec![ipv4(192, 0, 2, 100), ipv4(192, 0, 2, 101)]),
@@ -72,7 +72,7 @@ fn v3_ipv4_repr(vrid: u8, priority: u8, centis: u16, vip: Ipv4Addr) -> Repr {
         version: Version::V3,
         vrid,
         priority,
-        advert_interval: AdvertInterval::from_centis(centis),
+        advert_interval: AdvertInterval::checked(Version::V3, centis.into()),
         auth: Auth::None,
         addresses: VirtualAddresses::V4(vec![vip]),
     }
@@ -120,7 +120,7 @@ fn v3_ipv6() -> Vector {
             version: Version::V3,
             vrid: 53,
             priority: 120,
-            advert_interval: AdvertInterval::from_centis(100),
+            advert_interval: AdvertInterval::checked(Version::V3, 100),
             auth: Auth::None,
             addresses: VirtualAddresses::V6(vec![
                 Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x53),
@@ -304,7 +304,7 @@ fn received_password_is_checked_against_the_configured_one() {
         parsed
             .advert
             .repr
-            .verify_advert_interval(AdvertInterval::from_secs(1)),
+            .verify_advert_interval(AdvertInterval::ONE_SECOND),
         Ok(())
     );
 }

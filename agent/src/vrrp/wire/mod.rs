@@ -4,8 +4,9 @@
 //! Layers, each usable alone:
 //! - [`advert`]: the VRRP advertisement itself (RFC 3768 v2, RFC 5798 v3), as
 //!   a [`advert::Packet`] view and a high-level [`advert::Repr`].
-//! - [`ip`]: IPv4 / IPv6 headers carrying adverts; whole-packet parse and emit
-//!   for the receiver (XDP mirror) and the sender (raw socket).
+//! - [`ip`]: IP headers; production builds only IPv6 ones (for unsolicited
+//!   NAs), the whole-packet parse (XDP mirror) and keepalived-identical build
+//!   exist for the tests (see its docs).
 //! - [`ethernet`]: Ethernet header view, virtual router MACs, multicast MACs.
 //! - [`arp`]: gratuitous ARP for IPv4 virtual addresses.
 //! - [`ndisc`]: unsolicited neighbour advertisements for IPv6 virtual addresses.
@@ -53,11 +54,9 @@ mod proptests;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use self::advert::{
-    AdvertInterval, Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses,
-};
+pub use self::advert::{Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses};
 pub use self::error::{AnnouncementError, EmitError, Error, RejectReason};
-pub use super::{ChecksumForm, Version};
+pub use super::{AdvertInterval, ChecksumForm, Version};
 
 /// IP protocol number (IPv4) / next header (IPv6) of VRRP.
 pub const IP_PROTOCOL: u8 = 112;

@@ -58,7 +58,7 @@ fn advert() -> impl Strategy<Value = (Repr, Endpoints)> {
                 version: Version::V2,
                 vrid,
                 priority,
-                advert_interval: AdvertInterval::from_secs(secs),
+                advert_interval: AdvertInterval::checked(Version::V2, u32::from(secs) * 100),
                 auth,
                 addresses: VirtualAddresses::V4(addrs.into_iter().map(Ipv4Addr::from).collect()),
             };
@@ -76,7 +76,7 @@ fn advert() -> impl Strategy<Value = (Repr, Endpoints)> {
                 version: Version::V3,
                 vrid,
                 priority,
-                advert_interval: AdvertInterval::from_centis(centis),
+                advert_interval: AdvertInterval::checked(Version::V3, centis.into()),
                 auth: Auth::None,
                 addresses: VirtualAddresses::V4(addrs.into_iter().map(Ipv4Addr::from).collect()),
             };
@@ -94,7 +94,7 @@ fn advert() -> impl Strategy<Value = (Repr, Endpoints)> {
                 version: Version::V3,
                 vrid,
                 priority,
-                advert_interval: AdvertInterval::from_centis(centis),
+                advert_interval: AdvertInterval::checked(Version::V3, centis.into()),
                 auth: Auth::None,
                 addresses: VirtualAddresses::V6(addrs.into_iter().map(Ipv6Addr::from).collect()),
             };
