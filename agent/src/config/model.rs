@@ -294,15 +294,9 @@ pub enum UnicastChecksumCompat {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    Global,
-    Site,
-    Link,
-    Host,
-    Nowhere,
-}
+/// Address and route scopes: the netlink type itself, so what the file
+/// says is what the kernel is asked for.
+pub use crate::netlink::Scope;
 
 /// Broadcast address of a VIP: explicit, or computed from the prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -329,14 +323,8 @@ pub struct VirtualAddress {
     pub position: Position,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RouteType {
-    Unicast,
-    Blackhole,
-    Unreachable,
-    Prohibit,
-}
+/// Route types: the netlink type itself.
+pub use crate::netlink::RouteKind as RouteType;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct VirtualRoute {

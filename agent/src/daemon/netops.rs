@@ -146,7 +146,7 @@ pub fn address(
         }
         _ => None,
     };
-    address.scope = vip.scope.map(scope);
+    address.scope = vip.scope;
     address.label = vip.label.clone();
     address
 }
@@ -154,34 +154,19 @@ pub fn address(
 /// A `virtual_routes` entry as netlink wants it.
 pub fn route(route: &model::VirtualRoute, interface: &str, ifindex: u32) -> netlink::VirtualRoute {
     let mut converted = netlink::VirtualRoute::new(route.to, route.prefix_len);
-    converted.kind = match route.route_type {
-        model::RouteType::Unicast => RouteKind::Unicast,
-        model::RouteType::Blackhole => RouteKind::Blackhole,
-        model::RouteType::Unreachable => RouteKind::Unreachable,
-        model::RouteType::Prohibit => RouteKind::Prohibit,
-    };
+    converted.kind = route.route_type;
     converted.via = route.via;
     converted.src = route.src;
     converted.device = match (&route.dev, route.route_type) {
         (Some(dev), _) => Some(device(Some(dev), interface, ifindex)),
         // keepalived puts gateway-less unicast routes on the instance's link.
-        (None, model::RouteType::Unicast) if route.via.is_none() => Some(Device::Index(ifindex)),
+        (None, RouteKind::Unicast) if route.via.is_none() => Some(Device::Index(ifindex)),
         _ => None,
     };
-    converted.scope = route.scope.map(scope);
+    converted.scope = route.scope;
     converted.metric = route.metric;
     converted.table = route.table;
     converted
-}
-
-fn scope(scope: model::Scope) -> netlink::Scope {
-    match scope {
-        model::Scope::Global => netlink::Scope::Global,
-        model::Scope::Site => netlink::Scope::Site,
-        model::Scope::Link => netlink::Scope::Link,
-        model::Scope::Host => netlink::Scope::Host,
-        model::Scope::Nowhere => netlink::Scope::Nowhere,
-    }
 }
 
 fn host_bits(address: Ipv4Addr, prefix_len: u8, set: bool) -> Ipv4Addr {

@@ -20,7 +20,8 @@ use super::scope::Scope;
 pub const MAIN_TABLE: u32 = 254;
 
 /// The route types keepalived.conf can ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RouteKind {
     #[default]
     Unicast,

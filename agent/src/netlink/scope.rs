@@ -80,6 +80,13 @@ impl fmt::Display for Scope {
     }
 }
 
+/// `--dump-config` shows a scope as keepalived.conf spells it.
+impl serde::Serialize for Scope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// The words `ip` and keepalived accept after `scope`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
