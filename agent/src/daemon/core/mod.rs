@@ -240,6 +240,11 @@ impl Core {
     /// of the last advert is fed first: if the master spoke after we last
     /// looked, the timer simply moves. The decision thus rests on when the
     /// advert arrived, never on when this task happened to wake.
+    ///
+    /// A master reads the record at every advert it sends, too: if the
+    /// ring-buffer event of a router that beats it was lost (the ring was
+    /// full), the record still shows that router, and the master yields one
+    /// advert interval later instead of staying a second master.
     pub fn on_timers(&mut self, now: Timestamp, peers: &mut dyn PeerTable) -> Vec<Effect> {
         let mut out = Vec::new();
         let mut due = Vec::new();
@@ -269,7 +274,7 @@ impl Core {
     ) {
         for member in 0..self.groups[group].members.len() {
             let state = self.groups[group].sync.member(member).map(Instance::state);
-            if state != Some(State::Backup) {
+            if !matches!(state, Some(State::Backup | State::Master)) {
                 continue;
             }
             let key = self.groups[group].members[member].plan.datapath_key();
