@@ -68,7 +68,33 @@ pub struct HookEnv {
     pub mailer: Option<Mailer>,
 }
 
+/// The settings the mailer is built from.
+fn mail_settings(
+    global: &GlobalDefs,
+) -> (
+    &Option<crate::config::model::SmtpServer>,
+    &Vec<String>,
+    &Option<String>,
+    Duration,
+) {
+    (
+        &global.smtp_server,
+        &global.notification_email,
+        &global.notification_email_from,
+        global.smtp_connect_timeout,
+    )
+}
+
 impl HookEnv {
+    /// A reload's `global_defs`; the mailer is rebuilt only when its own
+    /// settings changed (the hooks that use it are rebuilt with it).
+    pub fn replace_globals(&mut self, global: GlobalDefs) {
+        if mail_settings(&self.global) != mail_settings(&global) {
+            self.mailer = hooks::mailer(&global, &self.hostname);
+        }
+        self.global = global;
+    }
+
     pub fn new(global: GlobalDefs, hostname: String) -> Self {
         let mailer = hooks::mailer(&global, &hostname);
         Self {
@@ -232,10 +258,7 @@ impl Runtime {
 
     /// Commits a validated plan (the transaction's last step).
     pub fn reload(&mut self, plan: &Plan, global: GlobalDefs) {
-        if self.env.global != global {
-            let hostname = std::mem::take(&mut self.env.hostname);
-            self.env = HookEnv::new(global, hostname);
-        }
+        self.env.replace_globals(global);
         let effects = self.core.reload(plan, now());
         self.perform(effects);
         self.flush();
