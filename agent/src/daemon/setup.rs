@@ -232,3 +232,70 @@ async fn attach_into(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_netns::TestNetns;
+
+    const INSTANCE: &str = "vrrp_instance VI_1 {\n  interface v0\n  virtual_router_id 51\n  priority 100\n  advert_int 1\n  virtual_ipaddress { 203.0.113.1/24 }\n";
+
+    /// One reload transaction's first step per row: what the file says, and
+    /// what `prepare` must answer (a plan, or a refusal naming the problem).
+    #[test]
+    fn prepare_refuses_every_file_that_could_not_start_and_names_why() {
+        let namespace = TestNetns::with_veth("vrrp-prep");
+        namespace.ip(&["addr", "add", "192.0.2.10/24", "dev", "v0"]);
+        let dir = std::env::temp_dir().join(format!("vrrp-prepare-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let cases: Vec<(&str, String, Result<(), &str>)> = vec![
+            ("valid", format!("{INSTANCE}}}\n"), Ok(())),
+            (
+                "bad syntax",
+                format!("{INSTANCE}  priority banana\n}}\n"),
+                Err("keepalived.conf:7:"),
+            ),
+            (
+                "missing interface",
+                format!("{INSTANCE}}}\n").replace("interface v0", "interface nosuch0"),
+                Err("interface \"nosuch0\" does not exist"),
+            ),
+            (
+                "no address to send from",
+                format!("{INSTANCE}}}\n").replace("interface v0", "interface v0p"),
+                Err("has no IPv4 address"),
+            ),
+            (
+                "missing script user",
+                format!(
+                    "vrrp_script chk {{\n  script \"/bin/true\"\n  user nosuchuser-vrrp\n}}\n{INSTANCE}  track_script {{ chk }}\n}}\n"
+                ),
+                Err("nosuchuser-vrrp"),
+            ),
+            (
+                "missing notify user",
+                format!("{INSTANCE}  notify_master \"/bin/true\" nosuchuser-vrrp\n}}\n"),
+                Err("nosuchuser-vrrp"),
+            ),
+        ];
+        for (name, text, expected) in cases {
+            let path = dir.join("keepalived.conf");
+            std::fs::write(&path, &text).expect("config written");
+            let outcome = namespace.run(move || async move {
+                let handle = netlink::connect().expect("netlink");
+                prepare(path, handle, "host".into())
+                    .await
+                    .map(|prepared| prepared.plan.instances().count())
+                    .map_err(|error| error.to_string())
+            });
+            match (outcome, expected) {
+                (Ok(count), Ok(())) => assert_eq!(count, 1, "{name}"),
+                (Err(error), Err(fragment)) => {
+                    assert!(error.contains(fragment), "{name}: {error}")
+                }
+                (outcome, expected) => panic!("{name}: got {outcome:?}, expected {expected:?}"),
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
