@@ -54,6 +54,7 @@ pub enum IntervalError {
 
 impl AdvertInterval {
     /// One second, the keepalived and RFC default.
+    #[cfg(test)]
     pub const ONE_SECOND: AdvertInterval = AdvertInterval(100);
 
     /// Checks `centiseconds` against what `version` can carry on the wire.
@@ -75,6 +76,7 @@ impl AdvertInterval {
         }
     }
 
+    #[cfg(test)]
     /// Reads the raw interval field of `version`: seconds for VRRPv2,
     /// centiseconds for VRRPv3.
     pub fn from_wire_field(version: Version, field: u16) -> Result<Self, IntervalError> {

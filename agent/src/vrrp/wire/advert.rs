@@ -12,9 +12,11 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+#[cfg(test)]
+use super::Error;
 use super::checksum::Sum;
 use super::{
-    AddressFamily, AdvertInterval, ChecksumForm, EmitError, Endpoints, Error, IP_PROTOCOL, Version,
+    AddressFamily, AdvertInterval, ChecksumForm, EmitError, Endpoints, IP_PROTOCOL, Version,
 };
 
 /// Fixed part of every advert, before the addresses.
@@ -54,6 +56,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Packet { buffer, family }
     }
 
+    #[cfg(test)]
     /// Wraps a buffer after checking it holds the whole message its header
     /// describes (it may be longer; [`Repr::parse`] insists on an exact fit).
     pub fn new_checked(buffer: T, family: AddressFamily) -> Result<Self, Error> {
@@ -62,6 +65,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         Ok(packet)
     }
 
+    #[cfg(test)]
     /// Checks the buffer covers the fixed header and then everything the
     /// version and address count announce, so no accessor can go out of bounds.
     pub fn check_len(&self) -> Result<(), Error> {
@@ -101,15 +105,18 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.header_byte(field::VERSION_TYPE) >> 4
     }
 
+    #[cfg(test)]
     /// The 4-bit type field.
     pub fn msg_type(&self) -> u8 {
         self.header_byte(field::VERSION_TYPE) & 0x0f
     }
 
+    #[cfg(test)]
     pub fn vrid(&self) -> u8 {
         self.header_byte(field::VRID)
     }
 
+    #[cfg(test)]
     pub fn priority(&self) -> u8 {
         self.header_byte(field::PRIORITY)
     }
@@ -118,27 +125,32 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.header_byte(field::COUNT)
     }
 
+    #[cfg(test)]
     /// VRRPv2 authentication type (byte 4; part of the interval in v3).
     pub fn v2_auth_type(&self) -> u8 {
         self.header_byte(field::V2_AUTH_TYPE)
     }
 
+    #[cfg(test)]
     /// VRRPv2 advertisement interval in seconds (byte 5).
     pub fn v2_advert_interval_secs(&self) -> u8 {
         self.header_byte(field::V2_ADVER_INT)
     }
 
+    #[cfg(test)]
     /// VRRPv3 maximum advertisement interval in centiseconds (low 12 bits
     /// of bytes 4-5).
     pub fn v3_max_advert_interval_centis(&self) -> u16 {
         self.v3_interval_word() & V3_MAX_ADVERT_INTERVAL_CENTIS
     }
 
+    #[cfg(test)]
     /// VRRPv3's 4 reserved bits: sent as zero, ignored on receipt.
     pub fn v3_reserved(&self) -> u8 {
         (self.v3_interval_word() >> 12) as u8
     }
 
+    #[cfg(test)]
     fn v3_interval_word(&self) -> u16 {
         u16::from_be_bytes([
             self.header_byte(field::V3_ADVER_INT.start),
@@ -146,6 +158,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         ])
     }
 
+    #[cfg(test)]
     pub fn checksum(&self) -> u16 {
         u16::from_be_bytes([
             self.header_byte(field::CHECKSUM.start),
@@ -153,6 +166,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         ])
     }
 
+    #[cfg(test)]
     /// Bytes of the address list, as announced by the address count (empty
     /// if the buffer is shorter, which [`Packet::check_len`] rules out).
     pub fn address_bytes(&self) -> &[u8] {
@@ -167,6 +181,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         usize::from(self.address_count()) * self.family.address_len()
     }
 
+    #[cfg(test)]
     /// Address `index` of an IPv4 advert.
     pub fn ipv4_address(&self, index: usize) -> Option<Ipv4Addr> {
         let start = index.checked_mul(4)?;
@@ -178,6 +193,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         (self.family == AddressFamily::Ipv4).then(|| Ipv4Addr::from(bytes))
     }
 
+    #[cfg(test)]
     /// Address `index` of an IPv6 advert.
     pub fn ipv6_address(&self, index: usize) -> Option<Ipv6Addr> {
         let start = index.checked_mul(16)?;
@@ -189,6 +205,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         (self.family == AddressFamily::Ipv6).then(|| Ipv6Addr::from(bytes))
     }
 
+    #[cfg(test)]
     /// VRRPv2 authentication data (the 8 bytes after the addresses); `None`
     /// for other versions or a buffer too short.
     pub fn v2_auth_data(&self) -> Option<[u8; V2_AUTH_DATA_LEN]> {
@@ -220,6 +237,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         buffer.get(..self.message_len()).unwrap_or(buffer)
     }
 
+    #[cfg(test)]
     /// Checks the checksum in the forms that apply to `version` over the
     /// endpoints' family, and says which one matched.
     pub fn verify_checksum(
@@ -373,6 +391,7 @@ impl SimplePassword {
         SimplePassword(bytes)
     }
 
+    #[cfg(test)]
     pub const fn from_wire(bytes: [u8; V2_AUTH_DATA_LEN]) -> Self {
         SimplePassword(bytes)
     }
@@ -401,6 +420,7 @@ pub enum Auth {
 impl Auth {
     pub const TYPE_NONE: u8 = 0;
     pub const TYPE_SIMPLE_TEXT: u8 = 1;
+    #[cfg(test)]
     /// IP Authentication Header: recognised, never supported.
     pub const TYPE_IP_AH: u8 = 2;
 
@@ -423,6 +443,7 @@ impl Auth {
         }
     }
 
+    #[cfg(test)]
     fn from_wire(auth_type: u8, data: [u8; V2_AUTH_DATA_LEN]) -> Result<Self, Error> {
         match auth_type {
             Self::TYPE_NONE => Ok(Auth::None),
@@ -455,10 +476,6 @@ impl VirtualAddresses {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn write(&self, out: &mut [u8]) {
         match self {
             VirtualAddresses::V4(list) => {
@@ -487,6 +504,7 @@ pub struct Repr {
     pub addresses: VirtualAddresses,
 }
 
+#[cfg(test)]
 /// A parsed advert and the checksum form it was sent with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Parsed {
@@ -495,6 +513,7 @@ pub struct Parsed {
 }
 
 impl Repr {
+    #[cfg(test)]
     /// Validates an advert the IP layer delivered between `endpoints`:
     /// version, type, exact length, checksum (either form for VRRPv3 over
     /// IPv4), authentication type, non-zero interval.
@@ -672,6 +691,7 @@ impl Repr {
         Ok(packet.into_inner())
     }
 
+    #[cfg(test)]
     /// RFC 3768 §7.1: a VRRPv2 advert must carry the configured
     /// authentication. VRRPv3 has none, so any v3 advert passes.
     pub fn verify_auth(&self, configured: &Auth) -> Result<(), Error> {
@@ -692,6 +712,7 @@ impl Repr {
         }
     }
 
+    #[cfg(test)]
     /// RFC 3768 §7.1: a VRRPv2 advert's interval must equal the configured
     /// one. VRRPv3 backups adopt the master's interval instead (RFC 5798
     /// §6.4.2), so any v3 advert passes.

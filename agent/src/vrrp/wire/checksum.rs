@@ -70,6 +70,7 @@ impl Sum {
     }
 }
 
+#[cfg(test)]
 /// The checksum of `data` alone.
 pub fn checksum(data: &[u8]) -> u16 {
     Sum::new().add_bytes(data).checksum()

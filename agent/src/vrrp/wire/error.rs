@@ -1,7 +1,10 @@
 //! Why a packet was rejected, or could not be built.
 
-use super::{AddressFamily, AdvertInterval, Version};
+#[cfg(test)]
+use super::AdvertInterval;
+use super::{AddressFamily, Version};
 
+#[cfg(test)]
 /// The XDP program's drop counters, one per rule an advert can break (plus
 /// the packets that are not VRRP at all). Every parse [`Error`] maps to one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,6 +32,7 @@ pub enum RejectReason {
     AdvertInterval,
 }
 
+#[cfg(test)]
 impl RejectReason {
     pub const ALL: [RejectReason; 10] = [
         RejectReason::NotVrrp,
@@ -60,6 +64,7 @@ impl RejectReason {
     }
 }
 
+#[cfg(test)]
 /// A packet that is not a valid VRRP advert, and exactly why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -143,6 +148,7 @@ pub enum Error {
     },
 }
 
+#[cfg(test)]
 fn alternative_text(alternative: &Option<u16>) -> String {
     match alternative {
         Some(sum) => format!(
@@ -152,6 +158,7 @@ fn alternative_text(alternative: &Option<u16>) -> String {
     }
 }
 
+#[cfg(test)]
 impl Error {
     /// The drop counter this error is counted under.
     pub const fn reason(&self) -> RejectReason {
@@ -241,6 +248,7 @@ mod tests {
     }
 }
 
+#[cfg(test)]
 /// A gratuitous ARP or unsolicited neighbour advertisement frame that is not
 /// what keepalived sends.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

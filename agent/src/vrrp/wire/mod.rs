@@ -54,8 +54,12 @@ mod proptests;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use self::advert::{Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses};
-pub use self::error::{AnnouncementError, EmitError, Error, RejectReason};
+pub use self::advert::{Auth, Repr, VirtualAddresses};
+#[cfg(test)]
+pub use self::advert::{Packet, Parsed, SimplePassword};
+pub use self::error::EmitError;
+#[cfg(test)]
+pub use self::error::{AnnouncementError, Error, RejectReason};
 pub use super::{AdvertInterval, ChecksumForm, Version};
 
 /// IP protocol number (IPv4) / next header (IPv6) of VRRP.
