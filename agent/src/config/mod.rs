@@ -1,7 +1,7 @@
 //! keepalived.conf: lexing, include splicing, parsing into a typed model,
 //! and validation with keepalived 2.2's limits and defaults.
 //!
-//! [`load`] and [`parse_str`] return every error at once, each with
+//! [`load`] (and the tests' `parse_str`) return every error at once, each with
 //! `file:line:col`, the offending text and what was expected; warnings
 //! (unknown keywords, values adjusted as keepalived adjusts them) travel
 //! with the result.

@@ -76,9 +76,9 @@ impl AdvertInterval {
         }
     }
 
-    #[cfg(test)]
     /// Reads the raw interval field of `version`: seconds for VRRPv2,
     /// centiseconds for VRRPv3.
+    #[cfg(test)]
     pub fn from_wire_field(version: Version, field: u16) -> Result<Self, IntervalError> {
         let centiseconds = match version {
             Version::V2 => u32::from(field) * 100,

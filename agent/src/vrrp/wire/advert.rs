@@ -50,24 +50,25 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it: accessors panic if it is shorter
-    /// than [`Packet::check_len`] requires. For buffers sized by the caller
-    /// (emitting); use [`Packet::new_checked`] for received bytes.
+    /// than `check_len` requires. For buffers sized by the caller (emitting);
+    /// received bytes go through `new_checked` (XDP checks them in
+    /// production, see the module docs of `wire`).
     pub const fn new_unchecked(buffer: T, family: AddressFamily) -> Self {
         Packet { buffer, family }
     }
 
-    #[cfg(test)]
     /// Wraps a buffer after checking it holds the whole message its header
     /// describes (it may be longer; [`Repr::parse`] insists on an exact fit).
+    #[cfg(test)]
     pub fn new_checked(buffer: T, family: AddressFamily) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer, family);
         packet.check_len()?;
         Ok(packet)
     }
 
-    #[cfg(test)]
     /// Checks the buffer covers the fixed header and then everything the
     /// version and address count announce, so no accessor can go out of bounds.
+    #[cfg(test)]
     pub fn check_len(&self) -> Result<(), Error> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
@@ -105,8 +106,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.header_byte(field::VERSION_TYPE) >> 4
     }
 
-    #[cfg(test)]
     /// The 4-bit type field.
+    #[cfg(test)]
     pub fn msg_type(&self) -> u8 {
         self.header_byte(field::VERSION_TYPE) & 0x0f
     }
@@ -125,27 +126,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.header_byte(field::COUNT)
     }
 
-    #[cfg(test)]
     /// VRRPv2 authentication type (byte 4; part of the interval in v3).
+    #[cfg(test)]
     pub fn v2_auth_type(&self) -> u8 {
         self.header_byte(field::V2_AUTH_TYPE)
     }
 
-    #[cfg(test)]
     /// VRRPv2 advertisement interval in seconds (byte 5).
+    #[cfg(test)]
     pub fn v2_advert_interval_secs(&self) -> u8 {
         self.header_byte(field::V2_ADVER_INT)
     }
 
-    #[cfg(test)]
     /// VRRPv3 maximum advertisement interval in centiseconds (low 12 bits
     /// of bytes 4-5).
+    #[cfg(test)]
     pub fn v3_max_advert_interval_centis(&self) -> u16 {
         self.v3_interval_word() & V3_MAX_ADVERT_INTERVAL_CENTIS
     }
 
-    #[cfg(test)]
     /// VRRPv3's 4 reserved bits: sent as zero, ignored on receipt.
+    #[cfg(test)]
     pub fn v3_reserved(&self) -> u8 {
         (self.v3_interval_word() >> 12) as u8
     }
@@ -166,9 +167,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         ])
     }
 
-    #[cfg(test)]
     /// Bytes of the address list, as announced by the address count (empty
     /// if the buffer is shorter, which [`Packet::check_len`] rules out).
+    #[cfg(test)]
     pub fn address_bytes(&self) -> &[u8] {
         let end = field::ADDRESSES + self.addresses_len();
         self.buffer
@@ -181,8 +182,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         usize::from(self.address_count()) * self.family.address_len()
     }
 
-    #[cfg(test)]
     /// Address `index` of an IPv4 advert.
+    #[cfg(test)]
     pub fn ipv4_address(&self, index: usize) -> Option<Ipv4Addr> {
         let start = index.checked_mul(4)?;
         let bytes: [u8; 4] = self
@@ -193,8 +194,8 @@ impl<T: AsRef<[u8]>> Packet<T> {
         (self.family == AddressFamily::Ipv4).then(|| Ipv4Addr::from(bytes))
     }
 
-    #[cfg(test)]
     /// Address `index` of an IPv6 advert.
+    #[cfg(test)]
     pub fn ipv6_address(&self, index: usize) -> Option<Ipv6Addr> {
         let start = index.checked_mul(16)?;
         let bytes: [u8; 16] = self
@@ -205,9 +206,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         (self.family == AddressFamily::Ipv6).then(|| Ipv6Addr::from(bytes))
     }
 
-    #[cfg(test)]
     /// VRRPv2 authentication data (the 8 bytes after the addresses); `None`
     /// for other versions or a buffer too short.
+    #[cfg(test)]
     pub fn v2_auth_data(&self) -> Option<[u8; V2_AUTH_DATA_LEN]> {
         if self.version_field() != Version::V2.wire_value() {
             return None;
@@ -237,9 +238,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
         buffer.get(..self.message_len()).unwrap_or(buffer)
     }
 
-    #[cfg(test)]
     /// Checks the checksum in the forms that apply to `version` over the
     /// endpoints' family, and says which one matched.
+    #[cfg(test)]
     pub fn verify_checksum(
         &self,
         version: Version,
@@ -420,8 +421,8 @@ pub enum Auth {
 impl Auth {
     pub const TYPE_NONE: u8 = 0;
     pub const TYPE_SIMPLE_TEXT: u8 = 1;
-    #[cfg(test)]
     /// IP Authentication Header: recognised, never supported.
+    #[cfg(test)]
     pub const TYPE_IP_AH: u8 = 2;
 
     /// `auth_type PASS` with `auth_pass password`.
@@ -504,8 +505,8 @@ pub struct Repr {
     pub addresses: VirtualAddresses,
 }
 
-#[cfg(test)]
 /// A parsed advert and the checksum form it was sent with.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Parsed {
     pub repr: Repr,
@@ -513,10 +514,10 @@ pub struct Parsed {
 }
 
 impl Repr {
-    #[cfg(test)]
     /// Validates an advert the IP layer delivered between `endpoints`:
     /// version, type, exact length, checksum (either form for VRRPv3 over
     /// IPv4), authentication type, non-zero interval.
+    #[cfg(test)]
     pub fn parse<T: AsRef<[u8]>>(
         packet: &Packet<T>,
         endpoints: &Endpoints,
@@ -691,9 +692,9 @@ impl Repr {
         Ok(packet.into_inner())
     }
 
-    #[cfg(test)]
     /// RFC 3768 §7.1: a VRRPv2 advert must carry the configured
     /// authentication. VRRPv3 has none, so any v3 advert passes.
+    #[cfg(test)]
     pub fn verify_auth(&self, configured: &Auth) -> Result<(), Error> {
         if self.version == Version::V3 {
             return Ok(());
@@ -712,10 +713,10 @@ impl Repr {
         }
     }
 
-    #[cfg(test)]
     /// RFC 3768 §7.1: a VRRPv2 advert's interval must equal the configured
     /// one. VRRPv3 backups adopt the master's interval instead (RFC 5798
     /// §6.4.2), so any v3 advert passes.
+    #[cfg(test)]
     pub fn verify_advert_interval(&self, configured: AdvertInterval) -> Result<(), Error> {
         if self.version == Version::V3 || self.advert_interval == configured {
             return Ok(());

@@ -66,9 +66,9 @@ impl GratuitousArp {
         frame
     }
 
-    #[cfg(test)]
     /// Checks `frame` is a gratuitous ARP in keepalived's format (padding
     /// after the ARP payload is ignored) and says what it announces.
+    #[cfg(test)]
     pub fn parse_frame(frame: &[u8]) -> Result<Self, AnnouncementError> {
         let arp = frame.get(ethernet::HEADER_LEN..).unwrap_or(&[]);
         if frame.len() < FRAME_LEN {

@@ -70,8 +70,8 @@ impl Sum {
     }
 }
 
-#[cfg(test)]
 /// The checksum of `data` alone.
+#[cfg(test)]
 pub fn checksum(data: &[u8]) -> u16 {
     Sum::new().add_bytes(data).checksum()
 }

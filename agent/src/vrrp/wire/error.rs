@@ -4,9 +4,9 @@
 use super::AdvertInterval;
 use super::{AddressFamily, Version};
 
-#[cfg(test)]
 /// The XDP program's drop counters, one per rule an advert can break (plus
 /// the packets that are not VRRP at all). Every parse [`Error`] maps to one.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// Not an IPv4/IPv6 packet carrying VRRP: the datapath passes it on.
@@ -64,8 +64,8 @@ impl RejectReason {
     }
 }
 
-#[cfg(test)]
 /// A packet that is not a valid VRRP advert, and exactly why.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("{what} is truncated: {available} bytes available, at least {needed} needed")]
@@ -248,9 +248,9 @@ mod tests {
     }
 }
 
-#[cfg(test)]
 /// A gratuitous ARP or unsolicited neighbour advertisement frame that is not
 /// what keepalived sends.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnouncementError {
     #[error("{what} is truncated: {available} bytes available, {needed} needed")]

@@ -36,9 +36,9 @@ impl fmt::Display for MacAddr {
     }
 }
 
-#[cfg(test)]
 /// The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID for IPv4,
 /// 00:00:5e:00:02:VRID for IPv6.
+#[cfg(test)]
 pub const fn virtual_router_mac(vrid: u8, family: AddressFamily) -> MacAddr {
     let kind = match family {
         AddressFamily::Ipv4 => 0x01,
@@ -47,8 +47,8 @@ pub const fn virtual_router_mac(vrid: u8, family: AddressFamily) -> MacAddr {
     MacAddr([0x00, 0x00, 0x5e, 0x00, kind, vrid])
 }
 
-#[cfg(test)]
 /// RFC 1112 §6.4: 01:00:5e followed by the group's low 23 bits.
+#[cfg(test)]
 pub const fn ipv4_multicast_mac(group: Ipv4Addr) -> MacAddr {
     let [_, b, c, d] = group.octets();
     MacAddr([0x01, 0x00, 0x5e, b & 0x7f, c, d])
@@ -60,9 +60,9 @@ pub const fn ipv6_multicast_mac(group: Ipv6Addr) -> MacAddr {
     MacAddr([0x33, 0x33, o[12], o[13], o[14], o[15]])
 }
 
-#[cfg(test)]
 /// Destination MAC for an advert to `endpoints`' destination if it is a
 /// multicast group; `None` for unicast, which needs neighbour resolution.
+#[cfg(test)]
 pub fn multicast_destination(endpoints: &Endpoints) -> Option<MacAddr> {
     match endpoints {
         Endpoints::V4 { dst, .. } if dst.is_multicast() => Some(ipv4_multicast_mac(*dst)),

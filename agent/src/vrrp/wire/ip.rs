@@ -41,9 +41,9 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ipv6Packet { buffer }
     }
 
-    #[cfg(test)]
     /// Checks version 6 and that the buffer holds the payload length
     /// (anything after it, such as Ethernet padding, is ignored).
+    #[cfg(test)]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;

@@ -11,9 +11,15 @@
 //! - [`arp`]: gratuitous ARP for IPv4 virtual addresses.
 //! - [`ndisc`]: unsolicited neighbour advertisements for IPv6 virtual addresses.
 //!
-//! Parsing never panics and reports the first violated rule as an [`Error`]
-//! whose [`Error::reason`] maps one-to-one onto the XDP program's drop
-//! counters ([`RejectReason`]). Emitting checks that the representation fits
+//! Production only emits (adverts, gratuitous ARPs, unsolicited NAs):
+//! received adverts are validated in the kernel by the XDP program in
+//! agent-ebpf. The parse side (`Repr::parse`, the views' `new_checked` and
+//! read accessors, `parse_frame`, `Error`, `RejectReason`) is therefore
+//! compiled for the tests only. It is kept as the userspace mirror of the XDP
+//! checks, which the keepalived golden vectors and the property tests pin
+//! down: parsing never panics and reports the first violated rule as an
+//! `Error` whose `Error::reason` maps one-to-one onto the XDP program's drop
+//! counters (`RejectReason`). Emitting checks that the representation fits
 //! on the wire and reports an [`EmitError`] otherwise.
 //!
 //! # The two VRRPv3-over-IPv4 checksums

@@ -81,9 +81,9 @@ impl UnsolicitedNa {
         frame
     }
 
-    #[cfg(test)]
     /// Checks `frame` is an unsolicited NA in keepalived's format (padding
     /// after the IPv6 payload is ignored) and says what it announces.
+    #[cfg(test)]
     pub fn parse_frame(frame: &[u8]) -> Result<Self, AnnouncementError> {
         if frame.len() < FRAME_LEN {
             return Err(AnnouncementError::Truncated {
