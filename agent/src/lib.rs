@@ -1,16 +1,27 @@
 //! vrrp-agent: a keepalived-compatible VRRP agent with an XDP datapath.
+//!
+//! The library exists for the `vrrp-agent` binary only (the end-to-end tests
+//! and xtask run the binary, they do not link this crate). Its public surface
+//! is exactly what `main.rs` calls, re-exported below; every module is
+//! crate-private so the compiler reports code nothing runs.
 
-pub mod advert_socket;
-pub mod config;
-pub mod control;
-pub mod daemon;
-pub mod datapath;
-pub mod frame_socket;
-pub mod monitor;
-pub mod netlink;
-pub mod notify;
-pub mod scheduling;
+mod advert_socket;
+mod config;
+mod control;
+mod daemon;
+mod datapath;
+mod frame_socket;
+mod monitor;
+mod netlink;
+mod notify;
+mod scheduling;
 #[cfg(test)]
-pub(crate) mod test_netns;
-pub mod tracking;
-pub mod vrrp;
+mod test_netns;
+mod tracking;
+mod vrrp;
+
+pub use config::cli::{config_test, dump_config};
+pub use control::{DEFAULT_SOCKET as DEFAULT_CONTROL_SOCKET, query_status, render_status};
+pub use daemon::{DaemonOptions, run as run_daemon};
+pub use monitor::{MonitorOptions, run as run_monitor};
+pub use scheduling::{DEFAULT_PRIORITY as DEFAULT_REALTIME_PRIORITY, make_current_thread_realtime};

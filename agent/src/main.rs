@@ -4,7 +4,7 @@ use std::{path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use vrrp_agent::monitor::{self, MonitorOptions};
+use vrrp_agent::{DaemonOptions, MonitorOptions};
 
 #[derive(Parser)]
 #[command(
@@ -28,7 +28,7 @@ struct Cli {
     #[arg(long)]
     dump_config: bool,
     /// Control socket of the daemon (`vrrp-agent status` reads it).
-    #[arg(long, value_name = "PATH", default_value = vrrp_agent::control::DEFAULT_SOCKET, global = true)]
+    #[arg(long, value_name = "PATH", default_value = vrrp_agent::DEFAULT_CONTROL_SOCKET, global = true)]
     control_socket: PathBuf,
     /// Let valid adverts continue to the network stack after XDP recorded
     /// them, so tcpdump on the VRRP interface shows them (costs CPU at high
@@ -81,10 +81,10 @@ fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     if cli.config_test {
-        return vrrp_agent::config::cli::config_test(&cli.config);
+        return vrrp_agent::config_test(&cli.config);
     }
     if cli.dump_config {
-        return vrrp_agent::config::cli::dump_config(&cli.config);
+        return vrrp_agent::dump_config(&cli.config);
     }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,9 +98,9 @@ fn main() -> ExitCode {
 /// Real-time scheduling is an improvement, not a requirement: a container
 /// without CAP_SYS_NICE still runs the daemon, with a warning.
 fn make_realtime() {
-    if let Err(error) = vrrp_agent::scheduling::make_current_thread_realtime(
-        vrrp_agent::scheduling::DEFAULT_PRIORITY,
-    ) {
+    if let Err(error) =
+        vrrp_agent::make_current_thread_realtime(vrrp_agent::DEFAULT_REALTIME_PRIORITY)
+    {
         tracing::warn!(%error, "could not switch to real-time scheduling; adverts may be late under CPU load");
     }
 }
@@ -127,7 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             json,
             refresh_ms,
         }) => runtime
-            .block_on(monitor::run(MonitorOptions {
+            .block_on(vrrp_agent::run_monitor(MonitorOptions {
                 interface,
                 vrid,
                 json,
@@ -136,17 +136,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .context("monitor"),
         Some(Command::Status { json }) => {
             let report = runtime
-                .block_on(vrrp_agent::control::query_status(&cli.control_socket))
+                .block_on(vrrp_agent::query_status(&cli.control_socket))
                 .context("status")?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", vrrp_agent::control::render_status(&report));
+                print!("{}", vrrp_agent::render_status(&report));
             }
             Ok(())
         }
         None => runtime
-            .block_on(vrrp_agent::daemon::run(vrrp_agent::daemon::DaemonOptions {
+            .block_on(vrrp_agent::run_daemon(DaemonOptions {
                 config: cli.config,
                 control_socket: cli.control_socket,
                 pass_adverts: cli.pass_adverts,

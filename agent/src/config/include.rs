@@ -46,9 +46,6 @@ impl Limits {
     };
 }
 
-/// How deep includes may nest by default.
-pub const MAX_INCLUDE_DEPTH: usize = Limits::DEFAULT.depth;
-
 /// Brace alternatives multiply; past this many patterns something is wrong.
 const MAX_BRACE_EXPANSIONS: usize = 1024;
 
@@ -651,7 +648,7 @@ mod tests {
         );
         let mut diags = Diagnostics::default();
         let lines = expand(&fs, Path::new("/k/0.conf"), &chain[0].1, &mut diags);
-        assert_eq!(lines.len(), MAX_INCLUDE_DEPTH + 1);
+        assert_eq!(lines.len(), Limits::DEFAULT.depth + 1);
         let (errors, _) = diags.split();
         assert_eq!(errors.len(), 1);
         assert!(errors[0].message.contains("nest deeper"));

@@ -1,7 +1,7 @@
 //! keepalived.conf: lexing, include splicing, parsing into a typed model,
 //! and validation with keepalived 2.2's limits and defaults.
 //!
-//! [`load`] and [`parse_str`] return every error at once, each with
+//! [`load`] (and the tests' `parse_str`) return every error at once, each with
 //! `file:line:col`, the offending text and what was expected; warnings
 //! (unknown keywords, values adjusted as keepalived adjusts them) travel
 //! with the result.
@@ -30,7 +30,6 @@ use std::sync::Arc;
 pub use diagnostic::{ConfigErrors, Diagnostic, Position, Severity};
 pub use host::check_host;
 pub use model::Config;
-pub use validate::max_advertised_addresses;
 
 use diagnostic::Diagnostics;
 use include::{RealFiles, SourceFiles};
@@ -90,7 +89,9 @@ pub fn with_host_checks(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
 }
 
 /// Parses configuration text as if it were the file `virtual_file_name`
-/// (used in diagnostics, and as the base for relative includes).
+/// (used in diagnostics, and as the base for relative includes). Production
+/// always reads a file ([`load`]); the tests feed text.
+#[cfg(test)]
 pub fn parse_str(text: &str, virtual_file_name: &str) -> Result<Loaded, ConfigErrors> {
     parse_with(&RealFiles, Path::new(virtual_file_name), text)
 }

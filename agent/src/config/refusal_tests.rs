@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::model::{AddressFamily, Version};
-use super::{load, max_advertised_addresses, parse_str};
+use super::validate::max_advertised_addresses;
+use super::{load, parse_str};
 use crate::daemon::plan::{InterfaceInfo, plan};
 
 /// Lines `N` of a file whose first line is 1, as `keepalived.conf:N:C`.

@@ -19,7 +19,7 @@ use agent_common::{
     VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, map_names, program_names,
 };
 pub use agent_common::{
-    Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerEvent, PeerKey, PeerState,
+    Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
 };
 use aya::{
     Ebpf,
@@ -163,7 +163,7 @@ impl CounterSnapshot {
             .map(|counter| (counter.name(), self.get(*counter)))
     }
 
-    pub fn to_json(&self) -> serde_json::Value {
+    pub fn to_json(self) -> serde_json::Value {
         let map: serde_json::Map<String, serde_json::Value> = Counter::ALL
             .iter()
             .map(|counter| (counter.name().to_owned(), self.get(*counter).into()))
@@ -460,11 +460,13 @@ impl Datapath {
     }
 
     /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests.
+    #[cfg(test)]
     pub fn rx_program(&mut self) -> Result<&mut Xdp, DatapathError> {
         xdp_program(&mut self.ebpf)
     }
 
     /// The loaded egress guard, for `BPF_PROG_TEST_RUN` in tests.
+    #[cfg(test)]
     pub fn guard_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
         guard_program(&mut self.ebpf)
     }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
     AUTH_NONE, AUTH_PASS, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
-    PEER_FLAG_PSEUDO_HEADER_CHECKSUM,
+    PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
 };
 use aya::programs::{TestRun, TestRunOptions};
 

@@ -168,7 +168,10 @@ impl AddressManager {
         summary
     }
 
-    /// Whether the agent added `address/prefix_len` on `ifindex`.
+    /// Whether the agent added `address/prefix_len` on `ifindex`. The
+    /// daemon never asks (it only adds and releases); the tests check the
+    /// registry with this and [`AddressManager::owned`].
+    #[cfg(test)]
     pub fn owns(&self, ifindex: u32, address: IpAddr, prefix_len: u8) -> bool {
         self.owned.contains_key(&AddressKey {
             ifindex,
@@ -178,6 +181,7 @@ impl AddressManager {
     }
 
     /// The addresses the agent added, with the interface index they were added on.
+    #[cfg(test)]
     pub fn owned(&self) -> impl Iterator<Item = (u32, &VirtualAddress)> {
         self.owned.iter().map(|(key, vip)| (key.ifindex, vip))
     }

@@ -22,19 +22,17 @@ mod route;
 mod route_manager;
 mod scope;
 
-pub use address::{FOREVER, VirtualAddress, host_prefix_len};
-pub use address_manager::{AddOutcome, AddressManager, ReleaseSummary, RemoveOutcome};
-pub use device::{Device, MAX_INTERFACE_NAME_LEN, check_interface_name};
+pub use address::VirtualAddress;
+pub use address_manager::AddressManager;
+pub use device::Device;
 pub use error::NetlinkError;
-pub use interface::{
-    InterfaceAddress, InterfaceInfo, Interfaces, OperState, ipv6_link_local, primary_ipv4,
-};
-pub use link_tracker::{LinkEvent, LinkSnapshot, LinkState, LinkTracker, WatchSet};
+pub use interface::{Interfaces, ipv6_link_local, primary_ipv4};
+pub use link_tracker::WatchSet;
 pub use link_watch::LinkWatcher;
-pub use route::{MAIN_TABLE, RouteKind, VirtualRoute};
-pub use route_manager::{RouteAddOutcome, RouteManager, RouteReleaseSummary, RouteRemoveOutcome};
+pub use route::{RouteKind, VirtualRoute};
+pub use route_manager::RouteManager;
 pub use rtnetlink::Handle;
-pub use scope::{Scope, UnknownScope};
+pub use scope::Scope;
 
 use rtnetlink::sys::AsyncSocket;
 

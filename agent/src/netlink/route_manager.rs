@@ -142,12 +142,16 @@ impl RouteManager {
         summary
     }
 
+    /// Whether the agent added exactly `route`. Like [`RouteManager::owned`],
+    /// only the tests inspect the registry.
+    #[cfg(test)]
     pub fn owns(&self, route: &VirtualRoute) -> bool {
         self.owned
             .get(&RouteKey::of(route))
             .is_some_and(|(owned, _)| owned == route)
     }
 
+    #[cfg(test)]
     pub fn owned(&self) -> impl Iterator<Item = &VirtualRoute> {
         self.owned.values().map(|(route, _)| route)
     }

@@ -25,7 +25,7 @@ use thiserror::Error;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-pub use super::alert::{Alert, AlertGate, vrrp_alert};
+use super::alert::Alert;
 
 /// keepalived's default SMTP port.
 pub const DEFAULT_SMTP_PORT: u16 = 25;

@@ -11,6 +11,6 @@ pub mod mail;
 pub mod queue;
 
 pub use action::{NotifyScript, NotifyState, NotifyTarget, Scope, Transition};
-pub use alert::{Alert, AlertGate, vrrp_alert};
+pub use alert::AlertGate;
 pub use mail::{Mailer, RetryPolicy, SmtpConfig};
 pub use queue::{MailHook, NotifyQueue, QueueLimits};

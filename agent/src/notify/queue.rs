@@ -159,7 +159,7 @@ mod tests {
     use super::*;
     use crate::notify::action::{NotifyScript, NotifyState, Scope};
     use crate::notify::mail::tests::smtp_sink;
-    use crate::notify::mail::{AlertGate, RetryPolicy, SmtpConfig};
+    use crate::notify::mail::{RetryPolicy, SmtpConfig};
     use crate::tracking::test_support::write_script;
     use crate::tracking::{CommandLine, RunAs};
 

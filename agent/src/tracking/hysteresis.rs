@@ -53,6 +53,9 @@ impl Hysteresis {
         }
     }
 
+    /// The tracker task acts on the changes [`Hysteresis::record`] returns;
+    /// only the tests read the status in between.
+    #[cfg(test)]
     pub fn status(&self) -> ScriptStatus {
         self.status
     }

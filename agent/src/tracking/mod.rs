@@ -16,8 +16,8 @@ pub mod security;
 pub(crate) mod test_support;
 pub mod user;
 
-pub use command::{CommandLine, CommandLineError};
+pub use command::CommandLine;
 pub use file::{FileEvent, InitFile, TrackFileSpec, spawn_file_tracker};
-pub use hysteresis::{Hysteresis, ScriptStatus};
+pub use hysteresis::ScriptStatus;
 pub use script::{ScriptEvent, ScriptSpec, spawn_script_tracker};
 pub use user::{RunAs, UserError, UserSpec, resolve_run_as};

@@ -54,6 +54,7 @@ pub enum IntervalError {
 
 impl AdvertInterval {
     /// One second, the keepalived and RFC default.
+    #[cfg(test)]
     pub const ONE_SECOND: AdvertInterval = AdvertInterval(100);
 
     /// Checks `centiseconds` against what `version` can carry on the wire.
@@ -77,6 +78,7 @@ impl AdvertInterval {
 
     /// Reads the raw interval field of `version`: seconds for VRRPv2,
     /// centiseconds for VRRPv3.
+    #[cfg(test)]
     pub fn from_wire_field(version: Version, field: u16) -> Result<Self, IntervalError> {
         let centiseconds = match version {
             Version::V2 => u32::from(field) * 100,

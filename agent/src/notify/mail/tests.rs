@@ -1,5 +1,6 @@
 use super::*;
 use crate::notify::action::{NotifyState, Scope};
+use crate::notify::alert::vrrp_alert;
 
 use std::time::Instant;
 

@@ -3,7 +3,9 @@
 
 use std::net::IpAddr;
 
-use super::instance_config::{CheckedConfig, ConfigError, InitialState, InstanceConfig};
+#[cfg(test)]
+use super::instance_config::InitialState;
+use super::instance_config::{CheckedConfig, ConfigError, InstanceConfig};
 use super::time::Timestamp;
 use super::timing::{master_down_interval, skew_time};
 use super::tracking::{Tracking, UnknownTrackedItem};
@@ -112,7 +114,7 @@ pub enum InputError {
     },
 }
 
-/// Why [`Instance::reconfigure`] refused a configuration; the instance is
+/// Why [`Instance::reconfigure_into`] refused a configuration; the instance is
 /// unchanged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ReconfigureError {
@@ -233,6 +235,8 @@ pub struct Instance {
     sync_hold: bool,
     group_fault: bool,
     counters: Counters,
+    /// Only the tests ask when the state last changed (the daemon timestamps
+    /// transitions itself).
     last_transition: Option<Timestamp>,
 }
 
@@ -265,14 +269,18 @@ impl Instance {
     }
 
     /// Handles one input that happened at `now`; returns the actions to take.
+    /// The daemon drives instances through [`super::SyncGroup`], which uses
+    /// [`Instance::handle_into`]; this allocating form is for the tests.
+    #[cfg(test)]
     pub fn handle(&mut self, input: Input, now: Timestamp) -> Result<Vec<Action>, InputError> {
         let mut out = Vec::new();
         self.handle_into(input, now, &mut out)?;
         Ok(out)
     }
 
-    /// Like [`Instance::handle`], appending to a caller-owned buffer so a
-    /// daemon driving many instances reuses one allocation.
+    /// Handles one input that happened at `now`, appending the actions to
+    /// take to a caller-owned buffer so a daemon driving many instances
+    /// reuses one allocation.
     pub fn handle_into(
         &mut self,
         input: Input,
@@ -316,7 +324,9 @@ impl Instance {
     /// - Initialize and Fault only take the new configuration (and Fault
     ///   is left if its cause went away).
     ///
-    /// On an error nothing changes.
+    /// On an error nothing changes. Like `handle`, the allocating form is for
+    /// the tests; [`super::SyncGroup`] calls [`Instance::reconfigure_into`].
+    #[cfg(test)]
     pub fn reconfigure(
         &mut self,
         config: &InstanceConfig,
@@ -327,8 +337,7 @@ impl Instance {
         Ok(out)
     }
 
-    /// [`Instance::reconfigure`] appending to a caller-owned buffer (for
-    /// [`super::SyncGroup`]).
+    /// Reload (see `reconfigure`), appending to a caller-owned buffer.
     pub(super) fn reconfigure_into(
         &mut self,
         config: &InstanceConfig,
@@ -393,16 +402,6 @@ impl Instance {
         self.state
     }
 
-    /// Virtual router id.
-    pub fn vrid(&self) -> u8 {
-        self.cfg.vrid
-    }
-
-    /// Protocol version.
-    pub fn version(&self) -> Version {
-        self.cfg.version
-    }
-
     /// Configured base priority.
     pub fn base_priority(&self) -> u8 {
         self.cfg.base_priority
@@ -418,12 +417,15 @@ impl Instance {
         self.cfg.base_priority == 255
     }
 
-    /// The configured `state MASTER|BACKUP` wish.
+    /// The configured `state MASTER|BACKUP` wish; the election does not act
+    /// on it (see [`InitialState`]), the tests show that.
+    #[cfg(test)]
     pub fn initial_state(&self) -> InitialState {
         self.cfg.initial_state
     }
 
     /// This router's primary address.
+    #[cfg(test)]
     pub fn primary_address(&self) -> IpAddr {
         self.cfg.primary_address
     }
@@ -438,17 +440,13 @@ impl Instance {
         }
     }
 
-    /// The master a backup follows, as last advertised.
-    pub fn master(&self) -> Option<&MasterInfo> {
-        self.master.as_ref()
-    }
-
     /// Own Advertisement_Interval.
     pub fn advert_interval(&self) -> AdvertInterval {
         self.cfg.advert_interval
     }
 
     /// Master_Adver_Interval (the master's interval in v3, own in v2).
+    #[cfg(test)]
     pub fn master_adver_interval(&self) -> AdvertInterval {
         self.master_adver_interval
     }
@@ -464,7 +462,7 @@ impl Instance {
 
     /// When the instance needs [`Input::TimerExpired`] next, if at all: the
     /// only place its timer is reported. Read it after every
-    /// [`Instance::handle`] or [`Instance::reconfigure`]; a new value
+    /// [`Instance::handle_into`] or [`Instance::reconfigure_into`]; a new value
     /// replaces any earlier one.
     pub fn next_deadline(&self) -> Option<Timestamp> {
         self.deadline
@@ -476,17 +474,13 @@ impl Instance {
         self.state == State::Master && (self.cfg.accept || self.is_address_owner())
     }
 
-    /// Whether the VRRP interface is considered up.
-    pub fn interface_up(&self) -> bool {
-        self.interface_up
-    }
-
     /// Event counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
     /// When the last state change happened.
+    #[cfg(test)]
     pub fn last_transition(&self) -> Option<Timestamp> {
         self.last_transition
     }

@@ -120,6 +120,8 @@ pub(super) struct CheckedConfig {
     pub(super) version: Version,
     pub(super) base_priority: u8,
     pub(super) advert_interval: AdvertInterval,
+    /// Not acted on (see [`InitialState`]); kept so the tests can show that.
+    #[cfg_attr(not(test), expect(dead_code, reason = "read only by the tests"))]
     pub(super) initial_state: InitialState,
     pub(super) preempt: bool,
     pub(super) preempt_delay: Duration,

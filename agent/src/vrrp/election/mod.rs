@@ -8,7 +8,7 @@
 //! reads [`Instance::next_deadline`] and wakes it then with
 //! [`Input::TimerExpired`]. Nothing in here reads a clock, opens a socket or
 //! spawns a task, so every timing rule is tested with exact, injected time.
-//! A reload goes through [`Instance::reconfigure`], which keeps the state.
+//! A reload goes through [`Instance::reconfigure_into`], which keeps the state.
 //!
 //! Driving many instances from one task: each instance has at most one
 //! pending deadline, so the daemon keeps one min-heap of `(deadline,
@@ -48,12 +48,8 @@ mod tracking;
 #[cfg(test)]
 mod sim;
 
-pub use instance::{
-    Action, Advert, Counters, Input, InputError, Instance, MasterInfo, Reason, ReconfigureError,
-    State,
-};
-pub use instance_config::{ConfigError, InitialState, InstanceConfig};
-pub use sync_group::{MemberAction, SyncGroup, SyncGroupError};
+pub use instance::{Action, Advert, Input, Instance, Reason, State};
+pub use instance_config::{InitialState, InstanceConfig};
+pub use sync_group::{MemberAction, SyncGroup};
 pub use time::Timestamp;
-pub use timing::{master_down_interval, skew_time};
-pub use tracking::{TrackedItem, UnknownTrackedItem};
+pub use tracking::TrackedItem;

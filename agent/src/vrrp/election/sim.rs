@@ -9,9 +9,8 @@ use std::collections::BinaryHeap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
 
-use super::{
-    Action, Advert, Input, Instance, InstanceConfig, State, Timestamp, master_down_interval,
-};
+use super::timing::{master_down_interval, skew_time};
+use super::{Action, Advert, Input, Instance, InstanceConfig, State, Timestamp};
 use crate::vrrp::{ChecksumForm, Version};
 
 /// SplitMix64: tiny, seedable and good enough to pick test scenarios.
@@ -445,7 +444,7 @@ fn simulation_graceful_shutdown_hands_over_within_skew_time() {
             .iter()
             .filter_map(|r| s.sim.routers.get(*r))
             .map(|x| {
-                super::skew_time(
+                skew_time(
                     s.sim.version,
                     x.instance.effective_priority(),
                     x.instance.master_adver_interval(),

@@ -123,7 +123,7 @@ impl SyncGroup {
         })
     }
 
-    /// Reload of one member ([`Instance::reconfigure`]), then the group
+    /// Reload of one member ([`Instance::reconfigure_into`]), then the group
     /// rules as after any input: a member put in FAULT by its new tracking
     /// takes the group along, an owner that became master pulls the others.
     /// On an error nothing changes.
@@ -293,7 +293,9 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
-    use crate::vrrp::election::{Advert, ConfigError, Reason, ReconfigureError, TrackedItem};
+    use crate::vrrp::election::instance::ReconfigureError;
+    use crate::vrrp::election::instance_config::ConfigError;
+    use crate::vrrp::election::{Advert, Reason, TrackedItem};
     use crate::vrrp::{ChecksumForm, Version};
 
     fn ms(n: u64) -> Timestamp {

@@ -10,6 +10,7 @@ pub struct Timestamp(u64);
 
 impl Timestamp {
     /// The epoch of the caller's clock.
+    #[cfg(test)]
     pub const ZERO: Timestamp = Timestamp(0);
 
     /// A timestamp `nanos` nanoseconds after the clock's epoch.
@@ -30,6 +31,7 @@ impl Timestamp {
     }
 
     /// How long after `earlier` this is; zero if `earlier` is later.
+    #[cfg(test)]
     pub fn saturating_duration_since(self, earlier: Timestamp) -> Duration {
         Duration::from_nanos(self.0.saturating_sub(earlier.0))
     }

@@ -12,9 +12,11 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+#[cfg(test)]
+use super::Error;
 use super::checksum::Sum;
 use super::{
-    AddressFamily, AdvertInterval, ChecksumForm, EmitError, Endpoints, Error, IP_PROTOCOL, Version,
+    AddressFamily, AdvertInterval, ChecksumForm, EmitError, Endpoints, IP_PROTOCOL, Version,
 };
 
 /// Fixed part of every advert, before the addresses.
@@ -48,14 +50,16 @@ pub struct Packet<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Wraps a buffer without checking it: accessors panic if it is shorter
-    /// than [`Packet::check_len`] requires. For buffers sized by the caller
-    /// (emitting); use [`Packet::new_checked`] for received bytes.
+    /// than `check_len` requires. For buffers sized by the caller (emitting);
+    /// received bytes go through `new_checked` (XDP checks them in
+    /// production, see the module docs of `wire`).
     pub const fn new_unchecked(buffer: T, family: AddressFamily) -> Self {
         Packet { buffer, family }
     }
 
     /// Wraps a buffer after checking it holds the whole message its header
     /// describes (it may be longer; [`Repr::parse`] insists on an exact fit).
+    #[cfg(test)]
     pub fn new_checked(buffer: T, family: AddressFamily) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer, family);
         packet.check_len()?;
@@ -64,6 +68,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks the buffer covers the fixed header and then everything the
     /// version and address count announce, so no accessor can go out of bounds.
+    #[cfg(test)]
     pub fn check_len(&self) -> Result<(), Error> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
@@ -102,14 +107,17 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// The 4-bit type field.
+    #[cfg(test)]
     pub fn msg_type(&self) -> u8 {
         self.header_byte(field::VERSION_TYPE) & 0x0f
     }
 
+    #[cfg(test)]
     pub fn vrid(&self) -> u8 {
         self.header_byte(field::VRID)
     }
 
+    #[cfg(test)]
     pub fn priority(&self) -> u8 {
         self.header_byte(field::PRIORITY)
     }
@@ -119,26 +127,31 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// VRRPv2 authentication type (byte 4; part of the interval in v3).
+    #[cfg(test)]
     pub fn v2_auth_type(&self) -> u8 {
         self.header_byte(field::V2_AUTH_TYPE)
     }
 
     /// VRRPv2 advertisement interval in seconds (byte 5).
+    #[cfg(test)]
     pub fn v2_advert_interval_secs(&self) -> u8 {
         self.header_byte(field::V2_ADVER_INT)
     }
 
     /// VRRPv3 maximum advertisement interval in centiseconds (low 12 bits
     /// of bytes 4-5).
+    #[cfg(test)]
     pub fn v3_max_advert_interval_centis(&self) -> u16 {
         self.v3_interval_word() & V3_MAX_ADVERT_INTERVAL_CENTIS
     }
 
     /// VRRPv3's 4 reserved bits: sent as zero, ignored on receipt.
+    #[cfg(test)]
     pub fn v3_reserved(&self) -> u8 {
         (self.v3_interval_word() >> 12) as u8
     }
 
+    #[cfg(test)]
     fn v3_interval_word(&self) -> u16 {
         u16::from_be_bytes([
             self.header_byte(field::V3_ADVER_INT.start),
@@ -146,6 +159,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         ])
     }
 
+    #[cfg(test)]
     pub fn checksum(&self) -> u16 {
         u16::from_be_bytes([
             self.header_byte(field::CHECKSUM.start),
@@ -155,6 +169,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Bytes of the address list, as announced by the address count (empty
     /// if the buffer is shorter, which [`Packet::check_len`] rules out).
+    #[cfg(test)]
     pub fn address_bytes(&self) -> &[u8] {
         let end = field::ADDRESSES + self.addresses_len();
         self.buffer
@@ -168,6 +183,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Address `index` of an IPv4 advert.
+    #[cfg(test)]
     pub fn ipv4_address(&self, index: usize) -> Option<Ipv4Addr> {
         let start = index.checked_mul(4)?;
         let bytes: [u8; 4] = self
@@ -179,6 +195,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     /// Address `index` of an IPv6 advert.
+    #[cfg(test)]
     pub fn ipv6_address(&self, index: usize) -> Option<Ipv6Addr> {
         let start = index.checked_mul(16)?;
         let bytes: [u8; 16] = self
@@ -191,6 +208,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// VRRPv2 authentication data (the 8 bytes after the addresses); `None`
     /// for other versions or a buffer too short.
+    #[cfg(test)]
     pub fn v2_auth_data(&self) -> Option<[u8; V2_AUTH_DATA_LEN]> {
         if self.version_field() != Version::V2.wire_value() {
             return None;
@@ -222,6 +240,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 
     /// Checks the checksum in the forms that apply to `version` over the
     /// endpoints' family, and says which one matched.
+    #[cfg(test)]
     pub fn verify_checksum(
         &self,
         version: Version,
@@ -373,6 +392,7 @@ impl SimplePassword {
         SimplePassword(bytes)
     }
 
+    #[cfg(test)]
     pub const fn from_wire(bytes: [u8; V2_AUTH_DATA_LEN]) -> Self {
         SimplePassword(bytes)
     }
@@ -402,6 +422,7 @@ impl Auth {
     pub const TYPE_NONE: u8 = 0;
     pub const TYPE_SIMPLE_TEXT: u8 = 1;
     /// IP Authentication Header: recognised, never supported.
+    #[cfg(test)]
     pub const TYPE_IP_AH: u8 = 2;
 
     /// `auth_type PASS` with `auth_pass password`.
@@ -423,6 +444,7 @@ impl Auth {
         }
     }
 
+    #[cfg(test)]
     fn from_wire(auth_type: u8, data: [u8; V2_AUTH_DATA_LEN]) -> Result<Self, Error> {
         match auth_type {
             Self::TYPE_NONE => Ok(Auth::None),
@@ -455,10 +477,6 @@ impl VirtualAddresses {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     fn write(&self, out: &mut [u8]) {
         match self {
             VirtualAddresses::V4(list) => {
@@ -488,6 +506,7 @@ pub struct Repr {
 }
 
 /// A parsed advert and the checksum form it was sent with.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Parsed {
     pub repr: Repr,
@@ -498,6 +517,7 @@ impl Repr {
     /// Validates an advert the IP layer delivered between `endpoints`:
     /// version, type, exact length, checksum (either form for VRRPv3 over
     /// IPv4), authentication type, non-zero interval.
+    #[cfg(test)]
     pub fn parse<T: AsRef<[u8]>>(
         packet: &Packet<T>,
         endpoints: &Endpoints,
@@ -674,6 +694,7 @@ impl Repr {
 
     /// RFC 3768 §7.1: a VRRPv2 advert must carry the configured
     /// authentication. VRRPv3 has none, so any v3 advert passes.
+    #[cfg(test)]
     pub fn verify_auth(&self, configured: &Auth) -> Result<(), Error> {
         if self.version == Version::V3 {
             return Ok(());
@@ -695,6 +716,7 @@ impl Repr {
     /// RFC 3768 §7.1: a VRRPv2 advert's interval must equal the configured
     /// one. VRRPv3 backups adopt the master's interval instead (RFC 5798
     /// §6.4.2), so any v3 advert passes.
+    #[cfg(test)]
     pub fn verify_advert_interval(&self, configured: AdvertInterval) -> Result<(), Error> {
         if self.version == Version::V3 || self.advert_interval == configured {
             return Ok(());

@@ -6,6 +6,7 @@
 
 use std::net::Ipv4Addr;
 
+#[cfg(test)]
 use super::AnnouncementError;
 use super::ethernet::{self, ETHERTYPE_ARP, ETHERTYPE_IPV4, MacAddr};
 
@@ -15,7 +16,6 @@ pub const PACKET_LEN: usize = 28;
 pub const FRAME_LEN: usize = ethernet::HEADER_LEN + PACKET_LEN;
 pub const HARDWARE_ETHERNET: u16 = 1;
 pub const OPERATION_REQUEST: u16 = 1;
-pub const OPERATION_REPLY: u16 = 2;
 
 /// A gratuitous ARP announcing that `address` is at `sender_mac`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,7 +59,7 @@ impl GratuitousArp {
         Ok(FRAME_LEN)
     }
 
-    pub fn to_frame(&self) -> Vec<u8> {
+    pub fn to_frame(self) -> Vec<u8> {
         let mut frame = vec![0; FRAME_LEN];
         // The buffer is exactly FRAME_LEN, so emitting cannot fail.
         let _ = self.emit_frame(&mut frame);
@@ -68,6 +68,7 @@ impl GratuitousArp {
 
     /// Checks `frame` is a gratuitous ARP in keepalived's format (padding
     /// after the ARP payload is ignored) and says what it announces.
+    #[cfg(test)]
     pub fn parse_frame(frame: &[u8]) -> Result<Self, AnnouncementError> {
         let arp = frame.get(ethernet::HEADER_LEN..).unwrap_or(&[]);
         if frame.len() < FRAME_LEN {
@@ -143,6 +144,7 @@ impl GratuitousArp {
     }
 }
 
+#[cfg(test)]
 fn mac_value(mac: MacAddr) -> u128 {
     mac.0
         .iter()

@@ -71,6 +71,7 @@ impl Sum {
 }
 
 /// The checksum of `data` alone.
+#[cfg(test)]
 pub fn checksum(data: &[u8]) -> u16 {
     Sum::new().add_bytes(data).checksum()
 }

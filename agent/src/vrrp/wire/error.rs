@@ -1,9 +1,12 @@
 //! Why a packet was rejected, or could not be built.
 
-use super::{AddressFamily, AdvertInterval, Version};
+#[cfg(test)]
+use super::AdvertInterval;
+use super::{AddressFamily, Version};
 
 /// The XDP program's drop counters, one per rule an advert can break (plus
 /// the packets that are not VRRP at all). Every parse [`Error`] maps to one.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// Not an IPv4/IPv6 packet carrying VRRP: the datapath passes it on.
@@ -29,6 +32,7 @@ pub enum RejectReason {
     AdvertInterval,
 }
 
+#[cfg(test)]
 impl RejectReason {
     pub const ALL: [RejectReason; 10] = [
         RejectReason::NotVrrp,
@@ -61,6 +65,7 @@ impl RejectReason {
 }
 
 /// A packet that is not a valid VRRP advert, and exactly why.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
     #[error("{what} is truncated: {available} bytes available, at least {needed} needed")]
@@ -143,6 +148,7 @@ pub enum Error {
     },
 }
 
+#[cfg(test)]
 fn alternative_text(alternative: &Option<u16>) -> String {
     match alternative {
         Some(sum) => format!(
@@ -152,6 +158,7 @@ fn alternative_text(alternative: &Option<u16>) -> String {
     }
 }
 
+#[cfg(test)]
 impl Error {
     /// The drop counter this error is counted under.
     pub const fn reason(&self) -> RejectReason {
@@ -243,6 +250,7 @@ mod tests {
 
 /// A gratuitous ARP or unsolicited neighbour advertisement frame that is not
 /// what keepalived sends.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AnnouncementError {
     #[error("{what} is truncated: {available} bytes available, {needed} needed")]

@@ -2,10 +2,13 @@
 //! header view (the XDP program and the lab see whole frames).
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
+#[cfg(test)]
+use std::net::Ipv4Addr;
+use std::net::Ipv6Addr;
 
 #[cfg(test)]
 use super::ip::{self, IpAdvert};
+#[cfg(test)]
 use super::{AddressFamily, Endpoints, Error};
 
 pub const HEADER_LEN: usize = 14;
@@ -20,10 +23,7 @@ pub struct MacAddr(pub [u8; 6]);
 impl MacAddr {
     pub const BROADCAST: MacAddr = MacAddr([0xff; 6]);
 
-    pub const fn octets(&self) -> [u8; 6] {
-        self.0
-    }
-
+    #[cfg(test)]
     pub const fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
@@ -38,6 +38,7 @@ impl fmt::Display for MacAddr {
 
 /// The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID for IPv4,
 /// 00:00:5e:00:02:VRID for IPv6.
+#[cfg(test)]
 pub const fn virtual_router_mac(vrid: u8, family: AddressFamily) -> MacAddr {
     let kind = match family {
         AddressFamily::Ipv4 => 0x01,
@@ -47,6 +48,7 @@ pub const fn virtual_router_mac(vrid: u8, family: AddressFamily) -> MacAddr {
 }
 
 /// RFC 1112 §6.4: 01:00:5e followed by the group's low 23 bits.
+#[cfg(test)]
 pub const fn ipv4_multicast_mac(group: Ipv4Addr) -> MacAddr {
     let [_, b, c, d] = group.octets();
     MacAddr([0x01, 0x00, 0x5e, b & 0x7f, c, d])
@@ -60,6 +62,7 @@ pub const fn ipv6_multicast_mac(group: Ipv6Addr) -> MacAddr {
 
 /// Destination MAC for an advert to `endpoints`' destination if it is a
 /// multicast group; `None` for unicast, which needs neighbour resolution.
+#[cfg(test)]
 pub fn multicast_destination(endpoints: &Endpoints) -> Option<MacAddr> {
     match endpoints {
         Endpoints::V4 { dst, .. } if dst.is_multicast() => Some(ipv4_multicast_mac(*dst)),
@@ -80,12 +83,14 @@ impl<T: AsRef<[u8]>> Frame<T> {
         Frame { buffer }
     }
 
+    #[cfg(test)]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let frame = Self::new_unchecked(buffer);
         frame.check_len()?;
         Ok(frame)
     }
 
+    #[cfg(test)]
     pub fn check_len(&self) -> Result<(), Error> {
         let available = self.buffer.as_ref().len();
         if available < HEADER_LEN {
@@ -98,29 +103,30 @@ impl<T: AsRef<[u8]>> Frame<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
+    #[cfg(test)]
     fn mac_at(&self, start: usize) -> MacAddr {
         let mut octets = [0u8; 6];
         octets.copy_from_slice(&self.buffer.as_ref()[start..start + 6]);
         MacAddr(octets)
     }
 
+    #[cfg(test)]
     pub fn dst_addr(&self) -> MacAddr {
         self.mac_at(0)
     }
 
+    #[cfg(test)]
     pub fn src_addr(&self) -> MacAddr {
         self.mac_at(6)
     }
 
+    #[cfg(test)]
     pub fn ethertype(&self) -> u16 {
         let buffer = self.buffer.as_ref();
         u16::from_be_bytes([buffer[12], buffer[13]])
     }
 
+    #[cfg(test)]
     pub fn payload(&self) -> &[u8] {
         self.buffer.as_ref().get(HEADER_LEN..).unwrap_or(&[])
     }

@@ -17,16 +17,14 @@
 
 use std::net::Ipv6Addr;
 
+#[cfg(test)]
 use super::Error;
 
 #[cfg(test)]
 mod whole;
 
 #[cfg(test)]
-pub use whole::{
-    IPV4_HEADER_LEN, IpAdvert, Ipv4Packet, buffer_len, emit, next_ipv4_identification, parse,
-    to_bytes,
-};
+pub use whole::{IpAdvert, Ipv4Packet, parse, to_bytes};
 
 pub const IPV6_HEADER_LEN: usize = 40;
 
@@ -45,12 +43,14 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 
     /// Checks version 6 and that the buffer holds the payload length
     /// (anything after it, such as Ethernet padding, is ignored).
+    #[cfg(test)]
     pub fn new_checked(buffer: T) -> Result<Self, Error> {
         let packet = Self::new_unchecked(buffer);
         packet.check_len()?;
         Ok(packet)
     }
 
+    #[cfg(test)]
     pub fn check_len(&self) -> Result<(), Error> {
         let available = self.buffer.as_ref().len();
         if available < IPV6_HEADER_LEN {
@@ -77,14 +77,11 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     fn byte(&self, index: usize) -> u8 {
         self.buffer.as_ref()[index]
     }
 
+    #[cfg(test)]
     fn addr(&self, index: usize) -> Ipv6Addr {
         let mut octets = [0u8; 16];
         for (i, slot) in octets.iter_mut().enumerate() {
@@ -93,14 +90,17 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         Ipv6Addr::from(octets)
     }
 
+    #[cfg(test)]
     pub fn version(&self) -> u8 {
         self.byte(0) >> 4
     }
 
+    #[cfg(test)]
     pub fn traffic_class(&self) -> u8 {
         (self.byte(0) << 4) | (self.byte(1) >> 4)
     }
 
+    #[cfg(test)]
     pub fn flow_label(&self) -> u32 {
         u32::from_be_bytes([0, self.byte(1) & 0x0f, self.byte(2), self.byte(3)])
     }
@@ -109,22 +109,27 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         u16::from_be_bytes([self.byte(4), self.byte(5)])
     }
 
+    #[cfg(test)]
     pub fn next_header(&self) -> u8 {
         self.byte(6)
     }
 
+    #[cfg(test)]
     pub fn hop_limit(&self) -> u8 {
         self.byte(7)
     }
 
+    #[cfg(test)]
     pub fn src_addr(&self) -> Ipv6Addr {
         self.addr(8)
     }
 
+    #[cfg(test)]
     pub fn dst_addr(&self) -> Ipv6Addr {
         self.addr(24)
     }
 
+    #[cfg(test)]
     pub fn payload(&self) -> &[u8] {
         let range = IPV6_HEADER_LEN..IPV6_HEADER_LEN + usize::from(self.payload_len());
         self.buffer.as_ref().get(range).unwrap_or(&[])

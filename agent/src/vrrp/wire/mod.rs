@@ -11,9 +11,15 @@
 //! - [`arp`]: gratuitous ARP for IPv4 virtual addresses.
 //! - [`ndisc`]: unsolicited neighbour advertisements for IPv6 virtual addresses.
 //!
-//! Parsing never panics and reports the first violated rule as an [`Error`]
-//! whose [`Error::reason`] maps one-to-one onto the XDP program's drop
-//! counters ([`RejectReason`]). Emitting checks that the representation fits
+//! Production only emits (adverts, gratuitous ARPs, unsolicited NAs):
+//! received adverts are validated in the kernel by the XDP program in
+//! agent-ebpf. The parse side (`Repr::parse`, the views' `new_checked` and
+//! read accessors, `parse_frame`, `Error`, `RejectReason`) is therefore
+//! compiled for the tests only. It is kept as the userspace mirror of the XDP
+//! checks, which the keepalived golden vectors and the property tests pin
+//! down: parsing never panics and reports the first violated rule as an
+//! `Error` whose `Error::reason` maps one-to-one onto the XDP program's drop
+//! counters (`RejectReason`). Emitting checks that the representation fits
 //! on the wire and reports an [`EmitError`] otherwise.
 //!
 //! # The two VRRPv3-over-IPv4 checksums
@@ -54,8 +60,12 @@ mod proptests;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-pub use self::advert::{Auth, Packet, Parsed, Repr, SimplePassword, VirtualAddresses};
-pub use self::error::{AnnouncementError, EmitError, Error, RejectReason};
+pub use self::advert::{Auth, Repr, VirtualAddresses};
+#[cfg(test)]
+pub use self::advert::{Packet, Parsed, SimplePassword};
+pub use self::error::EmitError;
+#[cfg(test)]
+pub use self::error::{AnnouncementError, Error, RejectReason};
 pub use super::{AdvertInterval, ChecksumForm, Version};
 
 /// IP protocol number (IPv4) / next header (IPv6) of VRRP.

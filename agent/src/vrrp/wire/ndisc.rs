@@ -7,10 +7,12 @@
 
 use std::net::Ipv6Addr;
 
+#[cfg(test)]
+use super::AnnouncementError;
 use super::checksum::Sum;
 use super::ethernet::{self, ETHERTYPE_IPV6, MacAddr};
 use super::ip::{IPV6_HEADER_LEN, Ipv6Packet};
-use super::{AnnouncementError, EmitError, HOP_LIMIT};
+use super::{EmitError, HOP_LIMIT};
 
 pub const ICMPV6_NEXT_HEADER: u8 = 58;
 pub const TYPE_NEIGHBOR_ADVERTISEMENT: u8 = 136;
@@ -21,6 +23,7 @@ pub const FRAME_LEN: usize = ethernet::HEADER_LEN + IPV6_HEADER_LEN + ICMP_LEN;
 pub const ALL_NODES: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
 
 const FLAG_ROUTER: u8 = 0x80;
+#[cfg(test)]
 const FLAG_SOLICITED: u8 = 0x40;
 const FLAG_OVERRIDE: u8 = 0x20;
 
@@ -71,7 +74,7 @@ impl UnsolicitedNa {
         Ok(FRAME_LEN)
     }
 
-    pub fn to_frame(&self) -> Vec<u8> {
+    pub fn to_frame(self) -> Vec<u8> {
         let mut frame = vec![0; FRAME_LEN];
         // The buffer is exactly FRAME_LEN, so emitting cannot fail.
         let _ = self.emit_frame(&mut frame);
@@ -80,6 +83,7 @@ impl UnsolicitedNa {
 
     /// Checks `frame` is an unsolicited NA in keepalived's format (padding
     /// after the IPv6 payload is ignored) and says what it announces.
+    #[cfg(test)]
     pub fn parse_frame(frame: &[u8]) -> Result<Self, AnnouncementError> {
         if frame.len() < FRAME_LEN {
             return Err(AnnouncementError::Truncated {
@@ -190,6 +194,7 @@ fn icmp_checksum(src: Ipv6Addr, dst: Ipv6Addr, message: &[u8; ICMP_LEN]) -> u16 
         .checksum()
 }
 
+#[cfg(test)]
 fn mac_value(mac: MacAddr) -> u128 {
     mac.0
         .iter()

@@ -65,10 +65,6 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         Ok(())
     }
 
-    pub fn into_inner(self) -> T {
-        self.buffer
-    }
-
     fn byte(&self, index: usize) -> u8 {
         self.buffer.as_ref()[index]
     }
