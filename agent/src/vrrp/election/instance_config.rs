@@ -13,8 +13,8 @@ use crate::vrrp::{AdvertInterval, IntervalError, Version};
 /// after Master_Down_Interval (3.61 s); with priority 255, `state MASTER`
 /// becomes master at once while `state BACKUP` waits 3.004 s. We follow RFC
 /// 5798 §6.4.1 instead for the owner (priority 255 always starts as master)
-/// and keepalived for everyone else: the wish is recorded and reported, but a
-/// non-owner always starts in Backup, so a freshly started router never
+/// and keepalived for everyone else: the wish is recorded (`--dump-config`
+/// shows it), but a non-owner always starts in Backup, so a freshly started router never
 /// steals the VIPs from a running master of higher priority.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub enum InitialState {
