@@ -173,13 +173,14 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     }
 
     info!("shutting down: releasing mastership and virtual addresses");
-    runtime.shutdown_all();
+    let successors = runtime.shutdown_all();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
     let _ = net_tx.send(NetCommand::ReleaseAll(done_tx));
     let _ = tokio::time::timeout(Duration::from_secs(5), done_rx).await;
     runtime.stop_trackers();
     // notify_stop and anything still queued get a bounded time to run.
     runtime.close_notify_queues(Duration::from_secs(10)).await;
+    runtime.wait_for_successors(successors).await;
     // Dropping the runtime detaches the programs and closes its handle on the
     // netlink task, which then ends once the last queued request is done.
     drop(runtime);

@@ -126,6 +126,12 @@ pub struct Runtime {
     pub env: HookEnv,
 }
 
+/// What a graceful stop waits on: the routers this node resigned from, when.
+pub struct Successors {
+    resigned_ns: u64,
+    masters: Vec<(PeerKey, Duration, Duration)>,
+}
+
 /// The kernel's peer records, as the core reads them.
 struct KernelPeers<'a>(&'a mut Datapath);
 
@@ -293,11 +299,56 @@ impl Runtime {
         self.perform(effects);
     }
 
-    /// RFC 5798 shutdown for every instance, sent at once.
-    pub fn shutdown_all(&mut self) {
+    /// RFC 5798 shutdown for every instance, sent at once. Returns what a
+    /// graceful stop waits on: see [`Runtime::wait_for_successors`].
+    pub fn shutdown_all(&mut self) -> Successors {
+        let resigned_ns = kernel_now_ns();
+        let masters = self.core.masters();
         let effects = self.core.shutdown(now());
         self.perform(effects);
         self.flush();
+        Successors {
+            resigned_ns,
+            masters,
+        }
+    }
+
+    /// Keeps the datapath until a backup has taken over every router this
+    /// node resigned from, bounded by Master_Down_Interval plus one advert
+    /// interval. Detaching XDP and TC holds the kernel's rtnl lock for
+    /// 10–15 ms; done while the successor adds its addresses, it would delay
+    /// them on this host (and on a lab sharing one kernel). Waiting for an
+    /// advert sent one interval after the successor took over means its
+    /// addresses are in place.
+    pub async fn wait_for_successors(&mut self, successors: Successors) {
+        let Successors {
+            resigned_ns,
+            masters,
+        } = successors;
+        let bound = masters
+            .iter()
+            .map(|(_, down, interval)| *down + *interval)
+            .max()
+            .unwrap_or_default()
+            .min(Duration::from_secs(10));
+        let deadline = tokio::time::Instant::now() + bound;
+        let mut waiting = masters;
+        while !waiting.is_empty() && tokio::time::Instant::now() < deadline {
+            waiting.retain(|(key, _, interval)| {
+                let settled_ns = resigned_ns + interval.as_nanos() as u64;
+                !matches!(
+                    self.datapath.peer(key),
+                    Ok(Some(peer)) if peer.priority > 0 && peer.last_seen_ns > settled_ns
+                )
+            });
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if !waiting.is_empty() {
+            info!(
+                routers = waiting.len(),
+                "no successor heard before the bound; releasing the datapath anyway"
+            );
+        }
     }
 
     pub fn stop_trackers(&mut self) {

@@ -341,6 +341,28 @@ impl Core {
         out
     }
 
+    /// The virtual routers this node is master of, with how long a backup
+    /// may take to succeed it (Master_Down_Interval) and the advert
+    /// interval: what a graceful stop waits on before it lets go of the
+    /// datapath.
+    pub fn masters(&self) -> Vec<(PeerKey, std::time::Duration, std::time::Duration)> {
+        self.groups
+            .iter()
+            .flat_map(|group| {
+                group.members.iter().enumerate().filter_map(|(index, member)| {
+                    let instance = group.sync.member(index)?;
+                    (instance.state() == State::Master).then(|| {
+                        (
+                            member.plan.datapath_key(),
+                            instance.master_down_interval(),
+                            instance.advert_interval().as_duration(),
+                        )
+                    })
+                })
+            })
+            .collect()
+    }
+
     /// RFC 5798 shutdown for every instance: priority-0 adverts from
     /// masters, VIPs released, notify_stop queued.
     pub fn shutdown(&mut self, now: Timestamp) -> Vec<Effect> {
