@@ -349,16 +349,20 @@ impl Core {
         self.groups
             .iter()
             .flat_map(|group| {
-                group.members.iter().enumerate().filter_map(|(index, member)| {
-                    let instance = group.sync.member(index)?;
-                    (instance.state() == State::Master).then(|| {
-                        (
-                            member.plan.datapath_key(),
-                            instance.master_down_interval(),
-                            instance.advert_interval().as_duration(),
-                        )
+                group
+                    .members
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(index, member)| {
+                        let instance = group.sync.member(index)?;
+                        (instance.state() == State::Master).then(|| {
+                            (
+                                member.plan.datapath_key(),
+                                instance.master_down_interval(),
+                                instance.advert_interval().as_duration(),
+                            )
+                        })
                     })
-                })
             })
             .collect()
     }
