@@ -151,12 +151,7 @@ impl Core {
                 key: member_plan.datapath_key(),
                 filter: member_plan.filter,
             });
-            for vip in &member_plan.vips {
-                out.push(Effect::Vip {
-                    address: vip.address,
-                    state: VipState::NotOwned,
-                });
-            }
+            guard(member_plan, VipState::NotOwned, out);
             out.push(Effect::Hooks {
                 owner: HookOwner::Instance(id),
                 name: member_plan.name.clone(),
@@ -414,6 +409,14 @@ fn input(group: &mut Group, member: usize, event: Input, at: Timestamp, out: &mu
     }
 }
 
+/// Tells the kernel the same state for every address of an instance.
+fn guard(plan: &InstancePlan, state: VipState, out: &mut Vec<Effect>) {
+    out.extend(plan.vips.iter().map(|vip| Effect::Vip {
+        address: vip.address,
+        state,
+    }));
+}
+
 /// Turns the elections' actions into effects, in order.
 fn apply(group: &mut Group, actions: Vec<MemberAction>, out: &mut Vec<Effect>) {
     for MemberAction { member, action } in actions {
@@ -434,12 +437,7 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
         }),
         Action::AddVips { accept_traffic } => {
             // The guard opens first: from here on frames from the VIPs may leave.
-            for vip in &plan.vips {
-                out.push(Effect::Vip {
-                    address: vip.address,
-                    state: VipState::master(accept_traffic),
-                });
-            }
+            guard(plan, VipState::master(accept_traffic), out);
             out.push(Effect::AddAddresses {
                 plan: Arc::clone(plan),
                 addresses: plan.vips.clone(),
@@ -451,12 +449,7 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
                 member: member.id,
                 name: plan.name.clone(),
             });
-            for vip in &plan.vips {
-                out.push(Effect::Vip {
-                    address: vip.address,
-                    state: VipState::NotOwned,
-                });
-            }
+            guard(plan, VipState::NotOwned, out);
             out.push(Effect::RemoveAddresses {
                 plan: Arc::clone(plan),
                 addresses: plan.vips.clone(),
