@@ -158,10 +158,18 @@ pub enum Counter {
     /// An incoming packet addressed to a virtual address this node is master
     /// of in no-accept mode (RFC 5798 §6.4.3) was dropped by `vrrp_rx`.
     VipIngressBlocked = 13,
+    /// A frame to or from a virtual address of an instance that is fenced
+    /// (its daemon stopped advertising for longer than the hold, or the
+    /// kernel saw a router that wins the election) was stopped.
+    VipFenced = 14,
+    /// `vrrp_rx` validated an advert that wins against an instance this
+    /// node is master of, and fenced that instance before the daemon heard
+    /// of it.
+    FenceClosed = 15,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 14;
+    pub const COUNT: u32 = 16;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Accepted,
@@ -178,6 +186,8 @@ impl Counter {
         Counter::EventLost,
         Counter::VipEgressBlocked,
         Counter::VipIngressBlocked,
+        Counter::VipFenced,
+        Counter::FenceClosed,
     ];
 
     /// Stable snake_case name, used in metrics, JSON and status output.
@@ -197,6 +207,8 @@ impl Counter {
             Counter::EventLost => "event_lost",
             Counter::VipEgressBlocked => "vip_egress_blocked",
             Counter::VipIngressBlocked => "vip_ingress_blocked",
+            Counter::VipFenced => "vip_fenced",
+            Counter::FenceClosed => "fence_closed",
         }
     }
 
@@ -208,6 +220,8 @@ impl Counter {
                 | Counter::EventLost
                 | Counter::VipEgressBlocked
                 | Counter::VipIngressBlocked
+                | Counter::VipFenced
+                | Counter::FenceClosed
         )
     }
 }
@@ -221,7 +235,23 @@ pub mod map_names {
     pub const INSTANCES: &str = "INSTANCES";
     pub const LOCAL_ADDRESSES: &str = "LOCAL_ADDRESSES";
     pub const VIP_OWNERSHIP: &str = "VIP_OWNERSHIP";
-    pub const INGRESS_GUARD: &str = "INGRESS_GUARD";
+    pub const GUARD: &str = "GUARD";
+    pub const HEARTBEATS: &str = "HEARTBEATS";
+
+    /// The maps a daemon pins so that they outlive it: the kernel programs
+    /// keep using them while no daemon runs, and the next daemon adopts
+    /// them. The event and log rings are not among them: each daemon reads
+    /// its own, and the kernel's records (`PEERS`) hold what a ring missed.
+    pub const PINNED: [&str; 8] = [
+        PEERS,
+        COUNTERS,
+        INTERFACES,
+        INSTANCES,
+        LOCAL_ADDRESSES,
+        VIP_OWNERSHIP,
+        GUARD,
+        HEARTBEATS,
+    ];
 }
 
 /// Program names, as the loader finds them in the object.
@@ -240,10 +270,91 @@ pub const VIP_OWNED: u8 = 1 << 0;
 /// neighbour discovery. Only ever set together with [`VIP_OWNED`].
 pub const VIP_DROP_INGRESS: u8 = 1 << 1;
 
-/// `INGRESS_GUARD` has one `u32` slot: non-zero while some address carries
-/// [`VIP_DROP_INGRESS`]. Reading it is an inlined array access, so ordinary
-/// traffic pays for the address lookup only while no-accept is in force.
-pub const INGRESS_GUARD_SLOT: u32 = 0;
+/// A `VIP_OWNERSHIP` value: what the kernel does with one virtual address,
+/// and which instance it belongs to (whose heartbeat fences it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct VipEntry {
+    /// `VIP_*` bits.
+    pub flags: u8,
+    pub _pad: [u8; 3],
+    pub instance: InstanceKey,
+}
+
+/// `GUARD` has one slot, read by every frame the programs see, so that
+/// ordinary traffic pays for an address lookup only while it can matter.
+pub const GUARD_SLOT: u32 = 0;
+
+/// The `GUARD` slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct GuardState {
+    /// Until when (CLOCK_MONOTONIC ns) every master instance is known to be
+    /// alive: the daemon's last advert plus the shortest hold among its
+    /// masters. Before it, no heartbeat needs reading; `vrrp_rx` sets it to
+    /// 0 when it fences an instance.
+    pub alive_until_ns: u64,
+    /// Non-zero while some address carries [`VIP_DROP_INGRESS`].
+    pub no_accept: u32,
+    /// Non-zero while some address is [`VIP_OWNED`]: only then can an
+    /// incoming packet be addressed to a fenced address.
+    pub owns: u32,
+}
+
+/// `HEARTBEATS` value, keyed by [`InstanceKey`]: present while the daemon
+/// says this node is master of the instance, rewritten at every advert it
+/// sends. While it is fresh and not fenced, the instance's owned addresses
+/// pass; once it is older than `hold_ns` (the daemon hung or died) or
+/// fenced, frames to and from them are stopped, so a zombie master cannot
+/// answer for addresses a backup has taken over.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Heartbeat {
+    /// CLOCK_MONOTONIC ns when the daemon last sent an advert.
+    pub last_advert_ns: u64,
+    /// How long after that the node still counts as master: the
+    /// Master_Down_Interval of a backup at this node's priority, which is
+    /// never longer than a real (lower-priority) backup's.
+    pub hold_ns: u64,
+    /// The advert's source address (IPv4 in the first 4 bytes): an equal
+    /// priority from a higher address wins against it.
+    pub primary: [u8; 16],
+    /// The priority the daemon advertises.
+    pub priority: u8,
+    /// Non-zero once `vrrp_rx` saw a router that wins against this one;
+    /// only a new write by the daemon clears it.
+    pub fenced: u8,
+    pub _pad: [u8; 6],
+}
+
+/// Whether an advert from `source` at `priority` wins the election against
+/// a master advertising `own_priority` from `own_primary` (RFC 5798
+/// §6.4.3: higher priority, or equal priority and higher address). Both
+/// addresses in map encoding, so bytes compare as numbers.
+#[inline(always)]
+pub fn advert_wins(
+    priority: u8,
+    source: &[u8; 16],
+    own_priority: u8,
+    own_primary: &[u8; 16],
+) -> bool {
+    if priority != own_priority {
+        return priority > own_priority;
+    }
+    let mut index = 0;
+    while index < 16 {
+        if source[index] != own_primary[index] {
+            return source[index] > own_primary[index];
+        }
+        index += 1;
+    }
+    false
+}
+
+/// Map layout generation: bumped whenever a pinned map's meaning changes
+/// without its sizes changing, so a daemon does not adopt maps written by
+/// an incompatible one. Pinned maps live under `maps-v<N>`.
+pub const MAP_LAYOUT_VERSION: u32 = 1;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -256,6 +367,9 @@ mod pod {
     unsafe impl aya::Pod for InterfaceConfig {}
     unsafe impl aya::Pod for InstanceFilter {}
     unsafe impl aya::Pod for AddressKey {}
+    unsafe impl aya::Pod for VipEntry {}
+    unsafe impl aya::Pod for GuardState {}
+    unsafe impl aya::Pod for Heartbeat {}
 }
 
 #[cfg(test)]
@@ -271,6 +385,20 @@ mod tests {
         assert_eq!(size_of::<InterfaceConfig>(), 4);
         assert_eq!(size_of::<InstanceFilter>(), 12);
         assert_eq!(size_of::<AddressKey>(), 20);
+        assert_eq!(size_of::<VipEntry>(), 4 + size_of::<InstanceKey>());
+        assert_eq!(size_of::<GuardState>(), 16);
+        assert_eq!(size_of::<Heartbeat>(), 8 + 8 + 16 + 1 + 1 + 6);
+    }
+
+    #[test]
+    fn higher_priority_or_equal_priority_and_higher_address_wins() {
+        let low = [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let high = [192, 0, 2, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        assert!(advert_wins(101, &low, 100, &high));
+        assert!(!advert_wins(99, &high, 100, &low));
+        assert!(advert_wins(100, &high, 100, &low));
+        assert!(!advert_wins(100, &low, 100, &high));
+        assert!(!advert_wins(100, &low, 100, &low));
     }
 
     #[test]

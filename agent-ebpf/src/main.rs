@@ -7,6 +7,7 @@
 #![no_main]
 
 mod checksum;
+mod fence;
 mod packet;
 mod vip_guard;
 mod vip_ingress;
@@ -28,7 +29,7 @@ use aya_log_ebpf::info;
 
 use crate::packet::{Advert, Verdict, parse_advert};
 
-const MAX_ROUTERS: u32 = 4096;
+pub(crate) const MAX_ROUTERS: u32 = 4096;
 
 #[map]
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTERS, 0);
@@ -196,6 +197,7 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
     if advert.priority == 0 {
         changes |= CHANGE_PRIORITY_ZERO;
     }
+    fence::on_advert(&key, advert.priority, &advert.source);
     if changes == 0 {
         return;
     }

@@ -2,16 +2,19 @@
 //! master of a virtual address, frames sourced from that address (IP packets,
 //! ARP replies and announcements) are stopped, so a node that just lost
 //! mastership cannot answer for the address while its removal is still in
-//! flight. The daemon flips `VIP_OWNERSHIP` at the moment of a transition.
+//! flight. The daemon flips `VIP_OWNERSHIP` at the moment of a transition;
+//! the fence (`fence.rs`) stops them too once the daemon stopped
+//! advertising, so a hung or killed master stays silent as well.
 
-use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_OWNED};
+use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_OWNED, VipEntry};
 use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
     macros::{classifier, map},
     maps::HashMap,
     programs::TcContext,
 };
 
-use crate::count;
+use crate::{count, fence};
 
 /// TCX verdicts: let the next program (or the stack) decide, or drop.
 const TCX_NEXT: i32 = -1;
@@ -25,25 +28,31 @@ const IPV4_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 12;
 const IPV6_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 8;
 const ARP_SENDER_IP_OFFSET: usize = ETH_HEADER_LEN + 14;
 
-/// `VIP_*` bits per virtual address; `vip_ingress` reads it too.
+/// `VIP_*` bits and owning instance per virtual address; `vip_ingress`
+/// reads it too.
 #[map]
-pub(crate) static VIP_OWNERSHIP: HashMap<AddressKey, u8> = HashMap::with_max_entries(4096, 0);
+pub(crate) static VIP_OWNERSHIP: HashMap<AddressKey, VipEntry> = HashMap::with_max_entries(4096, 0);
 
 #[classifier]
 pub fn vip_guard(ctx: TcContext) -> i32 {
-    match source_address(&ctx) {
-        Some(key) => {
-            // SAFETY: a u8 copied out immediately.
-            match unsafe { VIP_OWNERSHIP.get(key) } {
-                Some(&flags) if flags & VIP_OWNED == 0 => {
-                    count(Counter::VipEgressBlocked);
-                    TCX_DROP
-                }
-                _ => TCX_NEXT,
-            }
-        }
-        None => TCX_NEXT,
+    let Some(key) = source_address(&ctx) else {
+        return TCX_NEXT;
+    };
+    // SAFETY: the entry is copied out immediately.
+    let entry = match unsafe { VIP_OWNERSHIP.get(key) } {
+        Some(entry) => *entry,
+        None => return TCX_NEXT,
+    };
+    if entry.flags & VIP_OWNED == 0 {
+        count(Counter::VipEgressBlocked);
+        return TCX_DROP;
     }
+    let now = unsafe { bpf_ktime_get_ns() };
+    if now >= fence::guard_state().alive_until_ns && fence::is_fenced(&entry.instance, now) {
+        count(Counter::VipFenced);
+        return TCX_DROP;
+    }
+    TCX_NEXT
 }
 
 #[inline(always)]

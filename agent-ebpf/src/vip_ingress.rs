@@ -4,38 +4,51 @@
 //! drops them with one map lookup. VRRP never reaches this check (it is
 //! handled first), ARP is not IP, and neighbour solicitations and
 //! advertisements pass so neighbours can still resolve and probe the address.
+//!
+//! The same lookup enforces the fence (`fence.rs`): packets to an owned
+//! address of a fenced instance are dropped, neighbour discovery included,
+//! so a hung or killed master does not act on requests a backup now serves.
 
-use agent_common::{Counter, INGRESS_GUARD_SLOT, VIP_DROP_INGRESS};
-use aya_ebpf::{bindings::xdp_action, macros::map, maps::Array, programs::XdpContext};
+use agent_common::{Counter, VIP_DROP_INGRESS, VIP_OWNED};
+use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpContext};
 
 use crate::{
-    count,
+    count, fence,
     packet::{self, Located},
     vip_guard::VIP_OWNERSHIP,
 };
 
-/// Non-zero while some address carries `VIP_DROP_INGRESS`. An array lookup
-/// is inlined by the kernel, so traffic on a node without no-accept masters
-/// pays a load and a compare, not a hash lookup.
-#[map]
-static INGRESS_GUARD: Array<u32> = Array::with_max_entries(1, 0);
-
-/// The verdict for an IP packet that is not VRRP.
+/// The verdict for an IP packet that is not VRRP. Traffic on a node with
+/// no no-accept master and whose masters all advertised recently pays a
+/// load and a compare (and a clock read while it owns addresses), not a
+/// hash lookup.
 #[inline(always)]
 pub fn check(ctx: &XdpContext, located: &Located) -> u32 {
-    match INGRESS_GUARD.get(INGRESS_GUARD_SLOT) {
-        Some(&active) if active != 0 => {}
-        _ => return xdp_action::XDP_PASS,
+    let guard = fence::guard_state();
+    let mut alive = true;
+    if guard.owns != 0 {
+        let now = unsafe { bpf_ktime_get_ns() };
+        alive = now < guard.alive_until_ns;
+    }
+    if guard.no_accept == 0 && alive {
+        return xdp_action::XDP_PASS;
     }
     let Some(destination) = packet::destination(ctx, located) else {
         return xdp_action::XDP_PASS;
     };
-    // SAFETY: a u8 copied out immediately.
-    match unsafe { VIP_OWNERSHIP.get(destination) } {
-        Some(&flags) if flags & VIP_DROP_INGRESS != 0 => {}
-        _ => return xdp_action::XDP_PASS,
+    // SAFETY: the entry is copied out immediately.
+    let entry = match unsafe { VIP_OWNERSHIP.get(destination) } {
+        Some(entry) => *entry,
+        None => return xdp_action::XDP_PASS,
+    };
+    if !alive && entry.flags & VIP_OWNED != 0 {
+        let now = unsafe { bpf_ktime_get_ns() };
+        if fence::is_fenced(&entry.instance, now) {
+            count(Counter::VipFenced);
+            return xdp_action::XDP_DROP;
+        }
     }
-    if packet::is_neighbour_discovery(ctx, located) {
+    if entry.flags & VIP_DROP_INGRESS == 0 || packet::is_neighbour_discovery(ctx, located) {
         return xdp_action::XDP_PASS;
     }
     count(Counter::VipIngressBlocked);

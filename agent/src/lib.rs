@@ -21,7 +21,10 @@ mod tracking;
 mod vrrp;
 
 pub use config::cli::{config_test, dump_config};
-pub use control::{DEFAULT_SOCKET as DEFAULT_CONTROL_SOCKET, query_status, render_status};
+pub use control::{
+    DEFAULT_SOCKET as DEFAULT_CONTROL_SOCKET, query_status, render_status, request_stop,
+};
 pub use daemon::{DaemonOptions, run as run_daemon};
+pub use datapath::pin::{DEFAULT_PIN_ROOT, cleanup as cleanup_pins};
 pub use monitor::{MonitorOptions, run as run_monitor};
 pub use scheduling::{DEFAULT_PRIORITY as DEFAULT_REALTIME_PRIORITY, make_current_thread_realtime};

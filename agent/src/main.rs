@@ -40,6 +40,11 @@ struct Cli {
     /// on time; scripts and notify hooks always run with normal scheduling.
     #[arg(long)]
     no_realtime: bool,
+    /// bpffs directory where the daemon pins its maps and program links, so
+    /// they outlive it (default: /sys/fs/bpf/vrrp-agent, or a
+    /// `netns-<inode>` directory below it in another network namespace).
+    #[arg(long, value_name = "DIR", global = true)]
+    pin_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -51,6 +56,27 @@ enum Command {
         /// Machine-readable JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Stop the running daemon and wait until it has exited. By default it
+    /// hands over like SIGTERM (priority 0, addresses released, notify_stop,
+    /// programs removed once a backup took over).
+    Stop {
+        /// A planned restart (upgrade): exit at once, keeping addresses,
+        /// guard and the pinned datapath; a daemon started within
+        /// Master_Down_Interval resumes as master and no backup takes over.
+        #[arg(long)]
+        keep_datapath: bool,
+        /// How long to wait for the daemon to exit, in seconds.
+        #[arg(long, default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Remove a pinned datapath (maps and program links) that no daemon
+    /// will adopt, e.g. after a crash when the agent is not coming back.
+    /// Refused while a daemon answers on the control socket.
+    Cleanup {
+        /// Only this interface's program links (the programs detach).
+        #[arg(short, long)]
+        interface: Option<String>,
     },
     /// Watch the virtual routers on a link, live (observe-only: drops nothing).
     Monitor {
@@ -134,6 +160,31 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 refresh: Duration::from_millis(refresh_ms),
             }))
             .context("monitor"),
+        Some(Command::Stop {
+            keep_datapath,
+            timeout,
+        }) => {
+            let pid = runtime
+                .block_on(vrrp_agent::request_stop(&cli.control_socket, keep_datapath))
+                .context("stop")?;
+            wait_for_exit(pid, Duration::from_secs(timeout))
+        }
+        Some(Command::Cleanup { interface }) => {
+            if let Ok(report) = runtime.block_on(vrrp_agent::query_status(&cli.control_socket)) {
+                anyhow::bail!(
+                    "a daemon (pid {}) answers on {}: stop it first (`vrrp-agent stop`), it removes its own pins",
+                    report.pid,
+                    cli.control_socket.display()
+                );
+            }
+            let (root, removed) =
+                vrrp_agent::cleanup_pins(cli.pin_dir, interface.as_deref()).context("cleanup")?;
+            for pin in &removed {
+                println!("removed {}", pin.display());
+            }
+            println!("{} pins removed under {}", removed.len(), root.display());
+            Ok(())
+        }
         Some(Command::Status { json }) => {
             let report = runtime
                 .block_on(vrrp_agent::query_status(&cli.control_socket))
@@ -150,7 +201,28 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 config: cli.config,
                 control_socket: cli.control_socket,
                 pass_adverts: cli.pass_adverts,
+                pin_dir: cli.pin_dir,
             }))
             .map_err(anyhow::Error::from),
     }
+}
+
+/// `stop` returns once the daemon is gone, so a service manager or an
+/// upgrade script can start the next one right after.
+fn wait_for_exit(pid: u32, timeout: Duration) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    // A zombie (exited, not yet reaped by its parent) counts as gone.
+    let running = || {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    while running() {
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("the daemon (pid {pid}) is still running after {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }

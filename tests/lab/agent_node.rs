@@ -29,6 +29,7 @@ pub struct AgentNode {
     config: PathBuf,
     socket: PathBuf,
     binary: String,
+    pins: PathBuf,
     process: Process,
 }
 
@@ -58,13 +59,18 @@ impl AgentNode {
             );
         }
         let socket = dir.join("control.sock");
-        let process = spawn(host, &binary, &config_path, &socket)?;
+        // The pinned datapath outlives the daemon, as on a real host.
+        let pins = dir.join("bpf");
+        host.mount_bpffs(&pins)?;
+        let pins = pins.join("vrrp-agent");
+        let process = spawn(host, &binary, &config_path, &socket, &pins)?;
         let node = Self {
             host: host.clone(),
             dir,
             config: config_path,
             socket,
             binary,
+            pins,
             process,
         };
         node.wait_until_serving()?;
@@ -82,7 +88,13 @@ impl AgentNode {
                 self.process.pid()
             );
         }
-        self.process = spawn(&self.host, &self.binary, &self.config, &self.socket)?;
+        self.process = spawn(
+            &self.host,
+            &self.binary,
+            &self.config,
+            &self.socket,
+            &self.pins,
+        )?;
         self.wait_until_serving()
     }
 
@@ -130,6 +142,11 @@ impl AgentNode {
     /// Its control socket.
     pub fn socket(&self) -> &Path {
         &self.socket
+    }
+
+    /// Where it pins its datapath (`--pin-dir`), on a bpffs the lab mounted.
+    pub fn pin_dir(&self) -> &Path {
+        &self.pins
     }
 
     /// `vrrp-agent status --json`, parsed.
@@ -234,10 +251,18 @@ impl AgentNode {
     }
 }
 
-fn spawn(host: &Host, binary: &str, config: &Path, socket: &Path) -> Result<Process> {
-    let (config, socket) = (path_arg(config)?, path_arg(socket)?);
+fn spawn(host: &Host, binary: &str, config: &Path, socket: &Path, pins: &Path) -> Result<Process> {
+    let (config, socket, pins) = (path_arg(config)?, path_arg(socket)?, path_arg(pins)?);
     let process = host.spawn_env(
-        &[binary, "-f", &config, "--control-socket", &socket],
+        &[
+            binary,
+            "-f",
+            &config,
+            "--control-socket",
+            &socket,
+            "--pin-dir",
+            &pins,
+        ],
         &[("RUST_LOG", "info")],
     )?;
     // The daemon needs time for priority-0 adverts, VIP removal and notify_stop.

@@ -87,6 +87,13 @@ impl Host {
             .with_context(|| format!("in host {}", self.name))
     }
 
+    /// Mounts a bpf filesystem at `dir` that lives until the lab is dropped
+    /// (see `LabShared::mount_bpffs`).
+    pub fn mount_bpffs(&self, dir: &Path) -> Result<()> {
+        self.lab.ensure_open()?;
+        self.lab.mount_bpffs(dir)
+    }
+
     /// Starts a long-running process in this host. It is stopped when the
     /// returned guard or the lab is dropped; its output is captured (see
     /// [`Process::stdout`]) into files in the lab's temp dir.

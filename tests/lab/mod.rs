@@ -127,10 +127,26 @@ pub(crate) struct LabShared {
     namespaces: Mutex<Vec<String>>,
     processes: Mutex<Vec<Arc<process::ProcessCore>>>,
     iface_counters: Mutex<HashMap<(String, &'static str), u32>>,
+    /// bpf filesystems mounted for agents' pins, unmounted at teardown.
+    bpffs: Mutex<Vec<PathBuf>>,
     torn_down: AtomicBool,
 }
 
 impl LabShared {
+    /// Mounts a bpf filesystem at `dir` (created) for an agent's pinned
+    /// datapath. `ip netns exec` gives each process a fresh /sys without
+    /// bpffs, so pins under /sys/fs/bpf would die with the process; a
+    /// mount here is the host's and outlives it. Unmounting it at teardown
+    /// releases everything a killed agent left pinned.
+    pub(crate) fn mount_bpffs(&self, dir: &Path) -> Result<()> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let target = dir.to_str().context("bpffs path is not UTF-8")?;
+        cmd::run(&["mount", "-t", "bpf", "bpf", target])
+            .with_context(|| format!("cannot mount a bpf filesystem at {target}"))?;
+        lock(&self.bpffs).push(dir.to_path_buf());
+        Ok(())
+    }
+
     pub(crate) fn register_process(&self, core: &Arc<process::ProcessCore>) {
         lock(&self.processes).push(Arc::clone(core));
     }
@@ -174,6 +190,7 @@ impl Lab {
                 namespaces: Mutex::new(Vec::new()),
                 processes: Mutex::new(Vec::new()),
                 iface_counters: Mutex::new(HashMap::new()),
+                bpffs: Mutex::new(Vec::new()),
                 torn_down: AtomicBool::new(false),
             }),
         })
@@ -316,6 +333,12 @@ impl Drop for Lab {
         for netns in namespaces {
             if let Err(err) = remove_namespace(&netns) {
                 eprintln!("lab {}: {err:#}", shared.id);
+            }
+        }
+        for mount in std::mem::take(&mut *lock(&shared.bpffs)) {
+            let target = mount.to_string_lossy().into_owned();
+            if let Err(err) = cmd::run(&["umount", "-l", &target]) {
+                eprintln!("lab {}: cannot unmount {target}: {err:#}", shared.id);
             }
         }
         if std::env::var_os("LAB_KEEP").is_some() {

@@ -7,7 +7,7 @@ mod client;
 mod server;
 mod status;
 
-pub use client::query_status;
+pub use client::{query_status, request_stop};
 pub use server::{ControlRequest, ControlServer};
 pub use status::{InstanceStatus, StatusReport, TrackedStatus, render_status};
 

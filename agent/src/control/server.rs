@@ -18,6 +18,13 @@ use super::{ControlError, StatusReport};
 #[derive(Debug)]
 pub enum ControlRequest {
     Status(oneshot::Sender<StatusReport>),
+    /// `vrrp-agent stop`: hand over like SIGTERM, or (`keep_datapath`) exit
+    /// at once leaving addresses, guard and pinned datapath to the next
+    /// daemon. Answered with the daemon's pid before it stops.
+    Stop {
+        keep_datapath: bool,
+        reply: oneshot::Sender<u32>,
+    },
 }
 
 pub struct ControlServer {
@@ -98,7 +105,27 @@ async fn answer(stream: UnixStream, requests: mpsc::Sender<ControlRequest>) -> s
                 }
             }
         }
-        _ => serde_json::json!({"error": "unknown request; expected {\"command\":\"status\"}"}),
+        Ok(request) if request["command"] == "stop" => {
+            let keep_datapath = request["keep_datapath"].as_bool().unwrap_or(false);
+            let (reply, answer) = oneshot::channel();
+            let request = ControlRequest::Stop {
+                keep_datapath,
+                reply,
+            };
+            if requests.send(request).await.is_err() {
+                serde_json::json!({"error": "the daemon is shutting down"})
+            } else {
+                match answer.await {
+                    Ok(pid) => {
+                        serde_json::json!({"stopping": true, "pid": pid, "keep_datapath": keep_datapath})
+                    }
+                    Err(_) => serde_json::json!({"error": "the daemon is shutting down"}),
+                }
+            }
+        }
+        _ => {
+            serde_json::json!({"error": "unknown request; expected {\"command\":\"status\"} or {\"command\":\"stop\",\"keep_datapath\":BOOL}"})
+        }
     };
     writer.write_all(format!("{response}\n").as_bytes()).await?;
     writer.shutdown().await

@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 
 use crate::{
     control::{ControlError, ControlRequest, ControlServer},
-    datapath::{Datapath, DatapathError, kernel_now_ns},
+    datapath::{Datapath, DatapathError, PinDir, kernel_now_ns},
     netlink::{LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
@@ -43,6 +43,21 @@ pub struct DaemonOptions {
     pub control_socket: PathBuf,
     /// Let valid adverts continue to the stack after XDP recorded them.
     pub pass_adverts: bool,
+    /// Where the datapath is pinned; `None`: the default for this network
+    /// namespace ([`PinDir::for_this_namespace`]).
+    pub pin_dir: Option<PathBuf>,
+}
+
+/// How the daemon leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Exit {
+    /// SIGTERM, SIGINT, `vrrp-agent stop`: priority 0, addresses released,
+    /// notify_stop, and the datapath removed once a successor took over.
+    HandOver,
+    /// `vrrp-agent stop --keep-datapath`: a planned restart. Nothing is
+    /// released: addresses, guard and pinned datapath stay, and a daemon
+    /// started within Master_Down_Interval resumes as master.
+    KeepDatapath,
 }
 
 #[derive(Debug, Error)]
@@ -82,7 +97,11 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         setup::prepare(options.config.clone(), handle.clone(), hostname.clone()).await?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
-    let (datapath, mut peer_events, kernel_log) = Datapath::load()?;
+    let pins = options
+        .pin_dir
+        .clone()
+        .map_or_else(PinDir::for_this_namespace, PinDir::new);
+    let (datapath, mut peer_events, kernel_log) = Datapath::load_pinned(pins)?;
     tokio::spawn(async move {
         if let Err(error) = kernel_log.forward().await {
             warn!(%error, "kernel log forwarding stopped");
@@ -123,7 +142,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 .await;
         });
     };
-    loop {
+    let exit = loop {
         let sleep = deadline_sleep(runtime.next_deadline());
         tokio::select! {
             event = peer_events.next() => match event {
@@ -137,6 +156,10 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             },
             Some(request) = control_rx.recv() => match request {
                 ControlRequest::Status(reply) => { let _ = reply.send(runtime.status()); }
+                ControlRequest::Stop { keep_datapath, reply } => {
+                    let _ = reply.send(std::process::id());
+                    break if keep_datapath { Exit::KeepDatapath } else { Exit::HandOver };
+                }
             },
             _ = hangup.recv() => match reload {
                 ReloadState::Idle => {
@@ -166,12 +189,25 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                     ReloadState::Idle
                 };
             }
-            _ = terminate.recv() => break,
-            _ = interrupt.recv() => break,
+            _ = terminate.recv() => break Exit::HandOver,
+            _ = interrupt.recv() => break Exit::HandOver,
         }
         runtime.flush();
-    }
+    };
 
+    if exit == Exit::KeepDatapath {
+        info!(
+            "stopping without handing over: addresses, guard and pinned datapath stay for the next daemon"
+        );
+        runtime.stop_trackers();
+        runtime.close_notify_queues(Duration::from_secs(10)).await;
+        // The pinned links keep the programs attached and the maps alive.
+        drop(runtime);
+        drop(net_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;
+        info!("vrrp-agent stopped; the datapath stays pinned");
+        return Ok(());
+    }
     info!("shutting down: releasing mastership and virtual addresses");
     let successors = runtime.shutdown_all();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -181,8 +217,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     // notify_stop and anything still queued get a bounded time to run.
     runtime.close_notify_queues(Duration::from_secs(10)).await;
     runtime.wait_for_successors(successors).await;
-    // Dropping the runtime detaches the programs and closes its handle on the
-    // netlink task, which then ends once the last queued request is done.
+    runtime.datapath.release();
+    // Dropping the runtime closes its handle on the netlink task, which
+    // then ends once the last queued request is done.
     drop(runtime);
     drop(net_tx);
     let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;

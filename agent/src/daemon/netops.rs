@@ -49,6 +49,9 @@ pub enum NetCommand {
     Remove(VirtualSet),
     /// At startup: clear configured addresses a previous run left behind.
     RemoveStale(Vec<netlink::VirtualAddress>),
+    /// At startup, for an instance that resumes as master: what a previous
+    /// run left is the agent's again.
+    Claim(VirtualSet),
     /// Remove everything the agent added, then answer.
     ReleaseAll(oneshot::Sender<()>),
 }
@@ -101,6 +104,22 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                 for vip in &vips {
                     if let Err(error) = addresses.remove_stale(vip).await {
                         warn!(address = %vip.address, %error, "removing a stale virtual address failed");
+                    }
+                }
+            }
+            NetCommand::Claim(VirtualSet {
+                instance,
+                addresses: vips,
+                routes: virtual_routes,
+            }) => {
+                for vip in &vips {
+                    if let Err(error) = addresses.claim(vip).await {
+                        warn!(%instance, %error, "claiming a virtual address failed");
+                    }
+                }
+                for route in &virtual_routes {
+                    if let Err(error) = routes.claim(route).await {
+                        warn!(%instance, %error, "claiming a virtual route failed");
                     }
                 }
             }

@@ -10,7 +10,7 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use agent_common::{PeerKey, PeerState};
+use agent_common::{Heartbeat, PeerKey, PeerState};
 use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -19,7 +19,7 @@ use crate::{
     advert_socket::AdvertSocket,
     config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
-    datapath::{Datapath, PeerRecord, kernel_now_ns},
+    datapath::{Datapath, PeerRecord, address_to_key, kernel_now_ns},
     frame_socket::FrameSocket,
     notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
     tracking::{
@@ -28,7 +28,7 @@ use crate::{
     },
     vrrp::{
         Version,
-        election::{Instance, State, Timestamp},
+        election::{Instance, State, Timestamp, master_down_interval},
     },
 };
 
@@ -39,7 +39,7 @@ use super::{
     core::{Core, Effect, HookOwner, MemberId, PeerTable},
     hooks,
     netops::{self, NetCommand, VirtualSet},
-    plan::{NotifyPlan, Plan, TrackedSource, TrackerConfig},
+    plan::{InstancePlan, NotifyPlan, Plan, TrackedSource, TrackerConfig},
     script_up,
 };
 
@@ -124,6 +124,8 @@ pub struct Runtime {
     last_transition_unix: HashMap<MemberId, u64>,
     net: mpsc::UnboundedSender<NetCommand>,
     pub env: HookEnv,
+    /// A heartbeat was written this turn: the fence window moves at flush.
+    advertised: bool,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -142,6 +144,13 @@ impl PeerTable for KernelPeers<'_> {
             None
         })?;
         Some(PeerRecord::from_kernel(key, &state))
+    }
+
+    fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
+        self.0.heartbeat(key).unwrap_or_else(|error| {
+            warn!(%error, "reading the kernel's heartbeat record failed");
+            None
+        })
     }
 }
 
@@ -190,6 +199,7 @@ impl Runtime {
             last_transition_unix: HashMap::new(),
             net,
             env,
+            advertised: false,
         }
     }
 
@@ -257,9 +267,22 @@ impl Runtime {
         }
     }
 
+    /// Starts every instance; those the pinned datapath shows were master
+    /// moments ago resume as master. What an earlier daemon left in the
+    /// kernel for anything this configuration does not run is removed.
     pub fn start(&mut self, plan: &Plan) {
-        let effects = self.core.start(plan, now());
+        let effects = self
+            .core
+            .start(plan, now(), &mut KernelPeers(&mut self.datapath));
         self.perform(effects);
+        if let Err(error) = self.datapath.prune_inherited() {
+            warn!(%error, "removing an earlier daemon's leftover kernel entries failed");
+        }
+        let running = plan
+            .instances()
+            .map(|instance| instance.interface.clone())
+            .collect();
+        self.datapath.unpin_interfaces_except(&running);
     }
 
     /// Commits a validated plan (the transaction's last step).
@@ -371,6 +394,10 @@ impl Runtime {
                     .collect();
                 let _ = self.net.send(NetCommand::RemoveStale(stale));
             }
+            Effect::Claim { plan } => {
+                let set = VirtualSet::of(&plan, &plan.vips, &plan.routes);
+                let _ = self.net.send(NetCommand::Claim(set));
+            }
             Effect::Filter { key, filter } => {
                 if let Err(error) = self.datapath.set_instance_filter(key, filter) {
                     warn!(%error, vrid = key.vrid, "installing the kernel filter failed");
@@ -381,8 +408,12 @@ impl Runtime {
                     warn!(%error, vrid = key.vrid, "removing the kernel filter failed");
                 }
             }
-            Effect::Vip { address, state } => {
-                if let Err(error) = self.datapath.set_vip_state(address, state) {
+            Effect::Vip {
+                address,
+                instance,
+                state,
+            } => {
+                if let Err(error) = self.datapath.set_vip_state(address, instance, state) {
                     warn!(%error, %address, ?state, "updating the address guard failed");
                 }
             }
@@ -412,19 +443,10 @@ impl Runtime {
                 plan,
                 priority,
                 interval,
-            } => match self
-                .adverts
-                .entry(member)
-                .or_default()
-                .messages(&plan, priority, interval)
-            {
-                Ok(messages) => self
-                    .outbox
-                    .entry((plan.ifindex, plan.source))
-                    .or_default()
-                    .extend(messages.iter().cloned()),
-                Err(error) => warn!(instance = %plan.name, %error, "cannot encode advert"),
-            },
+            } => {
+                self.heartbeat(&plan, priority, interval);
+                self.queue_advert(member, &plan, priority, interval);
+            }
             Effect::Announce {
                 member,
                 plan,
@@ -455,12 +477,18 @@ impl Runtime {
             }
             Effect::StateChanged {
                 member,
+                key,
                 name,
                 from,
                 to,
                 reason,
                 priority,
             } => {
+                if from == State::Master
+                    && let Err(error) = self.datapath.remove_heartbeat(&key)
+                {
+                    warn!(%error, instance = %name, "removing the heartbeat failed");
+                }
                 if let Ok(elapsed) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
                     self.last_transition_unix.insert(member, elapsed.as_secs());
                 }
@@ -507,6 +535,58 @@ impl Runtime {
                     token.cancel();
                 }
             }
+        }
+    }
+
+    /// A master's advert refreshes its heartbeat, so the kernel keeps its
+    /// addresses open; priority 0 (resigning) removes it.
+    fn heartbeat(
+        &mut self,
+        plan: &InstancePlan,
+        priority: u8,
+        interval: crate::vrrp::AdvertInterval,
+    ) {
+        let key = plan.datapath_key();
+        let result = if priority == 0 {
+            self.datapath.remove_heartbeat(&key)
+        } else {
+            let hold = master_down_interval(plan.version, priority, interval);
+            let heartbeat = Heartbeat {
+                last_advert_ns: kernel_now_ns(),
+                hold_ns: hold.as_nanos() as u64,
+                primary: address_to_key(plan.source).1,
+                priority,
+                fenced: 0,
+                _pad: [0; 6],
+            };
+            self.advertised = true;
+            self.datapath
+                .write_heartbeat(key, heartbeat, interval.as_duration())
+        };
+        if let Err(error) = result {
+            warn!(%error, instance = %plan.name, "writing the heartbeat failed");
+        }
+    }
+
+    fn queue_advert(
+        &mut self,
+        member: MemberId,
+        plan: &Arc<InstancePlan>,
+        priority: u8,
+        interval: crate::vrrp::AdvertInterval,
+    ) {
+        match self
+            .adverts
+            .entry(member)
+            .or_default()
+            .messages(plan, priority, interval)
+        {
+            Ok(messages) => self
+                .outbox
+                .entry((plan.ifindex, plan.source))
+                .or_default()
+                .extend(messages.iter().cloned()),
+            Err(error) => warn!(instance = %plan.name, %error, "cannot encode advert"),
         }
     }
 
@@ -579,6 +659,11 @@ impl Runtime {
 
     /// Sends everything queued this turn, one `sendmmsg` per socket.
     pub fn flush(&mut self) {
+        if std::mem::take(&mut self.advertised)
+            && let Err(error) = self.datapath.mark_alive(kernel_now_ns())
+        {
+            warn!(%error, "refreshing the fence window failed");
+        }
         for (key, messages) in self.outbox.iter_mut() {
             if messages.is_empty() {
                 continue;

@@ -1,37 +1,52 @@
 //! Loads the kernel programs, attaches them, fills their configuration maps
-//! and reads back what they saw. Dropping a [`Datapath`] detaches everything.
+//! and reads back what they saw.
+//!
+//! A daemon's datapath is pinned ([`Datapath::load_pinned`]): its maps and
+//! links live in bpffs ([`PinDir`]), so a daemon that dies leaves the
+//! programs attached and guarding, and the next one adopts them (links are
+//! updated to the new program atomically, maps are reused when their layout
+//! matches). Dropping a pinned datapath leaves everything in place;
+//! [`Datapath::release`] removes it. An ephemeral datapath (`monitor`,
+//! tests) detaches when dropped.
 
 mod events;
 mod kernel_log;
 mod peer;
+pub mod pin;
 #[cfg(test)]
 mod test_frames;
 #[cfg(test)]
 mod tests;
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap as StdHashMap, HashSet},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+    time::Duration,
 };
 
+pub use agent_common::Heartbeat;
 use agent_common::{
-    AddressKey, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, INGRESS_GUARD_SLOT, InterfaceConfig,
-    VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, map_names, program_names,
+    AddressKey, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InterfaceConfig,
+    VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VipEntry, map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
 };
 use aya::{
-    Ebpf,
-    maps::{Array, HashMap, MapData, MapError, PerCpuArray},
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, MapData, MapError, MapInfo, PerCpuArray},
     programs::{
-        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::SchedClassifierLinkId,
-        xdp::XdpLinkId,
+        ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        tc::SchedClassifierLink,
+        xdp::XdpLink,
     },
 };
 pub use events::EventStream;
 pub use kernel_log::KernelLog;
 pub use peer::PeerRecord;
+pub use pin::PinDir;
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -78,6 +93,10 @@ pub enum DatapathError {
     },
     #[error("forwarding kernel log records: {0}")]
     KernelLog(String),
+    #[error(
+        "pinning the datapath under {path} failed: {message} (is bpffs mounted? `vrrp-agent cleanup` removes stale pins)"
+    )]
+    Pin { path: PathBuf, message: String },
 }
 
 /// How `vrrp_rx` treats VRRP adverts on one interface.
@@ -99,7 +118,8 @@ pub enum VipState {
     /// (`vip_guard`), so a node that just lost mastership stays silent.
     NotOwned,
     /// Master in accept mode, or the address owner: frames from the address
-    /// leave and packets to it are delivered.
+    /// leave and packets to it are delivered, while the instance's
+    /// heartbeat is fresh.
     Owned,
     /// Master in no-accept mode and not the address owner (RFC 5798
     /// §6.4.3): frames from the address leave, packets addressed to it are
@@ -136,12 +156,25 @@ pub enum AttachMode {
     Generic,
 }
 
+impl AttachMode {
+    fn pin_name(self) -> &'static str {
+        match self {
+            Self::Driver => pin::XDP_DRIVER,
+            Self::Generic => pin::XDP_GENERIC,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Attachment {
     pub interface: String,
     pub ifindex: u32,
     pub mode: AttachMode,
-    link: XdpLinkId,
+    /// Whether the link was adopted from an earlier daemon's pin.
+    pub adopted: bool,
+    /// Held, not used: dropping it closes our handle, and the program
+    /// detaches unless the link is pinned.
+    _link: XdpLink,
 }
 
 /// Sum over CPUs of every counter, in `Counter::ALL` order.
@@ -176,28 +209,130 @@ impl CounterSnapshot {
 #[derive(Debug)]
 struct GuardAttachment {
     interface: String,
-    link: SchedClassifierLinkId,
+    /// Held like [`Attachment`]'s link.
+    _link: SchedClassifierLink,
+}
+
+/// Keys an adopted map held before this daemon wrote anything: what is
+/// still there after startup belongs to no configured instance and is
+/// removed by [`Datapath::prune_inherited`].
+#[derive(Debug, Default)]
+struct Inherited {
+    interfaces: HashSet<u32>,
+    instances: HashSet<InstanceKey>,
+    local_addresses: HashSet<AddressKey>,
+    vips: HashSet<AddressKey>,
+    heartbeats: HashSet<InstanceKey>,
+}
+
+/// The heartbeats this daemon keeps fresh, for the fast-path window.
+#[derive(Debug, Default)]
+struct Masters {
+    /// Hold and advert interval per master instance.
+    timing: StdHashMap<InstanceKey, (Duration, Duration)>,
+    /// How long after any advert every master is still known alive.
+    window: Duration,
+}
+
+impl Masters {
+    /// Returns whether the window changed.
+    fn insert(&mut self, key: InstanceKey, hold: Duration, interval: Duration) -> bool {
+        if self.timing.insert(key, (hold, interval)) == Some((hold, interval)) {
+            return false;
+        }
+        self.recompute();
+        true
+    }
+
+    fn remove(&mut self, key: &InstanceKey) {
+        if self.timing.remove(key).is_some() {
+            self.recompute();
+        }
+    }
+
+    /// A daemon on schedule sends every master's advert at least once per
+    /// the longest interval, so after any advert every heartbeat is at most
+    /// that old: all of them stay valid for the shortest hold minus it.
+    fn recompute(&mut self) {
+        let shortest_hold = self.timing.values().map(|(hold, _)| *hold).min();
+        let longest_interval = self.timing.values().map(|(_, interval)| *interval).max();
+        self.window = match (shortest_hold, longest_interval) {
+            (Some(hold), Some(interval)) => hold.saturating_sub(interval),
+            _ => Duration::ZERO,
+        };
+    }
 }
 
 pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
     guards: Vec<GuardAttachment>,
-    /// Addresses in [`VipState::OwnedNoAccept`]: while there are any,
-    /// `INGRESS_GUARD` tells `vrrp_rx` to look destinations up.
+    pins: Option<PinDir>,
+    inherited: Inherited,
+    /// Addresses in [`VipState::OwnedNoAccept`] and in any owned state:
+    /// they decide the `GUARD` switches.
     drop_ingress: HashSet<IpAddr>,
-    /// What `INGRESS_GUARD` last held; `None` until written or after a
-    /// failed write, so the next change retries it.
-    ingress_guard: Option<bool>,
+    owned: HashSet<IpAddr>,
+    masters: Masters,
+    /// What `GUARD` last held; `None` until written or after a failed
+    /// write, so the next change retries it.
+    guard: Option<GuardState>,
 }
 
 impl Datapath {
-    /// Loads the object and the `vrrp_rx` program into the kernel, attached
-    /// nowhere yet. Returns the datapath, the stream of peer-change events
-    /// and the kernel log forwarder. Must run inside a tokio runtime, with
-    /// which the rings register.
+    /// Loads the object and both programs into the kernel, attached nowhere
+    /// yet, with fresh maps that go away with this datapath (`monitor`,
+    /// tests). Returns the datapath, the stream of peer-change events and
+    /// the kernel log forwarder. Must run inside a tokio runtime, with which
+    /// the rings register.
     pub fn load() -> Result<(Self, EventStream, KernelLog), DatapathError> {
-        let mut ebpf = Ebpf::load(EBPF_OBJECT)?;
+        let ebpf = Ebpf::load(EBPF_OBJECT)?;
+        Self::finish_load(ebpf, None, Inherited::default())
+    }
+
+    /// Like [`Datapath::load`], for the daemon: the maps listed in
+    /// `map_names::PINNED` are adopted from `pins` when an earlier daemon
+    /// left them there with the same layout (else created and pinned), and
+    /// [`attach`](Self::attach) adopts pinned links.
+    pub fn load_pinned(pins: PinDir) -> Result<(Self, EventStream, KernelLog), DatapathError> {
+        let pin_error = |message: String| DatapathError::Pin {
+            path: pins.root().to_path_buf(),
+            message,
+        };
+        pins.prepare()
+            .map_err(|error| pin_error(error.to_string()))?;
+        for generation in pins.other_generations() {
+            warn!(
+                maps = %generation.display(),
+                "pinned maps of another layout generation: not adopted, removed"
+            );
+            pin::remove_tree(&generation).map_err(|error| pin_error(error.to_string()))?;
+        }
+        let adopted = adoptable_maps(&pins).map_err(pin_error)?;
+        let mut loader = EbpfLoader::new();
+        for name in map_names::PINNED {
+            loader.map_pin_path(name, pins.map(name));
+        }
+        let ebpf = loader.load(EBPF_OBJECT)?;
+        if adopted > 0 {
+            info!(maps = adopted, root = %pins.root().display(), "adopted the pinned maps of an earlier daemon");
+        }
+        let mut datapath_inherited = Inherited::default();
+        let (mut datapath, events, log) =
+            Self::finish_load(ebpf, Some(pins), Inherited::default())?;
+        if adopted > 0 {
+            datapath_inherited = datapath.snapshot_keys()?;
+        }
+        datapath.inherited = datapath_inherited;
+        datapath.guard = datapath.read_guard().ok();
+        Ok((datapath, events, log))
+    }
+
+    fn finish_load(
+        mut ebpf: Ebpf,
+        pins: Option<PinDir>,
+        inherited: Inherited,
+    ) -> Result<(Self, EventStream, KernelLog), DatapathError> {
         // The log ring must be taken before the program loads and outlive it.
         let kernel_log = KernelLog::take(&mut ebpf)?;
         let events = EventStream::take(&mut ebpf)?;
@@ -216,8 +351,12 @@ impl Datapath {
                 ebpf,
                 attachments: Vec::new(),
                 guards: Vec::new(),
+                pins,
+                inherited,
                 drop_ingress: HashSet::new(),
-                ingress_guard: None,
+                owned: HashSet::new(),
+                masters: Masters::default(),
+                guard: None,
             },
             events,
             kernel_log,
@@ -225,7 +364,10 @@ impl Datapath {
     }
 
     /// Attaches `vrrp_rx` to `interface` in driver mode, or in generic mode
-    /// when the driver has no XDP support, and configures its mode.
+    /// when the driver has no XDP support, and configures its mode. A
+    /// pinned datapath first adopts the link an earlier daemon pinned for
+    /// this interface, replacing its program atomically (no moment without
+    /// a program), and pins what it attaches.
     pub fn attach(
         &mut self,
         interface: &str,
@@ -234,124 +376,412 @@ impl Datapath {
         let ifindex = interface_index(interface)?;
         // Configure before attaching so the first packet already sees it.
         self.configure_interface(ifindex, mode)?;
+        let attachment = match self.adopt_xdp(interface, ifindex) {
+            Some(attachment) => attachment,
+            None => self.attach_xdp(interface, ifindex)?,
+        };
+        info!(
+            interface,
+            ifindex,
+            mode = ?attachment.mode,
+            adopted = attachment.adopted,
+            "XDP program attached"
+        );
+        self.attachments.push(attachment);
+        Ok(self.attachments.last().expect("just pushed"))
+    }
+
+    fn adopt_xdp(&mut self, interface: &str, ifindex: u32) -> Option<Attachment> {
+        let pins = self.pins.clone()?;
+        for mode in [AttachMode::Driver, AttachMode::Generic] {
+            let path = pins.interface(interface).join(mode.pin_name());
+            if !path.exists() {
+                continue;
+            }
+            let adopted = pin::link_target(&path)
+                .map_err(|error| error.to_string())
+                .and_then(|target| {
+                    if target.link_type == pin::LINK_TYPE_XDP && target.ifindex == ifindex {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "the pinned link points at ifindex {} (now {ifindex})",
+                            target.ifindex
+                        ))
+                    }
+                })
+                .and_then(|()| {
+                    let link = PinnedLink::from_pin(&path).map_err(|error| error.to_string())?;
+                    let link =
+                        XdpLink::try_from(FdLink::from(link)).map_err(|error| error.to_string())?;
+                    let program = xdp_program(&mut self.ebpf).map_err(|error| error.to_string())?;
+                    let id = program
+                        .attach_to_link(link)
+                        .map_err(|error| error.to_string())?;
+                    program.take_link(id).map_err(|error| error.to_string())
+                });
+            match adopted {
+                Ok(link) => {
+                    return Some(Attachment {
+                        interface: interface.to_owned(),
+                        ifindex,
+                        mode,
+                        adopted: true,
+                        _link: link,
+                    });
+                }
+                Err(error) => {
+                    warn!(interface, pin = %path.display(), %error, "pinned XDP link not adoptable; attaching afresh");
+                    let _ = pin::remove_tree(&path);
+                }
+            }
+        }
+        None
+    }
+
+    fn attach_xdp(&mut self, interface: &str, ifindex: u32) -> Result<Attachment, DatapathError> {
         let program = xdp_program(&mut self.ebpf)?;
-        let (link, attach_mode) = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
-            Ok(link) => (link, AttachMode::Driver),
+        let (id, mode) = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(id) => (id, AttachMode::Driver),
             Err(driver_error) => {
                 warn!(
                     interface,
                     error = %driver_error,
                     "driver-mode XDP unavailable, falling back to generic mode (slower)"
                 );
-                let link = program
+                let id = program
                     .attach_to_if_index(ifindex, XdpMode::Skb)
                     .map_err(|source| DatapathError::Attach {
                         interface: interface.to_owned(),
                         source,
                     })?;
-                (link, AttachMode::Generic)
+                (id, AttachMode::Generic)
             }
         };
-        info!(interface, ifindex, mode = ?attach_mode, "XDP program attached");
-        self.attachments.push(Attachment {
-            interface: interface.to_owned(),
-            ifindex,
-            mode: attach_mode,
-            link,
-        });
-        Ok(self.attachments.last().expect("just pushed"))
-    }
-
-    /// Attaches the `vip_guard` egress program to `interface`.
-    pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
-        let program = guard_program(&mut self.ebpf)?;
         let link = program
-            .attach(interface, TcAttachType::Egress)
-            .map_err(|source| DatapathError::AttachGuard {
-                interface: interface.to_owned(),
+            .take_link(id)
+            .map_err(|source| DatapathError::Program {
+                program: program_names::VRRP_RX,
                 source,
             })?;
-        info!(interface, "TC egress guard attached");
+        let link = match &self.pins {
+            Some(pins) => {
+                let path = pins.interface(interface).join(mode.pin_name());
+                pin_link(link, &path)?
+            }
+            None => link,
+        };
+        Ok(Attachment {
+            interface: interface.to_owned(),
+            ifindex,
+            mode,
+            adopted: false,
+            _link: link,
+        })
+    }
+
+    /// Attaches the `vip_guard` egress program to `interface` (adopting a
+    /// pinned one, as [`attach`](Self::attach) does).
+    pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
+        let ifindex = interface_index(interface)?;
+        let (link, adopted) = match self.adopt_guard(interface, ifindex) {
+            Some(link) => (link, true),
+            None => {
+                let program = guard_program(&mut self.ebpf)?;
+                let attach_error = |source| DatapathError::AttachGuard {
+                    interface: interface.to_owned(),
+                    source,
+                };
+                let id = program
+                    .attach(interface, TcAttachType::Egress)
+                    .map_err(attach_error)?;
+                let link = program.take_link(id).map_err(attach_error)?;
+                let link = match &self.pins {
+                    Some(pins) => pin_link(link, &pins.interface(interface).join(pin::TC_EGRESS))?,
+                    None => link,
+                };
+                (link, false)
+            }
+        };
+        info!(interface, adopted, "TC egress guard attached");
         self.guards.push(GuardAttachment {
             interface: interface.to_owned(),
-            link,
+            _link: link,
         });
         Ok(())
     }
 
-    /// Sets what the kernel does with a virtual address. Called at the
-    /// moment of a transition: before the address is added and GARP goes out
-    /// when becoming master, and first thing when leaving it.
-    pub fn set_vip_state(&mut self, address: IpAddr, state: VipState) -> Result<(), DatapathError> {
-        let mut map = self.hash_map::<AddressKey, u8>(map_names::VIP_OWNERSHIP)?;
-        map.insert(address_key(address), state.flags(), 0)
+    fn adopt_guard(&mut self, interface: &str, ifindex: u32) -> Option<SchedClassifierLink> {
+        let pins = self.pins.clone()?;
+        let path = pins.interface(interface).join(pin::TC_EGRESS);
+        if !path.exists() {
+            return None;
+        }
+        let adopted = pin::link_target(&path)
+            .map_err(|error| error.to_string())
+            .and_then(|target| {
+                if target.link_type == pin::LINK_TYPE_TCX
+                    && target.ifindex == ifindex
+                    && target.attach_type == pin::ATTACH_TCX_EGRESS
+                {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "the pinned link points at ifindex {} (now {ifindex})",
+                        target.ifindex
+                    ))
+                }
+            })
+            .and_then(|()| {
+                let link = PinnedLink::from_pin(&path).map_err(|error| error.to_string())?;
+                let link = SchedClassifierLink::try_from(FdLink::from(link))
+                    .map_err(|error| error.to_string())?;
+                let program = guard_program(&mut self.ebpf).map_err(|error| error.to_string())?;
+                let id = program
+                    .attach_to_link(link)
+                    .map_err(|error| error.to_string())?;
+                program.take_link(id).map_err(|error| error.to_string())
+            });
+        match adopted {
+            Ok(link) => Some(link),
+            Err(error) => {
+                warn!(interface, pin = %path.display(), %error, "pinned TC link not adoptable; attaching afresh");
+                let _ = pin::remove_tree(&path);
+                None
+            }
+        }
+    }
+
+    /// Removes pinned links of interfaces this daemon does not run (an
+    /// earlier daemon's configuration had them): their programs detach.
+    pub fn unpin_interfaces_except(&mut self, running: &HashSet<String>) {
+        let Some(pins) = &self.pins else {
+            return;
+        };
+        for name in pins.pinned_interfaces() {
+            if !running.contains(&name) {
+                info!(interface = %name, "removing the pinned datapath of an interface no instance uses");
+                if let Err(error) = pins.remove_interface(&name) {
+                    warn!(interface = %name, %error, "unpinning failed");
+                }
+            }
+        }
+    }
+
+    /// Sets what the kernel does with a virtual address of `instance`.
+    /// Called at the moment of a transition: before the address is added and
+    /// GARP goes out when becoming master, and first thing when leaving it.
+    pub fn set_vip_state(
+        &mut self,
+        address: IpAddr,
+        instance: InstanceKey,
+        state: VipState,
+    ) -> Result<(), DatapathError> {
+        let key = address_key(address);
+        let mut map = self.hash_map::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?;
+        let entry = VipEntry {
+            flags: state.flags(),
+            _pad: [0; 3],
+            instance,
+        };
+        map.insert(key, entry, 0)
             .map_err(map_error(map_names::VIP_OWNERSHIP))?;
+        self.inherited.vips.remove(&key);
         if state == VipState::OwnedNoAccept {
             self.drop_ingress.insert(address);
         } else {
             self.drop_ingress.remove(&address);
         }
-        self.sync_ingress_guard()
+        if state == VipState::NotOwned {
+            self.owned.remove(&address);
+        } else {
+            self.owned.insert(address);
+        }
+        self.sync_guard(None)
     }
 
     /// Stops guarding a virtual address (its instance was removed).
     pub fn forget_vip(&mut self, address: IpAddr) -> Result<(), DatapathError> {
-        self.remove_key::<AddressKey, u8>(map_names::VIP_OWNERSHIP, &address_key(address))?;
+        self.remove_key::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP, &address_key(address))?;
         self.drop_ingress.remove(&address);
-        self.sync_ingress_guard()
+        self.owned.remove(&address);
+        self.sync_guard(None)
     }
 
-    /// Turns the destination lookup in `vrrp_rx` on while some address is
-    /// held in no-accept mode, and off again, so ordinary traffic costs no
-    /// hash lookup on nodes that do not use no-accept.
-    fn sync_ingress_guard(&mut self) -> Result<(), DatapathError> {
-        let wanted = !self.drop_ingress.is_empty();
-        if self.ingress_guard == Some(wanted) {
-            return Ok(());
-        }
-        self.ingress_guard = None;
-        let map = self
-            .ebpf
-            .map_mut(map_names::INGRESS_GUARD)
-            .ok_or(DatapathError::Missing {
-                kind: "map",
-                name: map_names::INGRESS_GUARD,
-            })?;
-        let mut array = Array::<&mut MapData, u32>::try_from(map)
-            .map_err(map_error(map_names::INGRESS_GUARD))?;
-        array
-            .set(INGRESS_GUARD_SLOT, u32::from(wanted), 0)
-            .map_err(map_error(map_names::INGRESS_GUARD))?;
-        self.ingress_guard = Some(wanted);
+    /// The master's heartbeat for `key`, written at every advert it sends
+    /// (`hold` is its Master_Down_Interval, `interval` its advert interval).
+    pub fn write_heartbeat(
+        &mut self,
+        key: InstanceKey,
+        heartbeat: Heartbeat,
+        interval: Duration,
+    ) -> Result<(), DatapathError> {
+        let mut map = self.hash_map::<InstanceKey, Heartbeat>(map_names::HEARTBEATS)?;
+        map.insert(key, heartbeat, 0)
+            .map_err(map_error(map_names::HEARTBEATS))?;
+        self.inherited.heartbeats.remove(&key);
+        self.masters
+            .insert(key, Duration::from_nanos(heartbeat.hold_ns), interval);
         Ok(())
     }
 
+    /// This node is no longer master of `key`.
+    pub fn remove_heartbeat(&mut self, key: &InstanceKey) -> Result<(), DatapathError> {
+        self.masters.remove(key);
+        self.remove_key::<InstanceKey, Heartbeat>(map_names::HEARTBEATS, key)
+    }
+
+    pub fn heartbeat(&mut self, key: &InstanceKey) -> Result<Option<Heartbeat>, DatapathError> {
+        let map = self.hash_map::<InstanceKey, Heartbeat>(map_names::HEARTBEATS)?;
+        match map.get(key, 0) {
+            Ok(heartbeat) => Ok(Some(heartbeat)),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(source) => Err(DatapathError::Map {
+                map: map_names::HEARTBEATS,
+                source,
+            }),
+        }
+    }
+
+    /// The daemon just advertised at `now_ns`: every master's heartbeat is
+    /// known fresh for the window, so until then the programs need not
+    /// read them.
+    pub fn mark_alive(&mut self, now_ns: u64) -> Result<(), DatapathError> {
+        let until = now_ns.saturating_add(self.masters.window.as_nanos() as u64);
+        self.sync_guard(Some(until))
+    }
+
+    /// Writes `GUARD` when its switches (or `alive_until`) change.
+    fn sync_guard(&mut self, alive_until_ns: Option<u64>) -> Result<(), DatapathError> {
+        let previous = self.guard;
+        let wanted = GuardState {
+            alive_until_ns: alive_until_ns
+                .or(previous.map(|guard| guard.alive_until_ns))
+                .unwrap_or(0),
+            no_accept: u32::from(!self.drop_ingress.is_empty()),
+            owns: u32::from(!self.owned.is_empty()),
+        };
+        if previous == Some(wanted) {
+            return Ok(());
+        }
+        self.guard = None;
+        let map = self
+            .ebpf
+            .map_mut(map_names::GUARD)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: map_names::GUARD,
+            })?;
+        let mut array = Array::<&mut MapData, GuardState>::try_from(map)
+            .map_err(map_error(map_names::GUARD))?;
+        array
+            .set(GUARD_SLOT, wanted, 0)
+            .map_err(map_error(map_names::GUARD))?;
+        self.guard = Some(wanted);
+        Ok(())
+    }
+
+    fn read_guard(&mut self) -> Result<GuardState, DatapathError> {
+        let map = self
+            .ebpf
+            .map_mut(map_names::GUARD)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: map_names::GUARD,
+            })?;
+        let array = Array::<&mut MapData, GuardState>::try_from(map)
+            .map_err(map_error(map_names::GUARD))?;
+        array
+            .get(&GUARD_SLOT, 0)
+            .map_err(map_error(map_names::GUARD))
+    }
+
     /// Detaches both programs from `interface` (a reload removed its last
-    /// instance, or a failed reload rolls back what it attached).
+    /// instance, or a failed reload rolls back what it attached), removing
+    /// their pins.
     pub fn detach(&mut self, interface: &str) {
-        let (guards, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.guards)
-            .into_iter()
-            .partition(|guard| guard.interface == interface);
-        self.guards = kept;
-        if let Ok(program) = guard_program(&mut self.ebpf) {
-            for guard in guards {
-                if let Err(error) = program.detach(guard.link) {
-                    warn!(interface, %error, "detaching the TC egress guard failed");
+        if let Some(pins) = &self.pins
+            && let Err(error) = pins.remove_interface(interface)
+        {
+            warn!(interface, %error, "unpinning the interface's links failed");
+        }
+        let before = self.guards.len() + self.attachments.len();
+        self.guards.retain(|guard| guard.interface != interface);
+        self.attachments
+            .retain(|attachment| attachment.interface != interface);
+        if self.guards.len() + self.attachments.len() != before {
+            info!(interface, "XDP and TC programs detached");
+        }
+    }
+
+    /// A clean stop: removes every pin (links first), then detaches. The
+    /// next daemon starts from nothing.
+    pub fn release(&mut self) {
+        if let Some(pins) = self.pins.take() {
+            match pins.remove_all() {
+                Ok(removed) => info!(pins = removed.len(), "datapath unpinned"),
+                Err(error) => {
+                    warn!(%error, "unpinning the datapath failed; `vrrp-agent cleanup` removes what is left")
                 }
             }
         }
-        let (attachments, kept): (Vec<_>, Vec<_>) = std::mem::take(&mut self.attachments)
-            .into_iter()
-            .partition(|attachment| attachment.interface == interface);
-        self.attachments = kept;
-        if let Ok(program) = xdp_program(&mut self.ebpf) {
-            for attachment in attachments {
-                match program.detach(attachment.link) {
-                    Ok(()) => info!(interface, "XDP program detached"),
-                    Err(error) => warn!(interface, %error, "detaching XDP failed"),
-                }
-            }
+        self.guards.clear();
+        self.attachments.clear();
+        info!("XDP and TC programs detached");
+    }
+
+    /// Removes map entries an earlier daemon left for addresses, instances
+    /// and interfaces this one has not written since it started: they
+    /// belong to no configured instance.
+    pub fn prune_inherited(&mut self) -> Result<(), DatapathError> {
+        let inherited = std::mem::take(&mut self.inherited);
+        for key in &inherited.interfaces {
+            self.remove_key::<u32, InterfaceConfig>(map_names::INTERFACES, key)?;
         }
+        for key in &inherited.instances {
+            self.remove_key::<InstanceKey, InstanceFilter>(map_names::INSTANCES, key)?;
+        }
+        for key in &inherited.local_addresses {
+            self.remove_key::<AddressKey, u8>(map_names::LOCAL_ADDRESSES, key)?;
+        }
+        for key in &inherited.vips {
+            self.remove_key::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP, key)?;
+        }
+        for key in &inherited.heartbeats {
+            self.remove_key::<InstanceKey, Heartbeat>(map_names::HEARTBEATS, key)?;
+        }
+        let removed = inherited.interfaces.len()
+            + inherited.instances.len()
+            + inherited.local_addresses.len()
+            + inherited.vips.len()
+            + inherited.heartbeats.len();
+        if removed > 0 {
+            info!(
+                entries = removed,
+                "removed what an earlier daemon left for instances no longer configured"
+            );
+        }
+        Ok(())
+    }
+
+    fn snapshot_keys(&mut self) -> Result<Inherited, DatapathError> {
+        Ok(Inherited {
+            interfaces: self.keys::<u32, InterfaceConfig>(map_names::INTERFACES)?,
+            instances: self.keys::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?,
+            local_addresses: self.keys::<AddressKey, u8>(map_names::LOCAL_ADDRESSES)?,
+            vips: self.keys::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?,
+            heartbeats: self.keys::<InstanceKey, Heartbeat>(map_names::HEARTBEATS)?,
+        })
+    }
+
+    fn keys<K: aya::Pod + Eq + std::hash::Hash, V: aya::Pod>(
+        &mut self,
+        name: &'static str,
+    ) -> Result<HashSet<K>, DatapathError> {
+        let map = self.hash_map::<K, V>(name)?;
+        map.keys()
+            .collect::<Result<HashSet<K>, MapError>>()
+            .map_err(map_error(name))
     }
 
     /// Sets how adverts on `ifindex` are treated; also usable without an
@@ -376,7 +806,9 @@ impl Datapath {
         };
         let mut map = self.hash_map::<u32, InterfaceConfig>(map_names::INTERFACES)?;
         map.insert(ifindex, config, 0)
-            .map_err(map_error(map_names::INTERFACES))
+            .map_err(map_error(map_names::INTERFACES))?;
+        self.inherited.interfaces.remove(&ifindex);
+        Ok(())
     }
 
     /// Installs (or replaces) the receive filter of one configured instance.
@@ -387,7 +819,9 @@ impl Datapath {
     ) -> Result<(), DatapathError> {
         let mut map = self.hash_map::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?;
         map.insert(key, filter, 0)
-            .map_err(map_error(map_names::INSTANCES))
+            .map_err(map_error(map_names::INSTANCES))?;
+        self.inherited.instances.remove(&key);
+        Ok(())
     }
 
     pub fn remove_instance_filter(&mut self, key: &InstanceKey) -> Result<(), DatapathError> {
@@ -396,9 +830,12 @@ impl Datapath {
 
     /// Marks an address as this node's own: adverts from it are dropped.
     pub fn add_local_address(&mut self, address: IpAddr) -> Result<(), DatapathError> {
+        let key = address_key(address);
         let mut map = self.hash_map::<AddressKey, u8>(map_names::LOCAL_ADDRESSES)?;
-        map.insert(address_key(address), 1, 0)
-            .map_err(map_error(map_names::LOCAL_ADDRESSES))
+        map.insert(key, 1, 0)
+            .map_err(map_error(map_names::LOCAL_ADDRESSES))?;
+        self.inherited.local_addresses.remove(&key);
+        Ok(())
     }
 
     /// What the kernel currently holds for every virtual router it has
@@ -501,35 +938,67 @@ impl Datapath {
     }
 }
 
-impl Drop for Datapath {
-    fn drop(&mut self) {
-        let guards = std::mem::take(&mut self.guards);
-        if let Ok(program) = guard_program(&mut self.ebpf) {
-            for guard in guards {
-                match program.detach(guard.link) {
-                    Ok(()) => info!(interface = %guard.interface, "TC egress guard detached"),
-                    Err(error) => warn!(
-                        interface = %guard.interface,
-                        %error,
-                        "detaching the TC egress guard failed; it goes away when this process exits"
-                    ),
-                }
-            }
+/// Pins a freshly attached link at `path`: from then on the program stays
+/// attached when this process exits, until the pin is removed.
+fn pin_link<L>(link: L, path: &std::path::Path) -> Result<L, DatapathError>
+where
+    FdLink: TryFrom<L, Error = aya::programs::links::LinkError>,
+    L: TryFrom<FdLink, Error = aya::programs::links::LinkError>,
+{
+    let pin_error = |message: String| DatapathError::Pin {
+        path: path.to_path_buf(),
+        message,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|error| pin_error(error.to_string()))?;
+    }
+    let fd_link = FdLink::try_from(link).map_err(|error| {
+        pin_error(format!(
+            "the kernel attached it without a BPF link ({error}); links need Linux ≥ 6.6"
+        ))
+    })?;
+    let pinned = fd_link
+        .pin(path)
+        .map_err(|error| pin_error(error.to_string()))?;
+    L::try_from(FdLink::from(pinned)).map_err(|error| pin_error(error.to_string()))
+}
+
+/// Checks every pinned map against the object's definition of it. Returns
+/// how many can be adopted; when one cannot (another type, key, value or
+/// size: a daemon of another build left it), all of them are removed so
+/// the programs start from fresh, consistent maps.
+fn adoptable_maps(pins: &PinDir) -> Result<usize, String> {
+    let object = aya_obj::Object::parse(EBPF_OBJECT).map_err(|error| error.to_string())?;
+    let mut adoptable = 0;
+    let mut mismatch = None;
+    for name in map_names::PINNED {
+        let path = pins.map(name);
+        if !path.exists() {
+            continue;
         }
-        let attachments = std::mem::take(&mut self.attachments);
-        if let Ok(program) = xdp_program(&mut self.ebpf) {
-            for attachment in attachments {
-                match program.detach(attachment.link) {
-                    Ok(()) => info!(interface = %attachment.interface, "XDP program detached"),
-                    Err(error) => warn!(
-                        interface = %attachment.interface,
-                        %error,
-                        "detaching XDP failed; it goes away when this process exits"
-                    ),
-                }
+        let Some(wanted) = object.maps.get(name) else {
+            return Err(format!("the eBPF object has no map `{name}`"));
+        };
+        match MapInfo::from_pin(&path) {
+            Ok(found)
+                if found.map_type().map(|kind| kind as u32).ok() == Some(wanted.map_type())
+                    && found.key_size() == wanted.key_size()
+                    && found.value_size() == wanted.value_size()
+                    && found.max_entries() == wanted.max_entries() =>
+            {
+                adoptable += 1;
             }
+            Ok(_) => mismatch = Some(format!("map `{name}` has another layout")),
+            Err(error) => mismatch = Some(format!("map `{name}`: {error}")),
         }
     }
+    if let Some(reason) = mismatch {
+        warn!(%reason, "the pinned maps cannot be adopted; starting with fresh maps (no state carried over)");
+        pin::remove_tree(&pins.maps()).map_err(|error| error.to_string())?;
+        std::fs::create_dir_all(pins.maps()).map_err(|error| error.to_string())?;
+        return Ok(0);
+    }
+    Ok(adoptable)
 }
 
 fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DatapathError> {

@@ -105,6 +105,38 @@ impl Harness {
         result.return_value
     }
 
+    /// The instance every test address belongs to.
+    fn instance(&self) -> InstanceKey {
+        InstanceKey::new(self.ifindex, 51, FAMILY_IPV4)
+    }
+
+    /// Sets an address's state; an owned one gets a fresh heartbeat (10 s
+    /// hold, priority 200: the test adverts never win against it), as the
+    /// daemon writes with every advert.
+    fn set_vip(&mut self, address: IpAddr, state: VipState) -> Result<(), DatapathError> {
+        if state != VipState::NotOwned {
+            self.heartbeat(0, 10_000, 200)?;
+        }
+        let instance = self.instance();
+        self.datapath.set_vip_state(address, instance, state)
+    }
+
+    /// Writes the instance's heartbeat as if its last advert was `age_ms`
+    /// ago, with `hold_ms` and our `priority` (primary 192.0.2.1).
+    fn heartbeat(&mut self, age_ms: u64, hold_ms: u64, priority: u8) -> Result<(), DatapathError> {
+        let heartbeat = Heartbeat {
+            last_advert_ns: kernel_now_ns().saturating_sub(age_ms * 1_000_000),
+            hold_ns: hold_ms * 1_000_000,
+            primary: address_to_key(Ipv4Addr::new(192, 0, 2, 1).into()).1,
+            priority,
+            fenced: 0,
+            _pad: [0; 6],
+        };
+        let instance = self.instance();
+        self.datapath
+            .write_heartbeat(instance, heartbeat, Duration::from_millis(10))
+    }
+
     fn counter(&mut self, counter: Counter) -> u64 {
         self.datapath.counters().expect("counters").get(counter)
     }
@@ -406,10 +438,7 @@ mod vip_guard {
             "unknown address passes"
         );
 
-        harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::NotOwned)
-            .unwrap();
+        harness.set_vip(VIP_V4.into(), VipState::NotOwned).unwrap();
         assert_eq!(run(&mut harness, &from_vip), TCX_DROP);
         assert_eq!(run(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_DROP);
         assert_eq!(
@@ -419,23 +448,16 @@ mod vip_guard {
         );
         assert_eq!(harness.counter(Counter::VipEgressBlocked), 2);
 
-        harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::Owned)
-            .unwrap();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
         assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
         // No-accept limits what comes in, not what the master sends.
         harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .set_vip(VIP_V4.into(), VipState::OwnedNoAccept)
             .unwrap();
         assert_eq!(run(&mut harness, &from_vip), TCX_NEXT);
         assert_eq!(run(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_NEXT);
         assert_eq!(harness.counter(Counter::VipEgressBlocked), 2);
-        harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::NotOwned)
-            .unwrap();
+        harness.set_vip(VIP_V4.into(), VipState::NotOwned).unwrap();
         harness.datapath.forget_vip(VIP_V4.into()).unwrap();
         assert_eq!(
             run(&mut harness, &from_vip),
@@ -447,10 +469,7 @@ mod vip_guard {
     #[test]
     fn ipv6_frames_from_a_vip_are_guarded_too() {
         let mut harness = Harness::enforcing();
-        harness
-            .datapath
-            .set_vip_state(VIP_V6.into(), VipState::NotOwned)
-            .unwrap();
+        harness.set_vip(VIP_V6.into(), VipState::NotOwned).unwrap();
         assert_eq!(
             run(&mut harness, &FrameSpec::udp_ipv6_from(VIP_V6)),
             TCX_DROP
@@ -517,8 +536,7 @@ mod vip_ingress {
     fn traffic_to_a_no_accept_vip_is_dropped_and_counted() {
         let mut harness = Harness::enforcing();
         harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .set_vip(VIP_V4.into(), VipState::OwnedNoAccept)
             .unwrap();
         for frame in [
             udp(VIP_V4.into()),
@@ -556,10 +574,7 @@ mod vip_ingress {
             icmp_echo(VIP_V4.into()),
         ];
         for state in [VipState::Owned, VipState::NotOwned] {
-            harness
-                .datapath
-                .set_vip_state(VIP_V4.into(), state)
-                .unwrap();
+            harness.set_vip(VIP_V4.into(), state).unwrap();
             for frame in &frames {
                 assert_passes(&mut harness, frame, &format!("{state:?}"));
             }
@@ -569,14 +584,10 @@ mod vip_ingress {
         // while another address still held in no-accept stays closed.
         for address in [VIP_V4, VIP_V4_OTHER] {
             harness
-                .datapath
-                .set_vip_state(address.into(), VipState::OwnedNoAccept)
+                .set_vip(address.into(), VipState::OwnedNoAccept)
                 .unwrap();
         }
-        harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::Owned)
-            .unwrap();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
         assert_passes(&mut harness, &frames[0], "accept after no-accept");
         harness.assert_dropped(&udp(VIP_V4_OTHER.into()), Counter::VipIngressBlocked);
         harness.datapath.forget_vip(VIP_V4_OTHER.into()).unwrap();
@@ -591,12 +602,10 @@ mod vip_ingress {
     fn vrrp_and_neighbour_discovery_to_a_no_accept_vip_pass_the_guard() {
         let mut harness = Harness::enforcing();
         harness
-            .datapath
-            .set_vip_state(VIP_V4.into(), VipState::OwnedNoAccept)
+            .set_vip(VIP_V4.into(), VipState::OwnedNoAccept)
             .unwrap();
         harness
-            .datapath
-            .set_vip_state(VIP_V6.into(), VipState::OwnedNoAccept)
+            .set_vip(VIP_V6.into(), VipState::OwnedNoAccept)
             .unwrap();
 
         // A unicast advert addressed to the VIP is judged as an advert.
@@ -620,10 +629,7 @@ mod vip_ingress {
     fn ipv6_and_vlan_tagged_traffic_to_a_no_accept_vip_is_dropped() {
         let mut harness = Harness::enforcing();
         for address in [IpAddr::V4(VIP_V4), IpAddr::V6(VIP_V6)] {
-            harness
-                .datapath
-                .set_vip_state(address, VipState::OwnedNoAccept)
-                .unwrap();
+            harness.set_vip(address, VipState::OwnedNoAccept).unwrap();
         }
         harness.assert_dropped(&udp(VIP_V6.into()), Counter::VipIngressBlocked);
         harness.assert_dropped(&tcp_syn(VIP_V6.into()), Counter::VipIngressBlocked);
@@ -642,5 +648,139 @@ mod vip_ingress {
             "a VLAN-tagged neighbour solicitation",
         );
         assert_eq!(harness.counter(Counter::VipIngressBlocked), 4);
+    }
+}
+
+/// The fence: owned addresses of an instance whose heartbeat is old, or
+/// that lost the election in the kernel, neither send nor receive.
+mod fence {
+    use super::*;
+
+    const TCX_NEXT: u32 = -1i32 as u32;
+    const TCX_DROP: u32 = 2;
+    const VIP_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const UDP: u8 = 17;
+
+    fn egress(harness: &mut Harness, frame: &[u8]) -> u32 {
+        let program = harness.datapath.guard_program().expect("program");
+        program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN")
+            .return_value
+    }
+
+    fn to_vip() -> Vec<u8> {
+        FrameSpec::ip_to(
+            VIP_V4.into(),
+            UDP,
+            &[0x30, 0x39, 0x00, 0x35, 0, 8, 0, 0],
+            None,
+        )
+    }
+
+    #[test]
+    fn an_old_heartbeat_closes_the_address_both_ways() {
+        let mut harness = Harness::enforcing();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+        assert_eq!(harness.run(&to_vip()), XDP_PASS);
+
+        // The daemon stopped advertising 50 ms ago; its hold is 40 ms.
+        harness.heartbeat(50, 40, 100).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_DROP
+        );
+        assert_eq!(egress(&mut harness, &FrameSpec::arp_from(VIP_V4)), TCX_DROP);
+        harness.assert_dropped(&to_vip(), Counter::VipFenced);
+        assert_eq!(harness.counter(Counter::VipFenced), 3);
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4()),
+            TCX_NEXT,
+            "other sources pass"
+        );
+
+        // It advertises again: open.
+        harness.heartbeat(0, 40, 100).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+        assert_eq!(harness.run(&to_vip()), XDP_PASS);
+    }
+
+    #[test]
+    fn the_alive_window_spares_the_lookup_but_not_past_its_end() {
+        let mut harness = Harness::enforcing();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
+        // Hold 40 ms, interval 10 ms: every heartbeat is good for 30 ms
+        // after any advert.
+        harness.heartbeat(0, 40, 100).unwrap();
+        harness.datapath.mark_alive(kernel_now_ns()).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+        // Past the window and the hold, the heartbeat decides again.
+        harness
+            .datapath
+            .mark_alive(kernel_now_ns() - 100_000_000)
+            .unwrap();
+        harness.heartbeat(60, 40, 100).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_DROP
+        );
+    }
+
+    #[test]
+    fn a_winning_advert_fences_in_the_kernel_and_a_losing_one_does_not() {
+        let mut harness = Harness::enforcing();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
+        // We advertise priority 150: a peer at 100 loses.
+        harness.heartbeat(0, 10_000, 150).unwrap();
+        harness.datapath.mark_alive(kernel_now_ns()).unwrap();
+        assert_eq!(
+            harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 100, 100).build()),
+            XDP_DROP
+        );
+        assert_eq!(harness.counter(Counter::FenceClosed), 0);
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+
+        // Equal priority from a higher address (192.0.2.2 > 192.0.2.1) wins.
+        assert_eq!(
+            harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 150, 100).build()),
+            XDP_DROP
+        );
+        assert_eq!(harness.counter(Counter::FenceClosed), 1);
+        let instance = harness.instance();
+        let heartbeat = harness.datapath.heartbeat(&instance).unwrap().unwrap();
+        assert_eq!(heartbeat.fenced, 1);
+        harness.drain_events();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_DROP
+        );
+        harness.assert_dropped(&to_vip(), Counter::VipFenced);
+    }
+
+    #[test]
+    fn without_a_heartbeat_nothing_is_fenced_in_the_kernel() {
+        let mut harness = Harness::enforcing();
+        harness.set_vip(VIP_V4.into(), VipState::NotOwned).unwrap();
+        assert_eq!(
+            harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 200, 100).build()),
+            XDP_DROP
+        );
+        assert_eq!(harness.counter(Counter::FenceClosed), 0);
     }
 }

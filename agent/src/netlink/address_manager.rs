@@ -106,6 +106,17 @@ impl AddressManager {
         }
     }
 
+    /// Takes over a configured address a previous run of the agent left in
+    /// place while master, when this run resumes as master (a restart within
+    /// Master_Down_Interval): it is the agent's again, so adding it is not a
+    /// foreign `EEXIST` and shutdown releases it.
+    pub async fn claim(&mut self, vip: &VirtualAddress) -> Result<(), NetlinkError> {
+        let action = format!("claiming virtual address {vip}");
+        let ifindex = resolve_for(&self.handle, &vip.device, &action).await?;
+        self.owned.insert(key_of(vip, ifindex), vip.clone());
+        Ok(())
+    }
+
     /// Removes `vip` if, and only if, the agent added it.
     pub async fn remove(&mut self, vip: &VirtualAddress) -> Result<RemoveOutcome, NetlinkError> {
         let action = format!("removing virtual address {vip}");

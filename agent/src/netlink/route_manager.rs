@@ -76,6 +76,17 @@ impl RouteManager {
         }
     }
 
+    /// Takes over a configured route a previous run of the agent left while
+    /// master, when this run resumes as master (see
+    /// [`super::AddressManager::claim`]).
+    pub async fn claim(&mut self, route: &VirtualRoute) -> Result<(), NetlinkError> {
+        let action = format!("claiming virtual route {route}");
+        let ifindex = self.resolve_device(route, &action).await?;
+        self.owned
+            .insert(RouteKey::of(route), (route.clone(), ifindex));
+        Ok(())
+    }
+
     pub async fn add(&mut self, route: &VirtualRoute) -> Result<RouteAddOutcome, NetlinkError> {
         route.validate()?;
         let action = format!("adding virtual route {route}");

@@ -10,7 +10,7 @@ use std::{
     path::Path,
 };
 
-use agent_common::{FAMILY_IPV4, FAMILY_IPV6, PeerKey, PeerState};
+use agent_common::{FAMILY_IPV4, FAMILY_IPV6, Heartbeat, PeerKey, PeerState};
 
 use super::{Core, PeerTable};
 use crate::{
@@ -19,14 +19,20 @@ use crate::{
     vrrp::election::Timestamp,
 };
 
+/// The kernel's records as a case sets them: peers, and heartbeats a
+/// previous daemon left.
 #[derive(Default)]
-struct Peers(HashMap<PeerKey, PeerState>);
+struct Peers(HashMap<PeerKey, PeerState>, HashMap<PeerKey, Heartbeat>);
 
 impl PeerTable for Peers {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
         self.0
             .get(key)
             .map(|state| PeerRecord::from_kernel(key, state))
+    }
+
+    fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
+        self.1.get(key).copied()
     }
 }
 
@@ -113,7 +119,7 @@ impl Case {
             "at" => self.now_ms = words[1].parse().expect("at <ms>"),
             "start" => {
                 let plan = self.plan();
-                let effects = self.core.start(&plan, now);
+                let effects = self.core.start(&plan, now, &mut self.peers);
                 self.record(effects);
             }
             "reload" => {
@@ -147,6 +153,21 @@ impl Case {
                         .on_peer_event(&key, &PeerRecord::from_kernel(&key, &state));
                     self.record(effects);
                 }
+            }
+            "heartbeat" => {
+                let key = parse_key(words[1]);
+                let opts = options(&words[2..]);
+                let age_ms: u64 = opts["age"].parse().expect("age");
+                let source: IpAddr = opts["src"].parse().expect("src");
+                let heartbeat = Heartbeat {
+                    last_advert_ns: now.as_nanos().saturating_sub(age_ms * 1_000_000),
+                    hold_ns: opts["hold"].parse::<u64>().expect("hold") * 1_000_000,
+                    primary: address_to_key(source).1,
+                    priority: opts["prio"].parse().expect("prio"),
+                    fenced: u8::from(words.contains(&"fenced")),
+                    _pad: [0; 6],
+                };
+                self.peers.1.insert(key, heartbeat);
             }
             "link" => {
                 let effects = self.core.on_interface(words[1], words[2] == "up", now);

@@ -39,6 +39,11 @@ pub enum Effect {
     RemoveStale {
         plan: Arc<InstancePlan>,
     },
+    /// The instance resumes as master: the addresses and routes the
+    /// previous daemon left are this one's to release.
+    Claim {
+        plan: Arc<InstancePlan>,
+    },
     /// What XDP accepts for this instance.
     Filter {
         key: InstanceKey,
@@ -49,6 +54,8 @@ pub enum Effect {
     },
     Vip {
         address: IpAddr,
+        /// The instance whose heartbeat fences the address.
+        instance: InstanceKey,
         state: VipState,
     },
     /// No instance configures the address any more.
@@ -88,6 +95,8 @@ pub enum Effect {
     },
     StateChanged {
         member: MemberId,
+        /// The router whose heartbeat goes when it leaves master.
+        key: InstanceKey,
         name: String,
         from: State,
         to: State,
@@ -169,6 +178,7 @@ impl fmt::Display for Effect {
                 let text = addresses_text(&plan.vips, &[]);
                 write!(f, "remove-stale {} {text}", plan.name)
             }
+            Effect::Claim { plan } => write!(f, "claim {}", plan.name),
             Effect::Filter { key, filter } => {
                 let auth = if filter.auth_type == AUTH_PASS {
                     let end = filter
@@ -189,7 +199,7 @@ impl fmt::Display for Effect {
                 )
             }
             Effect::RemoveFilter { key } => write!(f, "filter-remove {}", key_text(key)),
-            Effect::Vip { address, state } => {
+            Effect::Vip { address, state, .. } => {
                 let text = match state {
                     VipState::NotOwned => "not-owned",
                     VipState::Owned => "owned",

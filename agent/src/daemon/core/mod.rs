@@ -6,6 +6,7 @@
 
 mod effect;
 mod reload;
+mod resume;
 
 #[cfg(test)]
 mod cases;
@@ -16,7 +17,7 @@ use std::{
     sync::Arc,
 };
 
-use agent_common::PeerKey;
+use agent_common::{Heartbeat, PeerKey};
 use tracing::{debug, warn};
 
 pub use self::effect::{Effect, GroupId, HookOwner, MemberId};
@@ -32,9 +33,12 @@ use crate::{
     },
 };
 
-/// The kernel's per-router record of the last valid advert.
+/// The kernel's per-router record of the last valid advert, and the
+/// heartbeat this node's daemon (this one or the one before it) left as
+/// master of the router.
 pub trait PeerTable {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord>;
+    fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat>;
 }
 
 /// One instance as the owner keeps it.
@@ -88,15 +92,34 @@ impl Core {
         &self.groups
     }
 
-    /// A fresh start: stale addresses cleared, filters and guards set,
-    /// hooks and trackers created, then every group started.
-    pub fn start(&mut self, plan: &Plan, now: Timestamp) -> Vec<Effect> {
+    /// A start: stale addresses cleared, filters and guards set, hooks and
+    /// trackers created, then every group started. An instance the pinned
+    /// datapath shows this node was master of moments ago (a daemon
+    /// restart, see [`resume::may_resume`]) resumes as master: its addresses
+    /// stay, its guard stays open, and it advertises at once, so no backup
+    /// takes over.
+    pub fn start(
+        &mut self,
+        plan: &Plan,
+        now: Timestamp,
+        previous: &mut dyn PeerTable,
+    ) -> Vec<Effect> {
         let mut out = Vec::new();
         self.hooks = plan.hooks.clone();
+        let resuming: std::collections::HashSet<PeerKey> = plan
+            .instances()
+            .map(|instance| instance.datapath_key())
+            .filter(|key| {
+                resume::may_resume(previous.heartbeat(key), previous.peer(key), now.as_nanos())
+            })
+            .collect();
         for instance in plan.instances() {
-            out.push(Effect::RemoveStale {
-                plan: Arc::new(instance.clone()),
-            });
+            let plan = Arc::new(instance.clone());
+            if resuming.contains(&instance.datapath_key()) {
+                out.push(Effect::Claim { plan });
+            } else {
+                out.push(Effect::RemoveStale { plan });
+            }
         }
         for (source, tracker) in &plan.trackers {
             out.push(Effect::StartTracker {
@@ -106,7 +129,7 @@ impl Core {
         }
         self.trackers = plan.trackers.clone();
         for group_plan in &plan.groups {
-            if let Some(group) = self.start_group(group_plan, now, &mut out) {
+            if let Some(group) = self.start_group(group_plan, now, &resuming, &mut out) {
                 self.groups.push(group);
             }
         }
@@ -125,6 +148,7 @@ impl Core {
         &mut self,
         plan: &GroupPlan,
         now: Timestamp,
+        resuming: &std::collections::HashSet<PeerKey>,
         out: &mut Vec<Effect>,
     ) -> Option<Group> {
         let instances = plan
@@ -151,7 +175,11 @@ impl Core {
                 key: member_plan.datapath_key(),
                 filter: member_plan.filter,
             });
-            guard(member_plan, VipState::NotOwned, out);
+            // A resuming master's guard stays open: closing it for the
+            // moment until it opens again would drop its traffic.
+            if !resuming.contains(&member_plan.datapath_key()) {
+                guard(member_plan, VipState::NotOwned, out);
+            }
             out.push(Effect::Hooks {
                 owner: HookOwner::Instance(id),
                 name: member_plan.name.clone(),
@@ -184,8 +212,28 @@ impl Core {
             members,
             notified: None,
         };
-        let actions = group.sync.start(now);
+        let resume: Vec<bool> = plan
+            .members
+            .iter()
+            .map(|member| resuming.contains(&member.datapath_key()))
+            .collect();
+        let actions = if resume.contains(&true) {
+            group.sync.start_resuming(now, &resume)
+        } else {
+            group.sync.start(now)
+        };
         apply(&mut group, actions, out);
+        // A resume candidate that did not end as master (a fault, say) lets
+        // go of what the previous daemon held, as a fresh start would.
+        for (index, member) in group.members.iter().enumerate() {
+            let is_master = group.sync.member(index).map(Instance::state) == Some(State::Master);
+            if resume[index] && !is_master {
+                guard(&member.plan, VipState::NotOwned, out);
+                out.push(Effect::RemoveStale {
+                    plan: Arc::clone(&member.plan),
+                });
+            }
+        }
         Some(group)
     }
 
@@ -413,6 +461,7 @@ fn input(group: &mut Group, member: usize, event: Input, at: Timestamp, out: &mu
 fn guard(plan: &InstancePlan, state: VipState, out: &mut Vec<Effect>) {
     out.extend(plan.vips.iter().map(|vip| Effect::Vip {
         address: vip.address,
+        instance: plan.datapath_key(),
         state,
     }));
 }
@@ -468,6 +517,7 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
                 .map_or(0, Instance::effective_priority);
             out.push(Effect::StateChanged {
                 member: member.id,
+                key: plan.datapath_key(),
                 name: plan.name.clone(),
                 from,
                 to,

@@ -73,7 +73,7 @@ impl Core {
                     update_group(&mut group, group_plan, hooks_changed, now, &mut out);
                     Some(group)
                 }
-                None => self.start_group(group_plan, now, &mut out),
+                None => self.start_group(group_plan, now, &Default::default(), &mut out),
             };
             self.groups.extend(group);
         }
@@ -253,6 +253,7 @@ fn update_member(
         for address in new_vips.difference(&old_vips) {
             out.push(Effect::Vip {
                 address: *address,
+                instance: new.datapath_key(),
                 state: VipState::NotOwned,
             });
         }
@@ -314,6 +315,7 @@ fn master_difference(
         for vip in new.vips.iter().filter(|vip| !added.contains(vip)) {
             out.push(Effect::Vip {
                 address: vip.address,
+                instance: new.datapath_key(),
                 state: owned,
             });
         }
@@ -322,6 +324,7 @@ fn master_difference(
         for vip in &added {
             out.push(Effect::Vip {
                 address: vip.address,
+                instance: new.datapath_key(),
                 state: owned,
             });
         }

@@ -33,6 +33,8 @@ pub enum State {
 pub enum Reason {
     /// [`Input::Start`].
     Startup,
+    /// [`Input::Resume`]: the daemon restarted while this node was master.
+    Resumed,
     /// Priority 255 goes to master without waiting (RFC 5798 §6.4.1).
     AddressOwner,
     /// Master_Down_Timer fired: no advert from the master in time.
@@ -79,6 +81,12 @@ pub struct Advert {
 pub enum Input {
     /// RFC 5798 "Startup event": leave Initialize.
     Start,
+    /// Leave Initialize straight for Master: the kernel shows this node was
+    /// master moments ago (its heartbeat is younger than Master_Down_Interval)
+    /// and no router has beaten it since, so a backup has not taken over.
+    /// A daemon restarted within that time thus resumes without a failover.
+    /// A fault still wins, as on a normal start.
+    Resume,
     /// An advert for this VRID arrived; `now` is when it was received.
     Advert(Advert),
     /// The deadline last armed has (per the caller) passed. Harmless if it
@@ -289,6 +297,7 @@ impl Instance {
     ) -> Result<(), InputError> {
         match input {
             Input::Start => self.start(now, out),
+            Input::Resume => self.resume(now, out),
             Input::Advert(advert) => self.on_advert(&advert, now, out),
             Input::TimerExpired => self.on_timer(now, out),
             Input::InterfaceUp => {
@@ -536,6 +545,20 @@ impl Instance {
         }
         self.master_adver_interval = self.cfg.advert_interval;
         self.enter_running(now, Reason::Startup, out);
+    }
+
+    fn resume(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        if self.state != State::Initialize {
+            tracing::debug!(vrid = self.cfg.vrid, state = ?self.state, "resume ignored: already running");
+            return;
+        }
+        self.master_adver_interval = self.cfg.advert_interval;
+        // The group was master with this member, so its hold does not apply.
+        if self.fault_condition() {
+            self.enter_running(now, Reason::Startup, out);
+        } else {
+            self.become_master(now, Reason::Resumed, out);
+        }
     }
 
     /// RFC 5798 §6.4.1, also used when leaving Fault.

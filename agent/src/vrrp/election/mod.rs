@@ -52,4 +52,5 @@ pub use instance::{Action, Advert, Input, Instance, Reason, State};
 pub use instance_config::{InitialState, InstanceConfig};
 pub use sync_group::{MemberAction, SyncGroup};
 pub use time::Timestamp;
+pub use timing::master_down_interval;
 pub use tracking::TrackedItem;

@@ -179,6 +179,32 @@ impl SyncGroup {
         self.for_each_member(Input::Start, now)
     }
 
+    /// A start after a daemon restart: [`Input::Resume`] for the members
+    /// `resume` names, [`Input::Start`] for the others. A member that
+    /// resumes as master pulls the group along, as any new master does.
+    pub fn start_resuming(&mut self, now: Timestamp, resume: &[bool]) -> Vec<MemberAction> {
+        let mut out = Vec::new();
+        for member in 0..self.members.len() {
+            let input = if resume.get(member).copied().unwrap_or(false) {
+                Input::Resume
+            } else {
+                Input::Start
+            };
+            // Cannot fail: the index is in range and neither input errs.
+            let _ = self.handle_into(member, input, now, &mut out);
+        }
+        // A member without a heartbeat of its own (added by the new
+        // configuration) started as backup: the group is master.
+        if (0..self.members.len()).any(|index| self.state_of(index) == State::Master) {
+            for index in 0..self.members.len() {
+                self.with_member(index, &mut out, |instance, actions| {
+                    instance.force_master(now, actions)
+                });
+            }
+        }
+        out
+    }
+
     /// [`Input::Shutdown`] for every member.
     pub fn shutdown(&mut self, now: Timestamp) -> Vec<MemberAction> {
         self.for_each_member(Input::Shutdown, now)
