@@ -784,3 +784,132 @@ mod fence {
         assert_eq!(harness.counter(Counter::FenceClosed), 0);
     }
 }
+
+/// A bpffs mounted for one test; unmounting it releases every pin.
+struct TempBpffs {
+    dir: tempfile::TempDir,
+}
+
+impl TempBpffs {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = std::ffi::CString::new(dir.path().to_str().expect("utf-8")).expect("no NUL");
+        // SAFETY: valid NUL-terminated strings for the call's duration.
+        let result = unsafe {
+            libc::mount(
+                c"bpf".as_ptr(),
+                target.as_ptr(),
+                c"bpf".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(
+            result,
+            0,
+            "mount bpffs: {}",
+            std::io::Error::last_os_error()
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TempBpffs {
+    fn drop(&mut self) {
+        let target = std::ffi::CString::new(self.dir.path().to_str().unwrap_or_default())
+            .unwrap_or_default();
+        // SAFETY: a valid NUL-terminated path.
+        unsafe { libc::umount2(target.as_ptr(), libc::MNT_DETACH) };
+    }
+}
+
+#[test]
+fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let fs = TempBpffs::new();
+    let pins = PinDir::new(fs.path().join("vrrp-agent"));
+    let ours = InstanceKey::new(7, 51, FAMILY_IPV4);
+    let gone = InstanceKey::new(7, 52, FAMILY_IPV4);
+    let heartbeat = Heartbeat {
+        last_advert_ns: 42,
+        hold_ns: 3_000_000_000,
+        primary: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+        priority: 150,
+        fenced: 0,
+        _pad: [0; 6],
+    };
+    {
+        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        for key in [ours, gone] {
+            datapath
+                .write_heartbeat(key, heartbeat, Duration::from_secs(1))
+                .unwrap();
+        }
+        // Dropped without release: a daemon that died.
+    }
+    {
+        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        assert_eq!(
+            datapath.heartbeat(&ours).unwrap(),
+            Some(heartbeat),
+            "adopted"
+        );
+        datapath
+            .write_heartbeat(ours, heartbeat, Duration::from_secs(1))
+            .unwrap();
+        datapath.prune_inherited().unwrap();
+        assert_eq!(datapath.heartbeat(&ours).unwrap(), Some(heartbeat));
+        assert_eq!(
+            datapath.heartbeat(&gone).unwrap(),
+            None,
+            "what this daemon did not write again is pruned"
+        );
+    }
+    // Another build's map under a pinned name, and a directory of another
+    // layout generation: nothing is adopted, both are gone afterwards.
+    std::fs::remove_file(pins.map("PEERS")).unwrap();
+    std::fs::rename(pins.map("LOCAL_ADDRESSES"), pins.map("PEERS")).unwrap();
+    let old_generation = pins.root().join("maps-v0");
+    std::fs::create_dir(&old_generation).unwrap();
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    assert_eq!(
+        datapath.heartbeat(&ours).unwrap(),
+        None,
+        "maps were adopted beside one of another layout"
+    );
+    assert!(!old_generation.exists());
+    datapath.release();
+    assert!(!pins.root().exists(), "release left pins");
+}
+
+#[test]
+fn the_alive_window_is_the_shortest_hold_minus_the_longest_interval() {
+    let mut masters = Masters::default();
+    let key = |vrid| InstanceKey::new(1, vrid, FAMILY_IPV4);
+    assert!(masters.insert(
+        key(1),
+        Duration::from_millis(340),
+        Duration::from_millis(100)
+    ));
+    assert_eq!(masters.window, Duration::from_millis(240));
+    assert!(!masters.insert(
+        key(1),
+        Duration::from_millis(340),
+        Duration::from_millis(100)
+    ));
+    masters.insert(key(2), Duration::from_secs(3), Duration::from_secs(1));
+    assert_eq!(
+        masters.window,
+        Duration::ZERO,
+        "a slow master shares the window"
+    );
+    masters.remove(&key(2));
+    assert_eq!(masters.window, Duration::from_millis(240));
+    masters.remove(&key(1));
+    assert_eq!(masters.window, Duration::ZERO);
+}

@@ -27,17 +27,27 @@ pub enum Fault {
     LinkDown,
     /// SIGTERM: the daemon resigns with a priority-0 advert.
     Sigterm,
+    /// SIGSTOP: the daemon hangs; its host, kernel and service live on
+    /// (a zombie master), and it is continued after the measurement.
+    Sigstop,
 }
 
 impl Fault {
-    pub const ALL: [Self; 3] = [Self::Kill9, Self::LinkDown, Self::Sigterm];
+    pub const ALL: [Self; 4] = [Self::Kill9, Self::LinkDown, Self::Sigterm, Self::Sigstop];
 
     pub fn label(self) -> &'static str {
         match self {
             Self::Kill9 => "master kill -9",
             Self::LinkDown => "master link down",
             Self::Sigterm => "master SIGTERM",
+            Self::Sigstop => "master SIGSTOP",
         }
+    }
+
+    /// Whether the old master's host stays up, so it could still answer for
+    /// the VIP after the backup took over.
+    pub fn leaves_a_zombie(self) -> bool {
+        matches!(self, Self::Kill9 | Self::Sigstop)
     }
 }
 
@@ -68,6 +78,10 @@ pub struct FailoverRun {
     pub gap_ms: f64,
     /// From the fault to the backup logging that it is MASTER.
     pub takeover_ms: f64,
+    /// Frames the old master sent from the VIP (ARP replies, echo replies)
+    /// that reached the client after the backup took over; measured for
+    /// the faults that leave a zombie.
+    pub zombie_replies: Option<f64>,
     pub timeline: Option<Timeline>,
 }
 
@@ -143,6 +157,16 @@ pub fn run_once(
     }
     let entries_before = backup.master_entries();
 
+    // Only the old master's frames sourced from the VIP, so the capture
+    // stays small.
+    let zombie_capture = if fault.leaves_a_zombie() {
+        let mac = mac_of(&lab.routers[0], &lab.ifaces[0])?;
+        let filter =
+            format!("ether src {mac} and ((arp and arp[7] = 2) or (udp and src port {ECHO_PORT}))");
+        Some(lab.client.capture(&lab.client_if, &filter, 1_000_000)?)
+    } else {
+        None
+    };
     let probe_limit = pace.before + pace.takeover + pace.after + Duration::from_secs(5);
     let prober = lab
         .client
@@ -170,6 +194,7 @@ pub fn run_once(
                 }
                 Fault::LinkDown => lab.routers[0].link_down(&lab.ifaces[0])?,
                 Fault::Sigterm => master.process().sigterm()?,
+                Fault::Sigstop => master.process().signal(libc::SIGSTOP)?,
             }
             interrupt::wait_until(
                 "the backup entering MASTER after the fault",
@@ -179,14 +204,37 @@ pub fn run_once(
             )
             .with_context(|| backup.process().report())?;
             let takeover = prober.now().saturating_sub(fault_at);
-            interrupt::sleep(pace.after)?;
-            Ok((fault_at, takeover))
+            let took_over_epoch = epoch_seconds();
+            // The client asks for the VIP again: a zombie that answers ARP
+            // shows here, as it would to any client whose entry expired.
+            interrupt::sleep(pace.after / 2)?;
+            lab.client
+                .exec(&["ip", "neigh", "flush", "dev", &lab.client_if])?;
+            interrupt::sleep(pace.after / 2)?;
+            if fault == Fault::Sigstop {
+                master.process().signal(libc::SIGCONT)?;
+            }
+            Ok((fault_at, took_over_epoch, takeover))
         })();
         sampling.store(false, Ordering::Relaxed);
         let states = samplers.map(|sampler| sampler.join().unwrap_or_default());
-        let (fault_at, takeover) = outcome?;
-        Ok((fault_at, takeover, states))
+        let (fault_at, took_over_epoch, takeover) = outcome?;
+        Ok((fault_at, (took_over_epoch, takeover), states))
     })?;
+    let (took_over_epoch, takeover) = takeover;
+    let zombie_replies = match zombie_capture {
+        Some(capture) => {
+            capture.stop()?;
+            let frames = capture.fields(&["frame.time_epoch"], "")?;
+            let after = frames
+                .iter()
+                .filter_map(|row| row.first()?.parse::<f64>().ok())
+                .filter(|time| *time > took_over_epoch)
+                .count();
+            Some(after as f64)
+        }
+        None => None,
+    };
     let trace = prober.finish()?;
     let gap = trace.longest_gap_after(fault_at).with_context(|| {
         format!(
@@ -206,8 +254,25 @@ pub fn run_once(
     Ok(FailoverRun {
         gap_ms: ms(gap),
         takeover_ms: ms(takeover),
+        zombie_replies,
         timeline,
     })
+}
+
+fn epoch_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_secs_f64())
+        .unwrap_or_default()
+}
+
+fn mac_of(host: &lab::Host, iface: &str) -> Result<String> {
+    let out = host.exec(&["ip", "-j", "link", "show", "dev", iface])?;
+    let links: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    links[0]["address"]
+        .as_str()
+        .map(str::to_owned)
+        .context("ip -j link printed no address")
 }
 
 /// A uniformly distributed duration in `[0, bound)`.

@@ -196,9 +196,11 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-const NOTES: [&str; 8] = [
+const NOTES: [&str; 10] = [
     "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
-    "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds",
+    "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds; SIGSTOP: nothing is muted (a hung daemon on a live host)",
+    "zombie replies: tcpdump on the client counts frames from the old master's MAC that are ARP replies or echo replies after the backup logged MASTER; halfway through, the client flushes its neighbour cache so it asks for the VIP again",
+    "vrrp-agent pins its datapath on a bpffs the lab mounts (`--pin-dir`), as on a host with /sys/fs/bpf: a killed agent detaches nothing",
     "reload: fresh lab per run, as for failover; SIGHUP to the master's main process at a random phase of its advert timer, the client probing the VIP every 1 ms; probes lost and the longest time without a reply are counted over the 2 s from the SIGHUP",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
     "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
@@ -226,6 +228,7 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             );
             let mut gaps = [Vec::new(), Vec::new()];
             let mut takeovers = [Vec::new(), Vec::new()];
+            let mut zombies = [Vec::new(), Vec::new()];
             let mut failed = [0, 0];
             for run in 0..plan.failover_runs {
                 for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -245,6 +248,7 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                             );
                             gaps[k].push(outcome.gap_ms);
                             takeovers[k].push(outcome.takeover_ms);
+                            zombies[k].extend(outcome.zombie_replies);
                             results.timelines.extend(outcome.timeline);
                         }
                         Err(err) => {
@@ -271,6 +275,16 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     std::mem::take(&mut takeovers[k]),
                     failed[k],
                 ));
+                if fault.leaves_a_zombie() {
+                    results.rows.push(Row::new(
+                        format!("{case}: zombie replies (old master's ARP and echo replies from the VIP after the takeover)"),
+                        implementation,
+                        "frames",
+                        true,
+                        std::mem::take(&mut zombies[k]),
+                        failed[k],
+                    ));
+                }
             }
         }
     }

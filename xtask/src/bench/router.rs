@@ -195,12 +195,19 @@ fn start_agent(host: &Host, config: &str, binary: &Path) -> Result<Router> {
     let conf = dir.join("keepalived.conf");
     std::fs::write(&conf, config).with_context(|| format!("cannot write {}", conf.display()))?;
     let socket = dir.join("control.sock");
+    // As on a real host, the pinned datapath outlives the daemon: a killed
+    // agent detaches nothing (see the lab's `mount_bpffs`).
+    let bpffs = dir.join("bpf");
+    host.mount_bpffs(&bpffs)?;
+    let pins = bpffs.join("vrrp-agent");
     let argv = [
         binary.to_str().context("agent path is not UTF-8")?,
         "-f",
         conf.to_str().context("lab path is not UTF-8")?,
         "--control-socket",
         socket.to_str().context("lab path is not UTF-8")?,
+        "--pin-dir",
+        pins.to_str().context("lab path is not UTF-8")?,
     ];
     let process = host.spawn_env(&argv, &[("RUST_LOG", "info"), ("NO_COLOR", "1")])?;
     // The agent withdraws VIPs and sends priority-0 adverts on SIGTERM.

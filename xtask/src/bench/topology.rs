@@ -20,6 +20,8 @@ pub struct PairLab {
     /// Each router's interface on the switch.
     pub ifaces: [String; 2],
     pub client: Host,
+    /// The client's interface on the switch.
+    pub client_if: String,
 }
 
 impl PairLab {
@@ -43,6 +45,7 @@ impl PairLab {
             routers: [r1, r2],
             ifaces: [if1, if2],
             client,
+            client_if,
         })
     }
 }

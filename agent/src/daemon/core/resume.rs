@@ -67,10 +67,19 @@ mod tests {
         }
     }
 
-    /// Rows: what the pinned maps hold at restart, and whether to resume.
+    /// One row: what the pinned maps hold at restart (heartbeat, peer), the
+    /// time in ms, and whether to resume.
+    type Row = (
+        &'static str,
+        Option<Heartbeat>,
+        Option<PeerRecord>,
+        u64,
+        bool,
+    );
+
     #[test]
     fn resume_only_while_no_backup_can_have_taken_over() {
-        let cases: [(&str, Option<Heartbeat>, Option<PeerRecord>, u64, bool); 10] = [
+        let cases: [Row; 10] = [
             (
                 "fresh heartbeat, nobody else",
                 Some(heartbeat(1000, 3600, 150, false)),
