@@ -12,9 +12,10 @@ pub mod hooks;
 pub mod netops;
 pub mod plan;
 pub mod runtime;
+mod sd_notify;
 mod setup;
 
-use std::{collections::HashSet, path::PathBuf, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, time::Duration};
 
 use thiserror::Error;
 use tokio::{
@@ -26,6 +27,7 @@ use tracing::{error, info, warn};
 use crate::{
     control::{ControlError, ControlRequest, ControlServer},
     datapath::{Datapath, DatapathError, kernel_now_ns},
+    metrics::{MetricsError, MetricsServer, SnapshotRequest},
     netlink::{LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
@@ -34,6 +36,7 @@ use self::{
     netops::NetCommand,
     plan::TrackedSource,
     runtime::{HookEnv, Runtime},
+    sd_notify::{Notifier, state_summary},
     setup::Prepared,
 };
 
@@ -43,6 +46,11 @@ pub struct DaemonOptions {
     pub control_socket: PathBuf,
     /// Let valid adverts continue to the stack after XDP recorded them.
     pub pass_adverts: bool,
+    /// Serve Prometheus metrics on this address (off when `None`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// systemd's watchdog interval (`WATCHDOG_USEC`), read before the
+    /// runtime's threads started.
+    pub watchdog: Option<Duration>,
 }
 
 #[derive(Debug, Error)]
@@ -61,6 +69,8 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("{0}")]
     Setup(String),
 }
@@ -82,6 +92,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         setup::prepare(options.config.clone(), handle.clone(), hostname.clone()).await?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
+    // Bound before the datapath loads, so a taken port refuses the start
+    // cleanly instead of after the programs were attached.
+    let metrics = match options.metrics_listen {
+        Some(address) => Some(MetricsServer::bind(address).await?),
+        None => None,
+    };
     let (datapath, mut peer_events, kernel_log) = Datapath::load()?;
     tokio::spawn(async move {
         if let Err(error) = kernel_log.forward().await {
@@ -100,6 +116,13 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<SnapshotRequest>(16);
+    if let Some(metrics) = metrics {
+        tokio::spawn(metrics.serve(metrics_tx));
+        info!(address = ?options.metrics_listen, "serving Prometheus metrics on /metrics");
+    } else {
+        drop(metrics_tx);
+    }
     let mut terminate = signal(SignalKind::terminate()).map_err(setup_error("SIGTERM handler"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(setup_error("SIGINT handler"))?;
     let mut hangup = signal(SignalKind::hangup()).map_err(setup_error("SIGHUP handler"))?;
@@ -108,6 +131,17 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         router_id = %plan.router_id,
         "vrrp-agent running"
     );
+    // Datapath attached and every instance started: ready for systemd.
+    let notifier = Notifier::new(options.watchdog);
+    let mut announced_changes = runtime.state_changes();
+    notifier.ready(&state_summary(runtime.states()));
+    // WATCHDOG=1 goes out from this loop, so a loop that stops turning
+    // (a blocked call, a deadlock) stops the pings and systemd restarts us.
+    let mut watchdog = notifier.watchdog_period().map(|period| {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
 
     // A reload is read and planned off this task; its result comes back here.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Result<Prepared, DaemonError>>(1);
@@ -138,9 +172,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             Some(request) = control_rx.recv() => match request {
                 ControlRequest::Status(reply) => { let _ = reply.send(runtime.status()); }
             },
+            Some(reply) = metrics_rx.recv() => { let _ = reply.send(runtime.metrics()); }
+            _ = watchdog_tick(&mut watchdog) => notifier.watchdog(),
             _ = hangup.recv() => match reload {
                 ReloadState::Idle => {
                     info!("reload requested: reading the configuration");
+                    notifier.reloading();
                     start_prepare();
                     reload = ReloadState::Preparing;
                 }
@@ -163,6 +200,10 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                     start_prepare();
                     ReloadState::Preparing
                 } else {
+                    // Accepted or rejected, the daemon runs a configuration
+                    // again: systemd's `reload` job ends here.
+                    notifier.ready(&state_summary(runtime.states()));
+                    announced_changes = runtime.state_changes();
                     ReloadState::Idle
                 };
             }
@@ -170,8 +211,13 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             _ = interrupt.recv() => break,
         }
         runtime.flush();
+        if runtime.state_changes() != announced_changes {
+            announced_changes = runtime.state_changes();
+            notifier.status(&state_summary(runtime.states()));
+        }
     }
 
+    notifier.stopping();
     info!("shutting down: releasing mastership and virtual addresses");
     let successors = runtime.shutdown_all();
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -237,6 +283,16 @@ fn plan_error(errors: Vec<plan::PlanError>) -> DaemonError {
 
 fn setup_error(what: &'static str) -> impl Fn(std::io::Error) -> DaemonError {
     move |error| DaemonError::Setup(format!("installing the {what} failed: {error}"))
+}
+
+/// The next watchdog tick, or never when systemd set no watchdog.
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {
