@@ -442,6 +442,7 @@ fn metrics_follow_a_failover() -> Result<()> {
         labels
     };
     let before = scrape(&net.b, b_metrics)?;
+    eprintln!("backup's scrape before the failover:\n{before}");
     ensure!(
         must(
             &before,

@@ -288,6 +288,26 @@ mod tests {
         assert!(!has_placeholder("Maintainer: a <b@localhost>"));
     }
 
+    /// The README shows the unit's directives; they must be the file's.
+    #[test]
+    fn the_readme_shows_the_unit_as_it_is() {
+        let readme = include_str!("../../README.md");
+        let block = readme
+            .split("```ini\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("README has an ```ini block with the unit");
+        let directives: Vec<&str> = UNIT
+            .lines()
+            .filter(|line| !line.starts_with('#') && !line.is_empty())
+            .collect();
+        let shown: Vec<&str> = block.lines().filter(|line| !line.is_empty()).collect();
+        assert_eq!(
+            shown, directives,
+            "README's unit differs from packaging/{UNIT_NAME}"
+        );
+    }
+
     #[test]
     fn the_debian_package_holds_the_binary_and_the_unit() {
         let out = tempfile::tempdir().unwrap();

@@ -55,7 +55,9 @@ pub struct DaemonOptions {
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    #[error("must run as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW); try sudo")]
+    #[error(
+        "must run as root (needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW); try sudo"
+    )]
     NotRoot,
     #[error(
         "{path}: configuration is invalid: {errors} (`vrrp-agent -t -f {path}` lists every problem)"
@@ -117,11 +119,13 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
     let (metrics_tx, mut metrics_rx) = mpsc::channel::<SnapshotRequest>(16);
-    if let Some(metrics) = metrics {
-        tokio::spawn(metrics.serve(metrics_tx));
-        info!(address = ?options.metrics_listen, "serving Prometheus metrics on /metrics");
-    } else {
-        drop(metrics_tx);
+    match (metrics, options.metrics_listen) {
+        (Some(metrics), Some(address)) => {
+            tokio::spawn(metrics.serve(metrics_tx));
+            info!(%address, "serving Prometheus metrics on /metrics");
+        }
+        // Nobody will ask: the loop's metrics arm stays idle.
+        _ => drop(metrics_tx),
     }
     let mut terminate = signal(SignalKind::terminate()).map_err(setup_error("SIGTERM handler"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(setup_error("SIGINT handler"))?;
