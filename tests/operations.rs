@@ -404,8 +404,9 @@ fn must(text: &str, name: &str, labels: &[(&str, &str)]) -> Result<f64> {
 
 /// Two agents; the backup's scrape before and after the master is killed:
 /// its state gauge moves from BACKUP to MASTER, its transitions to MASTER
-/// and adverts sent go up from 0, the master's advert age is fresh while
-/// the master lives, and the datapath counted the master's adverts.
+/// and adverts sent go up from 0, the master changes from 1 to 2, the
+/// master's advert age is fresh while the master lives, and the datapath
+/// counted the master's adverts.
 #[test]
 fn metrics_follow_a_failover() -> Result<()> {
     let net = Net::new("opsmetrics")?;
@@ -466,6 +467,8 @@ fn metrics_follow_a_failover() -> Result<()> {
         )? == 0.0
     );
     ensure!(must(&before, "vrrp_agent_instance_adverts_sent_total", &id)? == 0.0);
+    // a's adverts: the first master b saw.
+    ensure!(must(&before, "vrrp_agent_instance_master_changes_total", &id)? == 1.0);
     ensure!(must(&before, "vrrp_agent_instance_effective_priority", &id)? == 100.0);
     let age = must(
         &before,
@@ -524,5 +527,7 @@ fn metrics_follow_a_failover() -> Result<()> {
         )?
     );
     ensure!(must(&after, "vrrp_agent_instance_adverts_sent_total", &id)? > 0.0);
+    // b itself is the second.
+    ensure!(must(&after, "vrrp_agent_instance_master_changes_total", &id)? == 2.0);
     Ok(())
 }

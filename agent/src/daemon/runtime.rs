@@ -40,7 +40,7 @@ use super::{
     core::{Core, Effect, HookOwner, MemberId, PeerTable},
     hooks,
     netops::{self, NetCommand, VirtualSet},
-    plan::{NotifyPlan, Plan, TrackedSource, TrackerConfig},
+    plan::{InstancePlan, NotifyPlan, Plan, TrackedSource, TrackerConfig},
     script_up,
 };
 
@@ -125,6 +125,9 @@ pub struct Runtime {
     last_transition_unix: HashMap<MemberId, u64>,
     /// Transitions by the state entered, for the metrics.
     transitions_to: HashMap<MemberId, BTreeMap<&'static str, u64>>,
+    /// Per virtual router: the master last seen (another router's advert
+    /// source, or ours once we became master) and how often it changed.
+    masters_seen: HashMap<PeerKey, (IpAddr, u64)>,
     /// State changes performed since start: the daemon re-sends its status
     /// line to systemd when this moves.
     state_changes: u64,
@@ -197,6 +200,7 @@ impl Runtime {
             file_events,
             last_transition_unix: HashMap::new(),
             transitions_to: HashMap::new(),
+            masters_seen: HashMap::new(),
             state_changes: 0,
             notify_totals: Arc::default(),
             net,
@@ -283,10 +287,21 @@ impl Runtime {
     }
 
     pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) {
-        let effects = self
-            .core
-            .on_peer_event(key, &PeerRecord::from_kernel(key, state));
+        let record = PeerRecord::from_kernel(key, state);
+        self.saw_master(*key, record.source);
+        let effects = self.core.on_peer_event(key, &record);
         self.perform(effects);
+    }
+
+    /// Counts a change of the master of `key`'s virtual router. The kernel
+    /// raises an event when the advert source changes, and never for our
+    /// own adverts, so this is called for each new master another router
+    /// announces and by us when we become master.
+    fn saw_master(&mut self, key: PeerKey, master: IpAddr) {
+        let seen = self.masters_seen.entry(key).or_insert((master, 0));
+        if seen.1 == 0 || seen.0 != master {
+            *seen = (master, seen.1 + 1);
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -482,6 +497,11 @@ impl Runtime {
                     .entry(state_name(to))
                     .or_default() += 1;
                 self.state_changes += 1;
+                if to == State::Master
+                    && let Some(plan) = self.member_plan(member)
+                {
+                    self.saw_master(plan.datapath_key(), plan.source);
+                }
                 // `event` and the field names are a stable interface (README,
                 // "Logs"): tests and log pipelines select on them.
                 info!(
@@ -651,7 +671,7 @@ impl Runtime {
         let instances = self
             .instance_rows()
             .into_iter()
-            .map(|(_, status, _)| status)
+            .map(|(_, _, status, _)| status)
             .collect();
         StatusReport {
             router_id: self
@@ -671,9 +691,10 @@ impl Runtime {
         let instances = self
             .instance_rows()
             .into_iter()
-            .map(|(id, status, adverts_sent)| InstanceMetrics {
+            .map(|(id, key, status, adverts_sent)| InstanceMetrics {
                 status,
                 transitions_to: self.transitions_to.get(&id).cloned().unwrap_or_default(),
+                master_changes: self.masters_seen.get(&key).map_or(0, |seen| seen.1),
                 adverts_sent,
             })
             .collect();
@@ -687,6 +708,15 @@ impl Runtime {
                 timed_out,
             },
         }
+    }
+
+    fn member_plan(&self, id: MemberId) -> Option<Arc<InstancePlan>> {
+        self.core
+            .groups()
+            .iter()
+            .flat_map(|group| &group.members)
+            .find(|member| member.id == id)
+            .map(|member| Arc::clone(&member.plan))
     }
 
     /// State changes performed since start.
@@ -716,8 +746,9 @@ impl Runtime {
             .unwrap_or_default()
     }
 
-    /// Every instance's status line, with its id and adverts sent.
-    fn instance_rows(&mut self) -> Vec<(MemberId, InstanceStatus, u64)> {
+    /// Every instance's status line, with its id, its virtual router's key
+    /// and the adverts it sent.
+    fn instance_rows(&mut self) -> Vec<(MemberId, PeerKey, InstanceStatus, u64)> {
         let now_ns = kernel_now_ns();
         let mut rows = Vec::new();
         for group in self.core.groups() {
@@ -736,7 +767,12 @@ impl Runtime {
                     peer.map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
                     self.last_transition_unix.get(&member.id).copied(),
                 );
-                rows.push((member.id, status, instance.counters().adverts_sent));
+                rows.push((
+                    member.id,
+                    member.plan.datapath_key(),
+                    status,
+                    instance.counters().adverts_sent,
+                ));
             }
         }
         rows

@@ -33,6 +33,9 @@ pub struct InstanceMetrics {
     pub status: InstanceStatus,
     /// Transitions since start, by the state entered (`MASTER`, ...).
     pub transitions_to: BTreeMap<&'static str, u64>,
+    /// Times the master of this virtual router changed as this node saw
+    /// it: a new advert source, or this node becoming master.
+    pub master_changes: u64,
     /// Adverts this instance sent (priority 0 included).
     pub adverts_sent: u64,
 }

@@ -29,6 +29,7 @@ pub fn render(snapshot: &Snapshot) -> String {
     let transitions = Family::<Labels, Counter>::default();
     let advert_age = Family::<Labels, Gauge<f64, AtomicU64>>::default();
     let adverts_sent = Family::<Labels, Counter>::default();
+    let master_changes = Family::<Labels, Counter>::default();
     let tracked_up = Family::<Labels, Gauge>::default();
     for instance in &snapshot.instances {
         let status = &instance.status;
@@ -67,6 +68,9 @@ pub fn render(snapshot: &Snapshot) -> String {
         adverts_sent
             .get_or_create(&labels)
             .inc_by(instance.adverts_sent);
+        master_changes
+            .get_or_create(&labels)
+            .inc_by(instance.master_changes);
         for item in &status.tracked {
             let mut labels = with("kind", &item.kind);
             labels.push(("name", item.name.clone()));
@@ -104,6 +108,11 @@ pub fn render(snapshot: &Snapshot) -> String {
         "instance_adverts_sent",
         "Adverts the instance sent, priority 0 included",
         adverts_sent,
+    );
+    registry.register(
+        "instance_master_changes",
+        "Times the master changed as this node saw it: adverts from a new source address, or this node becoming master",
+        master_changes,
     );
     registry.register(
         "tracked_up",
@@ -223,6 +232,7 @@ mod tests {
             instances: vec![InstanceMetrics {
                 status,
                 transitions_to: [("BACKUP", 2), ("MASTER", 1)].into_iter().collect(),
+                master_changes: 2,
                 adverts_sent: 40,
             }],
             datapath: [
