@@ -73,6 +73,7 @@ fn config(interface: &str, priority: u8) -> String {
 /// environment (this file's options are what the shared `AgentNode` lacks).
 struct Agent {
     host: Host,
+    config: PathBuf,
     socket: PathBuf,
     process: Process,
 }
@@ -108,6 +109,7 @@ impl Agent {
         process.set_grace(Duration::from_secs(5));
         let agent = Self {
             host: host.clone(),
+            config,
             socket,
             process,
         };
@@ -308,7 +310,24 @@ fn systemd_notify_protocol_and_json_logs_under_the_units_capabilities() -> Resul
         "MONOTONIC_USEC={stamp} is not the time of the reload ({sent_after})"
     );
     let (ready, _) = notify.wait_for("READY=1")?;
-    ensure!(ready.contains("STATUS=1 MASTER"), "{ready:?}");
+    ensure!(ready.lines().any(|l| l == "STATUS=1 MASTER"), "{ready:?}");
+
+    // A rejected reload ends the reload too, and says so in the status
+    // until a reload succeeds.
+    std::fs::write(&agent.config, "vrrp_instance {\n")?;
+    agent.process.signal(libc::SIGHUP)?;
+    notify.wait_for("RELOADING=1")?;
+    let (ready, _) = notify.wait_for("READY=1")?;
+    ensure!(
+        ready.lines().any(|l| l
+            == "STATUS=1 MASTER; last reload rejected, running the previous configuration (see the log)"),
+        "{ready:?}"
+    );
+    std::fs::write(&agent.config, config(&net.a_if, 100))?;
+    agent.process.signal(libc::SIGHUP)?;
+    notify.wait_for("RELOADING=1")?;
+    let (ready, _) = notify.wait_for("READY=1")?;
+    ensure!(ready.lines().any(|l| l == "STATUS=1 MASTER"), "{ready:?}");
 
     agent.process.sigterm()?;
     notify.wait_for("STOPPING=1")?;

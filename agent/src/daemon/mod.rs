@@ -138,7 +138,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     // Datapath attached and every instance started: ready for systemd.
     let notifier = Notifier::new(options.watchdog);
     let mut announced_changes = runtime.state_changes();
-    notifier.ready(&state_summary(runtime.states()));
+    // Shown in `systemctl status` until a reload succeeds.
+    let mut last_reload_rejected = false;
+    notifier.ready(&status_line(&runtime, last_reload_rejected));
     // WATCHDOG=1 goes out from this loop, so a loop that stops turning
     // (a blocked call, a deadlock) stops the pings and systemd restarts us.
     let mut watchdog = notifier.watchdog_period().map(|period| {
@@ -191,22 +193,27 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 }
             },
             Some(prepared) = prepared_rx.recv() => {
-                match prepared {
-                    Ok(prepared) => {
-                        match commit_reload(&mut runtime, prepared, &handle, options.pass_adverts).await {
-                            Ok(watcher) => links = watcher,
-                            Err(error) => error!(%error, "reload rejected; the running configuration stays"),
-                        }
+                let outcome = match prepared {
+                    Ok(prepared) => commit_reload(&mut runtime, prepared, &handle, options.pass_adverts).await,
+                    Err(error) => Err(error),
+                };
+                last_reload_rejected = match outcome {
+                    Ok(watcher) => {
+                        links = watcher;
+                        false
                     }
-                    Err(error) => error!(%error, "reload rejected; the running configuration stays"),
-                }
+                    Err(error) => {
+                        error!(%error, "reload rejected; the running configuration stays");
+                        true
+                    }
+                };
                 reload = if reload == ReloadState::PreparingThenAgain {
                     start_prepare();
                     ReloadState::Preparing
                 } else {
                     // Accepted or rejected, the daemon runs a configuration
                     // again: systemd's `reload` job ends here.
-                    notifier.ready(&state_summary(runtime.states()));
+                    notifier.ready(&status_line(&runtime, last_reload_rejected));
                     announced_changes = runtime.state_changes();
                     ReloadState::Idle
                 };
@@ -217,7 +224,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         runtime.flush();
         if runtime.state_changes() != announced_changes {
             announced_changes = runtime.state_changes();
-            notifier.status(&state_summary(runtime.states()));
+            notifier.status(&status_line(&runtime, last_reload_rejected));
         }
     }
 
@@ -287,6 +294,17 @@ fn plan_error(errors: Vec<plan::PlanError>) -> DaemonError {
 
 fn setup_error(what: &'static str) -> impl Fn(std::io::Error) -> DaemonError {
     move |error| DaemonError::Setup(format!("installing the {what} failed: {error}"))
+}
+
+/// systemd's STATUS= line: the instance states, and whether the last
+/// reload was refused (the daemon then runs the previous configuration).
+fn status_line(runtime: &Runtime, last_reload_rejected: bool) -> String {
+    let states = state_summary(runtime.states());
+    if last_reload_rejected {
+        format!("{states}; last reload rejected, running the previous configuration (see the log)")
+    } else {
+        states
+    }
 }
 
 /// The next watchdog tick, or never when systemd set no watchdog.
