@@ -316,7 +316,9 @@ mod tests {
         target.master = script("/bin/false");
         target.fault = script(&dir.path().join("missing.sh").display().to_string());
         target.backup = script(&format!("{ok} backup"));
-        let mut queue = NotifyQueue::spawn(target, QueueLimits::default(), None);
+        let totals = Arc::new(ScriptTotals::default());
+        let mut queue =
+            NotifyQueue::spawn_counted(target, QueueLimits::default(), None, Arc::clone(&totals));
         queue.notify(transition(NotifyState::Master, 100));
         queue.notify(transition(NotifyState::Fault, 100));
         queue.notify(transition(NotifyState::Backup, 100));
@@ -324,6 +326,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stats.scripts_failed, 2);
+        // The metrics' totals: (ok, failed, timed out).
+        assert_eq!(totals.get(), (1, 2, 0));
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "backup\n");
     }
 
