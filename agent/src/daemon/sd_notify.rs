@@ -41,8 +41,8 @@ impl Notifier {
         self.send("READY", &ready_message(status));
     }
 
-    /// A reload begins (systemd ≥ 253 waits for READY=1 to finish
-    /// `systemctl reload`, and needs MONOTONIC_USEC to match it).
+    /// A reload begins: systemd shows the unit as reloading until READY=1
+    /// (and from 253 on expects MONOTONIC_USEC alongside RELOADING=1).
     pub fn reloading(&self) {
         // CLOCK_MONOTONIC, the clock systemd compares MONOTONIC_USEC with.
         let usec = i128::from(kernel_now_ns() / 1_000);
@@ -66,7 +66,7 @@ impl Notifier {
 
     fn send(&self, what: &'static str, message: &[NotifyState<'_>]) {
         if let Err(error) = sd_notify::notify(message) {
-            warn!(%error, message = what, "notifying the service manager failed");
+            warn!(%error, notification = what, "notifying the service manager failed");
         }
     }
 }
