@@ -139,6 +139,11 @@ fn make_realtime() {
 }
 
 fn run(cli: Cli, watchdog: Option<Duration>) -> anyhow::Result<()> {
+    if cli.command.is_some() && cli.metrics_listen.is_some() {
+        anyhow::bail!(
+            "--metrics-listen serves the daemon's metrics; `status` and `monitor` take no such option"
+        );
+    }
     let realtime = cli.command.is_none() && !cli.no_realtime;
     if realtime {
         make_realtime();
