@@ -550,3 +550,56 @@ fn metrics_follow_a_failover() -> Result<()> {
     ensure!(must(&after, "vrrp_agent_instance_master_changes_total", &id)? == 2.0);
     Ok(())
 }
+
+/// A metrics address that cannot be bound refuses the start before any
+/// program is attached, naming the option and the address.
+#[test]
+fn a_taken_metrics_port_refuses_the_start() -> Result<()> {
+    let net = Net::new("opsport")?;
+    let address: SocketAddr = format!("{A_V4}:{METRICS_PORT}").parse()?;
+    let _taken = net.a.run(move || std::net::TcpListener::bind(address))??;
+    let config_path = net.a.temp_dir().join("port.conf");
+    std::fs::write(&config_path, config(&net.a_if, 100))?;
+    let socket = net.a.temp_dir().join("port.sock");
+    let binary = lab::agent_binary()?;
+    let listen = address.to_string();
+    let process = net.a.spawn(&[
+        path_str(&binary)?,
+        "-f",
+        path_str(&config_path)?,
+        "--control-socket",
+        path_str(&socket)?,
+        "--metrics-listen",
+        &listen,
+    ])?;
+    let exit = process.wait(WAIT)?;
+    ensure!(!exit.success(), "the agent started on a taken port");
+    let stderr = process.stderr().text();
+    ensure!(
+        stderr.contains(&format!("--metrics-listen {listen}: cannot listen there")),
+        "{stderr}"
+    );
+    ensure!(
+        net.a.xdp_attachment(&net.a_if)?.is_none(),
+        "XDP attached although the start was refused"
+    );
+    Ok(())
+}
+
+/// `--metrics-listen` belongs to the daemon; with a subcommand it is an
+/// error rather than silently ignored.
+#[test]
+fn metrics_listen_with_a_subcommand_is_refused() -> Result<()> {
+    let out = lab::run_agent_command(&[
+        "--metrics-listen".as_ref(),
+        "127.0.0.1:9".as_ref(),
+        "status".as_ref(),
+    ])?;
+    ensure!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(
+        stderr.contains("`status` and `monitor` take no such option"),
+        "{stderr}"
+    );
+    Ok(())
+}
