@@ -11,6 +11,7 @@ mod control;
 mod daemon;
 mod datapath;
 mod frame_socket;
+mod metrics;
 mod monitor;
 mod netlink;
 mod notify;

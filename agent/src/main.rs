@@ -1,9 +1,9 @@
 //! `vrrp-agent`: command-line entry point.
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use vrrp_agent::{DaemonOptions, MonitorOptions};
 
 #[derive(Parser)]
@@ -45,6 +45,13 @@ struct Cli {
     /// `netns-<inode>` directory below it in another network namespace).
     #[arg(long, value_name = "DIR", global = true)]
     pin_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR:PORT/metrics (off by default).
+    #[arg(long, value_name = "ADDR:PORT")]
+    metrics_listen: Option<SocketAddr>,
+    /// Log lines as human-readable text, or as one JSON object per line
+    /// (for journald, Loki and the like).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -95,24 +102,50 @@ enum Command {
     },
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_env_filter(filter);
+    match format {
         // Colour codes only for a terminal: log files and pipes stay plain.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object per line, the event's fields at the top level next to
+        // `timestamp`, `level`, `target` and `message` (README, "Logs").
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+    }
+}
+
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
+    // Read before any thread exists: removing the variables is only sound
+    // then, and scripts the daemon starts must not think the watchdog is
+    // theirs. (NOTIFY_SOCKET stays: the crate reads it on every send; the
+    // unit's NotifyAccess=main makes systemd ignore anything a script sends.)
+    // SAFETY: single-threaded here; the tokio runtime starts in `run`.
+    let watchdog = unsafe { sd_notify::watchdog_enabled_and_unset_env() };
     if cli.config_test {
         return vrrp_agent::config_test(&cli.config);
     }
     if cli.dump_config {
         return vrrp_agent::dump_config(&cli.config);
     }
-    match run(cli) {
+    match run(cli, watchdog) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("vrrp-agent: {error:#}");
@@ -131,7 +164,12 @@ fn make_realtime() {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
+fn run(cli: Cli, watchdog: Option<Duration>) -> anyhow::Result<()> {
+    if cli.command.is_some() && cli.metrics_listen.is_some() {
+        anyhow::bail!(
+            "--metrics-listen serves the daemon's metrics; `status` and `monitor` take no such option"
+        );
+    }
     let realtime = cli.command.is_none() && !cli.no_realtime;
     if realtime {
         make_realtime();
@@ -202,6 +240,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 control_socket: cli.control_socket,
                 pass_adverts: cli.pass_adverts,
                 pin_dir: cli.pin_dir,
+                metrics_listen: cli.metrics_listen,
+                watchdog,
             }))
             .map_err(anyhow::Error::from),
     }

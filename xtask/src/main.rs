@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod install;
 mod toolchain;
 
 use std::{
@@ -40,6 +41,16 @@ enum Task {
     },
     /// Only make sure the eBPF toolchain is installed.
     Bootstrap,
+    /// Build in release mode and install the binary (PREFIX/sbin) and its
+    /// systemd unit (PREFIX/lib/systemd/system), nothing else.
+    Install {
+        /// Installation prefix.
+        #[arg(long, value_name = "DIR", default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
+    /// Build in release mode and make a Debian package of the binary and
+    /// the unit: target/debian/vrrp-agent_VERSION_ARCH.deb.
+    Package,
     /// Benchmark vrrp-agent against keepalived in the same run (needs root).
     Bench {
         #[command(flatten)]
@@ -55,6 +66,15 @@ fn main() -> Result<()> {
         Task::Bootstrap => Ok(()),
         Task::Run { release, args } => run_agent(&workspace, release, &args),
         Task::Test { args } => test(&workspace, &args),
+        Task::Install { prefix } => install::install(&build_agent(&workspace, true)?, &prefix),
+        Task::Package => {
+            let deb = install::build_deb(
+                &build_agent(&workspace, true)?,
+                &workspace.join("target").join("debian"),
+            )?;
+            println!("built {}", deb.display());
+            Ok(())
+        }
         Task::Bench { args } => bench::run(&workspace, &args),
     }
 }

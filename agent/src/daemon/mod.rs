@@ -12,9 +12,10 @@ pub mod hooks;
 pub mod netops;
 pub mod plan;
 pub mod runtime;
+mod sd_notify;
 mod setup;
 
-use std::{collections::HashSet, path::PathBuf, time::Duration};
+use std::{collections::HashSet, net::SocketAddr, path::PathBuf, time::Duration};
 
 use thiserror::Error;
 use tokio::{
@@ -26,6 +27,7 @@ use tracing::{error, info, warn};
 use crate::{
     control::{ControlError, ControlRequest, ControlServer},
     datapath::{Datapath, DatapathError, PinDir, kernel_now_ns},
+    metrics::{MetricsError, MetricsServer, SnapshotRequest},
     netlink::{LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
@@ -34,6 +36,7 @@ use self::{
     netops::NetCommand,
     plan::TrackedSource,
     runtime::{HookEnv, Runtime},
+    sd_notify::{Notifier, state_summary},
     setup::Prepared,
 };
 
@@ -46,6 +49,11 @@ pub struct DaemonOptions {
     /// Where the datapath is pinned; `None`: the default for this network
     /// namespace ([`PinDir::for_this_namespace`]).
     pub pin_dir: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address (off when `None`).
+    pub metrics_listen: Option<SocketAddr>,
+    /// systemd's watchdog interval (`WATCHDOG_USEC`), read before the
+    /// runtime's threads started.
+    pub watchdog: Option<Duration>,
 }
 
 /// How the daemon leaves.
@@ -62,7 +70,9 @@ enum Exit {
 
 #[derive(Debug, Error)]
 pub enum DaemonError {
-    #[error("must run as root (needs CAP_BPF, CAP_NET_ADMIN and CAP_NET_RAW); try sudo")]
+    #[error(
+        "must run as root (needs CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_NET_RAW); try sudo"
+    )]
     NotRoot,
     #[error(
         "{path}: configuration is invalid: {errors} (`vrrp-agent -t -f {path}` lists every problem)"
@@ -76,6 +86,8 @@ pub enum DaemonError {
     Netlink(#[from] NetlinkError),
     #[error(transparent)]
     Control(#[from] ControlError),
+    #[error(transparent)]
+    Metrics(#[from] MetricsError),
     #[error("{0}")]
     Setup(String),
 }
@@ -97,6 +109,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         setup::prepare(options.config.clone(), handle.clone(), hostname.clone()).await?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
+    // Bound before the datapath loads, so a taken port refuses the start
+    // cleanly instead of after the programs were attached.
+    let metrics = match options.metrics_listen {
+        Some(address) => Some(MetricsServer::bind(address).await?),
+        None => None,
+    };
     let pins = options
         .pin_dir
         .clone()
@@ -119,6 +137,15 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
+    let (metrics_tx, mut metrics_rx) = mpsc::channel::<SnapshotRequest>(16);
+    match (metrics, options.metrics_listen) {
+        (Some(metrics), Some(address)) => {
+            tokio::spawn(metrics.serve(metrics_tx));
+            info!(%address, "serving Prometheus metrics on /metrics");
+        }
+        // Nobody will ask: the loop's metrics arm stays idle.
+        _ => drop(metrics_tx),
+    }
     let mut terminate = signal(SignalKind::terminate()).map_err(setup_error("SIGTERM handler"))?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(setup_error("SIGINT handler"))?;
     let mut hangup = signal(SignalKind::hangup()).map_err(setup_error("SIGHUP handler"))?;
@@ -127,6 +154,19 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         router_id = %plan.router_id,
         "vrrp-agent running"
     );
+    // Datapath attached and every instance started: ready for systemd.
+    let notifier = Notifier::new(options.watchdog);
+    let mut announced_changes = runtime.state_changes();
+    // Shown in `systemctl status` until a reload succeeds.
+    let mut last_reload_rejected = false;
+    notifier.ready(&status_line(&runtime, last_reload_rejected));
+    // WATCHDOG=1 goes out from this loop, so a loop that stops turning
+    // (a blocked call, a deadlock) stops the pings and systemd restarts us.
+    let mut watchdog = notifier.watchdog_period().map(|period| {
+        let mut interval = tokio::time::interval(period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
 
     // A reload is read and planned off this task; its result comes back here.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Result<Prepared, DaemonError>>(1);
@@ -161,9 +201,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                     break if keep_datapath { Exit::KeepDatapath } else { Exit::HandOver };
                 }
             },
+            Some(reply) = metrics_rx.recv() => { let _ = reply.send(runtime.metrics()); }
+            _ = watchdog_tick(&mut watchdog) => notifier.watchdog(),
             _ = hangup.recv() => match reload {
                 ReloadState::Idle => {
                     info!("reload requested: reading the configuration");
+                    notifier.reloading();
                     start_prepare();
                     reload = ReloadState::Preparing;
                 }
@@ -173,19 +216,28 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 }
             },
             Some(prepared) = prepared_rx.recv() => {
-                match prepared {
-                    Ok(prepared) => {
-                        match commit_reload(&mut runtime, prepared, &handle, options.pass_adverts).await {
-                            Ok(watcher) => links = watcher,
-                            Err(error) => error!(%error, "reload rejected; the running configuration stays"),
-                        }
+                let outcome = match prepared {
+                    Ok(prepared) => commit_reload(&mut runtime, prepared, &handle, options.pass_adverts).await,
+                    Err(error) => Err(error),
+                };
+                last_reload_rejected = match outcome {
+                    Ok(watcher) => {
+                        links = watcher;
+                        false
                     }
-                    Err(error) => error!(%error, "reload rejected; the running configuration stays"),
-                }
+                    Err(error) => {
+                        error!(%error, "reload rejected; the running configuration stays");
+                        true
+                    }
+                };
                 reload = if reload == ReloadState::PreparingThenAgain {
                     start_prepare();
                     ReloadState::Preparing
                 } else {
+                    // Accepted or rejected, the daemon runs a configuration
+                    // again: systemd's `reload` job ends here.
+                    notifier.ready(&status_line(&runtime, last_reload_rejected));
+                    announced_changes = runtime.state_changes();
                     ReloadState::Idle
                 };
             }
@@ -193,8 +245,13 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             _ = interrupt.recv() => break Exit::HandOver,
         }
         runtime.flush();
+        if runtime.state_changes() != announced_changes {
+            announced_changes = runtime.state_changes();
+            notifier.status(&status_line(&runtime, last_reload_rejected));
+        }
     };
 
+    notifier.stopping();
     if exit == Exit::KeepDatapath {
         info!(
             "stopping without handing over: addresses, guard and pinned datapath stay for the next daemon"
@@ -274,6 +331,27 @@ fn plan_error(errors: Vec<plan::PlanError>) -> DaemonError {
 
 fn setup_error(what: &'static str) -> impl Fn(std::io::Error) -> DaemonError {
     move |error| DaemonError::Setup(format!("installing the {what} failed: {error}"))
+}
+
+/// systemd's STATUS= line: the instance states, and whether the last
+/// reload was refused (the daemon then runs the previous configuration).
+fn status_line(runtime: &Runtime, last_reload_rejected: bool) -> String {
+    let states = state_summary(runtime.states());
+    if last_reload_rejected {
+        format!("{states}; last reload rejected, running the previous configuration (see the log)")
+    } else {
+        states
+    }
+}
+
+/// The next watchdog tick, or never when systemd set no watchdog.
+async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
+    match watchdog {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {

@@ -4,7 +4,7 @@
 //! its effects: sockets, kernel maps, netlink requests, hooks, trackers.
 
 use std::{
-    collections::HashMap,
+    collections::{BTreeMap, HashMap},
     net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -21,7 +21,8 @@ use crate::{
     control::{InstanceStatus, StatusReport, TrackedStatus},
     datapath::{Datapath, PeerRecord, address_to_key, kernel_now_ns},
     frame_socket::FrameSocket,
-    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
+    metrics::{self, InstanceMetrics, NotifyTotals},
+    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, ScriptTotals, Transition},
     tracking::{
         FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
         spawn_file_tracker, spawn_script_tracker,
@@ -122,6 +123,16 @@ pub struct Runtime {
     script_events: mpsc::Sender<ScriptEvent>,
     file_events: mpsc::Sender<FileEvent>,
     last_transition_unix: HashMap<MemberId, u64>,
+    /// Transitions by the state entered, for the metrics.
+    transitions_to: HashMap<MemberId, BTreeMap<&'static str, u64>>,
+    /// Per virtual router: the master last seen (another router's advert
+    /// source, or ours once we became master) and how often it changed.
+    masters_seen: HashMap<PeerKey, (IpAddr, u64)>,
+    /// State changes performed since start: the daemon re-sends its status
+    /// line to systemd when this moves.
+    state_changes: u64,
+    /// Notify scripts of every queue, by outcome.
+    notify_totals: Arc<ScriptTotals>,
     net: mpsc::UnboundedSender<NetCommand>,
     pub env: HookEnv,
     /// A heartbeat was written this turn: the fence window moves at flush.
@@ -197,6 +208,10 @@ impl Runtime {
             script_events,
             file_events,
             last_transition_unix: HashMap::new(),
+            transitions_to: HashMap::new(),
+            masters_seen: HashMap::new(),
+            state_changes: 0,
+            notify_totals: Arc::default(),
             net,
             env,
             advertised: false,
@@ -295,10 +310,21 @@ impl Runtime {
     }
 
     pub fn on_peer_event(&mut self, key: &PeerKey, state: &PeerState) {
-        let effects = self
-            .core
-            .on_peer_event(key, &PeerRecord::from_kernel(key, state));
+        let record = PeerRecord::from_kernel(key, state);
+        self.saw_master(*key, record.source);
+        let effects = self.core.on_peer_event(key, &record);
         self.perform(effects);
+    }
+
+    /// Counts a change of the master of `key`'s virtual router. The kernel
+    /// raises an event when the advert source changes, and never for our
+    /// own adverts, so this is called for each new master another router
+    /// announces and by us when we become master.
+    fn saw_master(&mut self, key: PeerKey, master: IpAddr) {
+        let seen = self.masters_seen.entry(key).or_insert((master, 0));
+        if seen.1 == 0 || seen.0 != master {
+            *seen = (master, seen.1 + 1);
+        }
     }
 
     pub fn next_deadline(&self) -> Option<Timestamp> {
@@ -492,7 +518,22 @@ impl Runtime {
                 if let Ok(elapsed) = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH) {
                     self.last_transition_unix.insert(member, elapsed.as_secs());
                 }
+                *self
+                    .transitions_to
+                    .entry(member)
+                    .or_default()
+                    .entry(state_name(to))
+                    .or_default() += 1;
+                self.state_changes += 1;
+                if to == State::Master
+                    && let Some(plan) = self.member_plan(member)
+                {
+                    self.saw_master(plan.datapath_key(), plan.source);
+                }
+                // `event` and the field names are a stable interface (README,
+                // "Logs"): tests and log pipelines select on them.
                 info!(
+                    event = "state_change",
                     instance = %name,
                     from = state_name(from),
                     to = state_name(to),
@@ -618,7 +659,12 @@ impl Runtime {
                     .unwrap_or_else(|| self.env.hostname.clone()),
                 gate: crate::notify::AlertGate::new(true, false),
             });
-        Some(NotifyQueue::spawn(target, QueueLimits::default(), mail))
+        Some(NotifyQueue::spawn_counted(
+            target,
+            QueueLimits::default(),
+            mail,
+            Arc::clone(&self.notify_totals),
+        ))
     }
 
     fn start_tracker(&mut self, source: TrackedSource, tracker: &TrackerConfig) {
@@ -707,9 +753,74 @@ impl Runtime {
     }
 
     pub fn status(&mut self) -> StatusReport {
-        let now_ns = kernel_now_ns();
-        let counters = self
-            .datapath
+        let instances = self
+            .instance_rows()
+            .into_iter()
+            .map(|(_, _, status, _)| status)
+            .collect();
+        StatusReport {
+            router_id: self
+                .env
+                .global
+                .router_id
+                .clone()
+                .unwrap_or_else(|| self.env.hostname.clone()),
+            pid: std::process::id(),
+            instances,
+            counters: self.datapath_counters(),
+        }
+    }
+
+    /// What a metrics scrape reports (see [`metrics::Snapshot`]).
+    pub fn metrics(&mut self) -> metrics::Snapshot {
+        let instances = self
+            .instance_rows()
+            .into_iter()
+            .map(|(id, key, status, adverts_sent)| InstanceMetrics {
+                status,
+                transitions_to: self.transitions_to.get(&id).cloned().unwrap_or_default(),
+                master_changes: self.masters_seen.get(&key).map_or(0, |seen| seen.1),
+                adverts_sent,
+            })
+            .collect();
+        let (ok, failed, timed_out) = self.notify_totals.get();
+        metrics::Snapshot {
+            instances,
+            datapath: self.datapath_counters(),
+            notify: NotifyTotals {
+                ok,
+                failed,
+                timed_out,
+            },
+        }
+    }
+
+    fn member_plan(&self, id: MemberId) -> Option<Arc<InstancePlan>> {
+        self.core
+            .groups()
+            .iter()
+            .flat_map(|group| &group.members)
+            .find(|member| member.id == id)
+            .map(|member| Arc::clone(&member.plan))
+    }
+
+    /// State changes performed since start.
+    pub fn state_changes(&self) -> u64 {
+        self.state_changes
+    }
+
+    /// The instances' states, for systemd's status line.
+    pub fn states(&self) -> Vec<&'static str> {
+        self.core
+            .groups()
+            .iter()
+            .flat_map(|group| (0..group.members.len()).filter_map(|index| group.sync.member(index)))
+            .map(|instance| state_name(instance.state()))
+            .collect()
+    }
+
+    fn datapath_counters(&mut self) -> BTreeMap<String, u64> {
+        self.datapath
             .counters()
             .map(|snapshot| {
                 agent_common::Counter::ALL
@@ -717,8 +828,14 @@ impl Runtime {
                     .map(|counter| (counter.name().to_owned(), snapshot.get(*counter)))
                     .collect()
             })
-            .unwrap_or_default();
-        let mut instances = Vec::new();
+            .unwrap_or_default()
+    }
+
+    /// Every instance's status line, with its id, its virtual router's key
+    /// and the adverts it sent.
+    fn instance_rows(&mut self) -> Vec<(MemberId, PeerKey, InstanceStatus, u64)> {
+        let now_ns = kernel_now_ns();
+        let mut rows = Vec::new();
         for group in self.core.groups() {
             for (index, member) in group.members.iter().enumerate() {
                 let Some(instance) = group.sync.member(index) else {
@@ -729,25 +846,21 @@ impl Runtime {
                     .peer(&member.plan.datapath_key())
                     .ok()
                     .flatten();
-                instances.push(instance_status(
+                let status = instance_status(
                     member,
                     instance,
                     peer.map(|peer| now_ns.saturating_sub(peer.last_seen_ns) / 1_000_000),
                     self.last_transition_unix.get(&member.id).copied(),
+                );
+                rows.push((
+                    member.id,
+                    member.plan.datapath_key(),
+                    status,
+                    instance.counters().adverts_sent,
                 ));
             }
         }
-        StatusReport {
-            router_id: self
-                .env
-                .global
-                .router_id
-                .clone()
-                .unwrap_or_else(|| self.env.hostname.clone()),
-            pid: std::process::id(),
-            instances,
-            counters,
-        }
+        rows
     }
 }
 

@@ -13,4 +13,4 @@ pub mod queue;
 pub use action::{NotifyScript, NotifyState, NotifyTarget, Scope, Transition};
 pub use alert::AlertGate;
 pub use mail::{Mailer, RetryPolicy, SmtpConfig};
-pub use queue::{MailHook, NotifyQueue, QueueLimits};
+pub use queue::{MailHook, NotifyQueue, QueueLimits, ScriptTotals};

@@ -13,6 +13,8 @@
 //! SMTP alerts, when configured, are handed to the [`Mailer`] at enqueue
 //! time (not after the scripts), so a slow script never delays a mail.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
@@ -61,6 +63,27 @@ pub struct QueueStats {
     pub scripts_timed_out: u64,
 }
 
+/// Scripts run by every queue of the daemon, by outcome, for the metrics.
+/// Atomics rather than a message back: the workers only add, and the
+/// election task reads them when a scrape asks.
+#[derive(Debug, Default)]
+pub struct ScriptTotals {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    timed_out: AtomicU64,
+}
+
+impl ScriptTotals {
+    /// (ok, failed, timed out) so far.
+    pub fn get(&self) -> (u64, u64, u64) {
+        (
+            self.ok.load(Ordering::Relaxed),
+            self.failed.load(Ordering::Relaxed),
+            self.timed_out.load(Ordering::Relaxed),
+        )
+    }
+}
+
 /// Handle to one instance's notify worker.
 #[derive(Debug)]
 pub struct NotifyQueue {
@@ -73,11 +96,22 @@ pub struct NotifyQueue {
 
 impl NotifyQueue {
     /// Starts the worker for `target`.
+    #[cfg(test)]
     pub fn spawn(target: NotifyTarget, limits: QueueLimits, mail: Option<MailHook>) -> Self {
+        Self::spawn_counted(target, limits, mail, Arc::default())
+    }
+
+    /// [`spawn`](Self::spawn), adding each script's outcome to `totals`.
+    pub fn spawn_counted(
+        target: NotifyTarget,
+        limits: QueueLimits,
+        mail: Option<MailHook>,
+        totals: Arc<ScriptTotals>,
+    ) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let name = target.name.clone();
         let scope = target.scope;
-        let worker = tokio::spawn(run_worker(target, limits, rx));
+        let worker = tokio::spawn(run_worker(target, limits, rx, totals));
         Self {
             name,
             scope,
@@ -110,6 +144,7 @@ async fn run_worker(
     target: NotifyTarget,
     limits: QueueLimits,
     mut rx: mpsc::UnboundedReceiver<Transition>,
+    totals: Arc<ScriptTotals>,
 ) -> QueueStats {
     let mut stats = QueueStats::default();
     let run_limits = RunLimits {
@@ -121,6 +156,12 @@ async fn run_worker(
         for run in plan(&target, transition) {
             stats.scripts_run += 1;
             let outcome = exec::run(&run.argv, &run.run_as, run_limits).await;
+            let counter = match &outcome {
+                RunOutcome::Exited(0) => &totals.ok,
+                RunOutcome::TimedOut => &totals.timed_out,
+                _ => &totals.failed,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
             match &outcome {
                 RunOutcome::Exited(0) => tracing::debug!(
                     instance = %target.name,
@@ -275,7 +316,9 @@ mod tests {
         target.master = script("/bin/false");
         target.fault = script(&dir.path().join("missing.sh").display().to_string());
         target.backup = script(&format!("{ok} backup"));
-        let mut queue = NotifyQueue::spawn(target, QueueLimits::default(), None);
+        let totals = Arc::new(ScriptTotals::default());
+        let mut queue =
+            NotifyQueue::spawn_counted(target, QueueLimits::default(), None, Arc::clone(&totals));
         queue.notify(transition(NotifyState::Master, 100));
         queue.notify(transition(NotifyState::Fault, 100));
         queue.notify(transition(NotifyState::Backup, 100));
@@ -283,6 +326,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(stats.scripts_failed, 2);
+        // The metrics' totals: (ok, failed, timed out).
+        assert_eq!(totals.get(), (1, 2, 0));
         assert_eq!(std::fs::read_to_string(&log).unwrap(), "backup\n");
     }
 
