@@ -117,7 +117,7 @@ fn pace(advert: Advert) -> Pace {
     }
 }
 
-fn configs(lab: &PairLab, advert: Advert) -> [String; 2] {
+pub fn configs(lab: &PairLab, advert: Advert) -> [String; 2] {
     let instance = |iface: &str, priority| Instance {
         name: "VI_1".into(),
         interface: iface.to_owned(),

@@ -14,6 +14,7 @@ mod interrupt;
 mod procfs;
 mod reload;
 mod report;
+mod restart;
 mod router;
 mod scale;
 mod soak;
@@ -54,6 +55,9 @@ pub enum Scenario {
     Failover,
     /// Probes lost while the master reloads (SIGHUP).
     Reload,
+    /// VIP moves and probes lost when the master's daemon is killed and
+    /// restarted at once (a crash under `Restart=always`, or an upgrade).
+    Restart,
     /// False failovers with both CPUs saturated.
     FalseFailovers,
     /// CPU time and RSS with 200 instances at advert_int 0.01.
@@ -139,9 +143,10 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
     type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
-    let scenarios: [(Scenario, Runner); 5] = [
+    let scenarios: [(Scenario, Runner); 6] = [
         (Scenario::Failover, failovers),
         (Scenario::Reload, reloads),
+        (Scenario::Restart, restarts),
         (Scenario::FalseFailovers, false_failovers),
         (Scenario::Scale, scale),
         (Scenario::Throughput, throughput),
@@ -287,6 +292,71 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 }
             }
         }
+    }
+    Ok(())
+}
+
+fn restarts(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = format!(
+        "restart of the master's daemon (kill -9, started again after 200 ms), {}",
+        restart::ADVERT.label()
+    );
+    // [implementation][backup took over, probes lost, longest gap]
+    let mut values: [[Vec<f64>; 3]; 2] = Default::default();
+    let mut failed = [0, 0];
+    for run in 0..plan.failover_runs {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            interrupt::check()?;
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.failover_runs,
+                implementation.label()
+            );
+            match restart::run_once(implementation, agent) {
+                Ok(outcome) => {
+                    eprintln!(
+                        "bench: {what}: backup became MASTER {} times; {}",
+                        outcome.backup_took_over, outcome.window
+                    );
+                    values[k][0].push(outcome.backup_took_over as f64);
+                    values[k][1].push(f64::from(outcome.window.lost));
+                    values[k][2].push(outcome.window.longest_gap.as_secs_f64() * 1000.0);
+                }
+                Err(err) => {
+                    failed[k] += 1;
+                    results.failed(&what, &err)?;
+                }
+            }
+        }
+    }
+    let window = restart::WINDOW.as_secs();
+    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+        let [takeovers, lost, gap] = std::mem::take(&mut values[k]);
+        results.rows.push(Row::new(
+            format!("{case}: times the backup became MASTER (the VIP moved)"),
+            implementation,
+            "count",
+            true,
+            takeovers,
+            failed[k],
+        ));
+        results.rows.push(Row::new(
+            format!("{case}: probes lost in {window} s (1 per ms)"),
+            implementation,
+            "count",
+            true,
+            lost,
+            failed[k],
+        ));
+        results.details.push(Row::new(
+            format!("{case}: longest gap"),
+            implementation,
+            "ms",
+            true,
+            gap,
+            failed[k],
+        ));
     }
     Ok(())
 }

@@ -196,9 +196,12 @@ fn start_agent(host: &Host, config: &str, binary: &Path) -> Result<Router> {
     std::fs::write(&conf, config).with_context(|| format!("cannot write {}", conf.display()))?;
     let socket = dir.join("control.sock");
     // As on a real host, the pinned datapath outlives the daemon: a killed
-    // agent detaches nothing (see the lab's `mount_bpffs`).
-    let bpffs = dir.join("bpf");
-    host.mount_bpffs(&bpffs)?;
+    // agent detaches nothing, and one started again on the same host adopts
+    // it (see the lab's `mount_bpffs`).
+    let bpffs = host.temp_dir().join(format!("bpf-{}", host.name()));
+    if !bpffs.exists() {
+        host.mount_bpffs(&bpffs)?;
+    }
     let pins = bpffs.join("vrrp-agent");
     let argv = [
         binary.to_str().context("agent path is not UTF-8")?,
