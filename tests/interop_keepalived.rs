@@ -270,6 +270,13 @@ impl Node {
                 let socket = dir.join(format!("agent-{}.sock", self.starts));
                 std::fs::write(&conf, config)
                     .with_context(|| format!("cannot write {}", conf.display()))?;
+                // One pinned datapath per host, kept across restarts as on
+                // a host with /sys/fs/bpf.
+                let bpffs = dir.join(format!("bpf-{}", self.host.name()));
+                if !bpffs.exists() {
+                    self.host.mount_bpffs(&bpffs)?;
+                }
+                let pins = bpffs.join("vrrp-agent");
                 let binary = lab::agent_binary()?;
                 let process = self.host.spawn_env(
                     &[
@@ -278,6 +285,8 @@ impl Node {
                         conf.to_str().context("temp path is not UTF-8")?,
                         "--control-socket",
                         socket.to_str().context("temp path is not UTF-8")?,
+                        "--pin-dir",
+                        pins.to_str().context("temp path is not UTF-8")?,
                     ],
                     &[("RUST_LOG", "info")],
                 )?;

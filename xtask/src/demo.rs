@@ -146,10 +146,25 @@ fn start_agent(agent: &Path, node: &mut Node) -> Result<()> {
     let agent = agent.display().to_string();
     let config = node.config.display().to_string();
     let socket = node.socket.display().to_string();
-    node.agent = Some(
-        node.host
-            .spawn(&[&agent, "-f", &config, "--control-socket", &socket])?,
-    );
+    // The node's pinned datapath, on a bpffs that outlives the agent (as
+    // /sys/fs/bpf on a host): the one killed in the demo leaves it guarding.
+    let bpffs = node
+        .host
+        .temp_dir()
+        .join(format!("bpf-{}", node.host.name()));
+    if !bpffs.exists() {
+        node.host.mount_bpffs(&bpffs)?;
+    }
+    let pins = bpffs.join("vrrp-agent").display().to_string();
+    node.agent = Some(node.host.spawn(&[
+        &agent,
+        "-f",
+        &config,
+        "--control-socket",
+        &socket,
+        "--pin-dir",
+        &pins,
+    ])?);
     Ok(())
 }
 

@@ -287,7 +287,7 @@ impl Datapath {
     /// the rings register.
     pub fn load() -> Result<(Self, EventStream, KernelLog), DatapathError> {
         let ebpf = Ebpf::load(EBPF_OBJECT)?;
-        Self::finish_load(ebpf, None, Inherited::default())
+        Self::finish_load(ebpf, None)
     }
 
     /// Like [`Datapath::load`], for the daemon: the maps listed in
@@ -314,24 +314,18 @@ impl Datapath {
             loader.map_pin_path(name, pins.map(name));
         }
         let ebpf = loader.load(EBPF_OBJECT)?;
+        let (mut datapath, events, log) = Self::finish_load(ebpf, Some(pins.clone()))?;
         if adopted > 0 {
             info!(maps = adopted, root = %pins.root().display(), "adopted the pinned maps of an earlier daemon");
+            datapath.inherited = datapath.snapshot_keys()?;
+            datapath.guard = datapath.read_guard().ok();
         }
-        let mut datapath_inherited = Inherited::default();
-        let (mut datapath, events, log) =
-            Self::finish_load(ebpf, Some(pins), Inherited::default())?;
-        if adopted > 0 {
-            datapath_inherited = datapath.snapshot_keys()?;
-        }
-        datapath.inherited = datapath_inherited;
-        datapath.guard = datapath.read_guard().ok();
         Ok((datapath, events, log))
     }
 
     fn finish_load(
         mut ebpf: Ebpf,
         pins: Option<PinDir>,
-        inherited: Inherited,
     ) -> Result<(Self, EventStream, KernelLog), DatapathError> {
         // The log ring must be taken before the program loads and outlive it.
         let kernel_log = KernelLog::take(&mut ebpf)?;
@@ -352,7 +346,7 @@ impl Datapath {
                 attachments: Vec::new(),
                 guards: Vec::new(),
                 pins,
-                inherited,
+                inherited: Inherited::default(),
                 drop_ingress: HashSet::new(),
                 owned: HashSet::new(),
                 masters: Masters::default(),
