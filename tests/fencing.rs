@@ -1,9 +1,10 @@
 //! Fencing in the kernel (issue 9): a master whose daemon is stopped
 //! (SIGSTOP) or killed (kill -9, its VIP left on the interface) stops
-//! answering for the VIP by the time the backup takes over. Its kernel would
+//! answering for the VIP the moment the backup takes over. Its kernel would
 //! still answer ARP for the address and the service bound to it would still
-//! reply; the pinned guard drops both once the daemon's heartbeat is older
-//! than its hold, so a client never sees the zombie's MAC again.
+//! reply; the pinned XDP program sees the new master's first advert while
+//! the daemon's heartbeat is overdue and fences the instance, so a client
+//! never sees the zombie's MAC again.
 //!
 //! Hosts `a` (priority 150, the master) and `b` (priority 100) run the agent
 //! and a UDP echo bound to the VIP; `c` probes the VIP and, once `b` is
@@ -208,7 +209,7 @@ fn probe_end(trace: &lab::UdpTrace) -> Duration {
 }
 
 #[test]
-fn a_stopped_master_stops_answering_for_its_vip_before_the_backup_takes_over() -> Result<()> {
+fn a_stopped_master_goes_silent_for_its_vip_when_the_backup_takes_over() -> Result<()> {
     zombie_stays_silent(Failure::Stop)
 }
 

@@ -303,29 +303,42 @@ pub struct GuardState {
 
 /// `HEARTBEATS` value, keyed by [`InstanceKey`]: present while the daemon
 /// says this node is master of the instance, rewritten at every advert it
-/// sends. While it is fresh and not fenced, the instance's owned addresses
-/// pass; once it is older than `hold_ns` (the daemon hung or died) or
-/// fenced, frames to and from them are stopped, so a zombie master cannot
-/// answer for addresses a backup has taken over.
+/// sends. The instance is fenced (frames to and from its owned addresses
+/// stopped) once `vrrp_rx` sees another router take over while this
+/// heartbeat is stale (the daemon hung or died: from then on the node is a
+/// zombie), sees a router that wins the election, or the heartbeat is older
+/// than `hold_ns` (the backstop when the new master's adverts do not reach
+/// this node).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Heartbeat {
     /// CLOCK_MONOTONIC ns when the daemon last sent an advert.
     pub last_advert_ns: u64,
-    /// How long after that the node still counts as master: the
-    /// Master_Down_Interval of a backup at this node's priority, which is
-    /// never longer than a real (lower-priority) backup's.
+    /// The advert interval: a master that is alive is never two of them
+    /// late, so another master's advert after that means a takeover.
+    pub interval_ns: u64,
+    /// The earliest any backup can take over: the Master_Down_Interval at
+    /// this node's own priority (a lower-priority backup waits longer). A
+    /// restarted daemon resumes as master only within it.
+    pub takeover_ns: u64,
+    /// The latest any backup takes over: the Master_Down_Interval at
+    /// priority 1. Past it the instance is fenced even if no advert of the
+    /// new master reached this node.
     pub hold_ns: u64,
     /// The advert's source address (IPv4 in the first 4 bytes): an equal
     /// priority from a higher address wins against it.
     pub primary: [u8; 16],
     /// The priority the daemon advertises.
     pub priority: u8,
-    /// Non-zero once `vrrp_rx` saw a router that wins against this one;
-    /// only a new write by the daemon clears it.
+    /// Non-zero once `vrrp_rx` fenced the instance; only a new write by the
+    /// daemon clears it.
     pub fenced: u8,
     pub _pad: [u8; 6],
 }
+
+/// How many advert intervals a live master's heartbeat can lag: another
+/// router's master advert after that is a takeover, not a race.
+pub const HEARTBEAT_STALE_INTERVALS: u64 = 2;
 
 /// Whether an advert from `source` at `priority` wins the election against
 /// a master advertising `own_priority` from `own_primary` (RFC 5798
@@ -387,7 +400,7 @@ mod tests {
         assert_eq!(size_of::<AddressKey>(), 20);
         assert_eq!(size_of::<VipEntry>(), 4 + size_of::<InstanceKey>());
         assert_eq!(size_of::<GuardState>(), 16);
-        assert_eq!(size_of::<Heartbeat>(), 8 + 8 + 16 + 1 + 1 + 6);
+        assert_eq!(size_of::<Heartbeat>(), 4 * 8 + 16 + 1 + 1 + 6);
     }
 
     #[test]

@@ -1,11 +1,18 @@
 //! Fencing in the kernel: an instance this node is master of keeps its
 //! addresses only while its daemon keeps advertising. The daemon writes a
-//! heartbeat at every advert; a heartbeat older than its hold (the daemon
-//! hung, was stopped or died) or fenced by `vrrp_rx` (a router that wins
-//! the election spoke) makes `vip_guard` and `vrrp_rx` treat the node as
-//! not master, by the time a backup takes over and without the daemon.
+//! heartbeat at every advert. When its daemon hung, was stopped or died,
+//! the node keeps answering (its service may well be fine) until another
+//! router takes over: `vrrp_rx` sees that router's first advert and fences
+//! the instance at once, before its gratuitous ARP reaches anyone; a router
+//! that wins the election fences it too; and a heartbeat older than the
+//! longest Master_Down_Interval any backup can have fences it even if no
+//! advert reaches this node. Fenced, `vip_guard` and `vrrp_rx` treat the
+//! node as not master, without the daemon: no split brain from a zombie.
 
-use agent_common::{Counter, GUARD_SLOT, GuardState, Heartbeat, InstanceKey, PeerKey, advert_wins};
+use agent_common::{
+    Counter, GUARD_SLOT, GuardState, HEARTBEAT_STALE_INTERVALS, Heartbeat, InstanceKey, PeerKey,
+    advert_wins,
+};
 use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap},
@@ -46,11 +53,14 @@ pub(crate) fn is_fenced(instance: &InstanceKey, now: u64) -> bool {
     }
 }
 
-/// A valid advert for `key`: if this node is master of it (a heartbeat is
-/// present) and the sender wins the election, fence the instance now
-/// rather than when the daemon hears of it.
+/// A valid advert for `key` at `now`: if this node is master of it (a
+/// heartbeat is present), fence the instance now, rather than when the
+/// daemon hears of it, when the sender wins the election, or when our
+/// daemon is overdue (the sender took over from a zombie). A live master's
+/// heartbeat is never that old, so a lower-priority router that speaks up
+/// while we are alive does not close anything.
 #[inline(always)]
-pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16]) {
+pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16], now: u64) {
     if priority == 0 {
         return;
     }
@@ -60,9 +70,14 @@ pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16]) {
     // SAFETY: the pointer comes from a successful lookup; the daemon only
     // replaces the value whole.
     let heartbeat = unsafe { &mut *heartbeat };
-    if heartbeat.fenced != 0
-        || !advert_wins(priority, source, heartbeat.priority, &heartbeat.primary)
-    {
+    if heartbeat.fenced != 0 {
+        return;
+    }
+    let overdue = now.saturating_sub(heartbeat.last_advert_ns)
+        > heartbeat
+            .interval_ns
+            .saturating_mul(HEARTBEAT_STALE_INTERVALS);
+    if !overdue && !advert_wins(priority, source, heartbeat.priority, &heartbeat.primary) {
         return;
     }
     heartbeat.fenced = 1;

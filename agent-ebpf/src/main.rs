@@ -197,7 +197,7 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
     if advert.priority == 0 {
         changes |= CHANGE_PRIORITY_ZERO;
     }
-    fence::on_advert(&key, advert.priority, &advert.source);
+    fence::on_advert(&key, advert.priority, &advert.source, now);
     if changes == 0 {
         return;
     }

@@ -591,10 +591,12 @@ impl Runtime {
         let result = if priority == 0 {
             self.datapath.remove_heartbeat(&key)
         } else {
-            let hold = master_down_interval(plan.version, priority, interval);
+            let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
             let heartbeat = Heartbeat {
                 last_advert_ns: kernel_now_ns(),
-                hold_ns: hold.as_nanos() as u64,
+                interval_ns: nanos(interval.as_duration()),
+                takeover_ns: nanos(master_down_interval(plan.version, priority, interval)),
+                hold_ns: nanos(master_down_interval(plan.version, 1, interval)),
                 primary: address_to_key(plan.source).1,
                 priority,
                 fenced: 0,

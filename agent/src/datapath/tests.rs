@@ -122,10 +122,13 @@ impl Harness {
     }
 
     /// Writes the instance's heartbeat as if its last advert was `age_ms`
-    /// ago, with `hold_ms` and our `priority` (primary 192.0.2.1).
+    /// ago, with `hold_ms`, our `priority` (primary 192.0.2.1) and an
+    /// advert interval of 1 s (overdue after 2 s).
     fn heartbeat(&mut self, age_ms: u64, hold_ms: u64, priority: u8) -> Result<(), DatapathError> {
         let heartbeat = Heartbeat {
             last_advert_ns: kernel_now_ns().saturating_sub(age_ms * 1_000_000),
+            interval_ns: 1_000_000_000,
+            takeover_ns: hold_ms * 1_000_000,
             hold_ns: hold_ms * 1_000_000,
             primary: address_to_key(Ipv4Addr::new(192, 0, 2, 1).into()).1,
             priority,
@@ -774,6 +777,42 @@ mod fence {
     }
 
     #[test]
+    fn another_master_fences_a_zombie_at_once_but_not_a_live_master() {
+        let mut harness = Harness::enforcing();
+        harness.set_vip(VIP_V4.into(), VipState::Owned).unwrap();
+        // Our daemon last advertised 3 s ago at a 1 s interval (a zombie);
+        // the hold (10 s) has not run out, so the address still answers.
+        harness.heartbeat(3_000, 10_000, 150).unwrap();
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+        // A lower-priority backup took over: its first advert fences us.
+        assert_eq!(
+            harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 100, 100).build()),
+            XDP_DROP
+        );
+        assert_eq!(harness.counter(Counter::FenceClosed), 1);
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_DROP
+        );
+        harness.drain_events();
+
+        // The same advert while our daemon is on time changes nothing.
+        harness.heartbeat(0, 10_000, 150).unwrap();
+        assert_eq!(
+            harness.run(&FrameSpec::v3_ipv4(PEER_V4, 51, 101, 100).build()),
+            XDP_DROP
+        );
+        assert_eq!(harness.counter(Counter::FenceClosed), 1);
+        assert_eq!(
+            egress(&mut harness, &FrameSpec::udp_ipv4_from(VIP_V4)),
+            TCX_NEXT
+        );
+    }
+
+    #[test]
     fn without_a_heartbeat_nothing_is_fenced_in_the_kernel() {
         let mut harness = Harness::enforcing();
         harness.set_vip(VIP_V4.into(), VipState::NotOwned).unwrap();
@@ -837,7 +876,9 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
     let gone = InstanceKey::new(7, 52, FAMILY_IPV4);
     let heartbeat = Heartbeat {
         last_advert_ns: 42,
-        hold_ns: 3_000_000_000,
+        interval_ns: 1_000_000_000,
+        takeover_ns: 3_000_000_000,
+        hold_ns: 4_000_000_000,
         primary: [192, 0, 2, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
         priority: 150,
         fenced: 0,

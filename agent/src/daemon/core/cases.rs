@@ -159,9 +159,13 @@ impl Case {
                 let opts = options(&words[2..]);
                 let age_ms: u64 = opts["age"].parse().expect("age");
                 let source: IpAddr = opts["src"].parse().expect("src");
+                let takeover_ms: u64 = opts["takeover"].parse().expect("takeover");
+                let interval_ms: u64 = opts.get("int").map_or(1000, |i| i.parse().expect("int"));
                 let heartbeat = Heartbeat {
                     last_advert_ns: now.as_nanos().saturating_sub(age_ms * 1_000_000),
-                    hold_ns: opts["hold"].parse::<u64>().expect("hold") * 1_000_000,
+                    interval_ns: interval_ms * 1_000_000,
+                    takeover_ns: takeover_ms * 1_000_000,
+                    hold_ns: (takeover_ms + interval_ms) * 1_000_000,
                     primary: address_to_key(source).1,
                     priority: opts["prio"].parse().expect("prio"),
                     fenced: u8::from(words.contains(&"fenced")),

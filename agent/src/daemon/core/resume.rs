@@ -3,14 +3,16 @@
 //! other routers, and together they say whether a backup can have taken
 //! over yet.
 
-use agent_common::{Heartbeat, advert_wins};
+use agent_common::Heartbeat;
 
-use crate::datapath::{PeerRecord, address_to_key};
+use crate::datapath::PeerRecord;
 
 /// Resume when this node was master (a heartbeat), its last advert is
-/// younger than its hold (no backup's Master_Down_Timer can have fired:
-/// theirs is at least as long), the kernel has not fenced it, and no
-/// router that wins against it has spoken since.
+/// younger than the earliest moment a backup could take over (its own
+/// Master_Down_Interval: every backup's is at least as long), the kernel
+/// has not fenced it, and no router has spoken as master since: one that
+/// did has taken over, or is about to, and this node starts as backup
+/// instead of moving the addresses a second time.
 pub fn may_resume(heartbeat: Option<Heartbeat>, peer: Option<PeerRecord>, now_ns: u64) -> bool {
     let Some(heartbeat) = heartbeat else {
         return false;
@@ -18,21 +20,10 @@ pub fn may_resume(heartbeat: Option<Heartbeat>, peer: Option<PeerRecord>, now_ns
     if heartbeat.fenced != 0 || heartbeat.priority == 0 {
         return false;
     }
-    if now_ns.saturating_sub(heartbeat.last_advert_ns) >= heartbeat.hold_ns {
+    if now_ns.saturating_sub(heartbeat.last_advert_ns) >= heartbeat.takeover_ns {
         return false;
     }
-    match peer {
-        Some(peer) if peer.last_seen_ns > heartbeat.last_advert_ns && peer.priority > 0 => {
-            let (_, source) = address_to_key(peer.source);
-            !advert_wins(
-                peer.priority,
-                &source,
-                heartbeat.priority,
-                &heartbeat.primary,
-            )
-        }
-        _ => true,
-    }
+    !peer.is_some_and(|peer| peer.last_seen_ns > heartbeat.last_advert_ns && peer.priority > 0)
 }
 
 #[cfg(test)]
@@ -40,14 +31,17 @@ mod tests {
     use std::net::{IpAddr, Ipv4Addr};
 
     use super::*;
+    use crate::datapath::address_to_key;
     use crate::vrrp::{ChecksumForm, Version};
 
     const MS: u64 = 1_000_000;
 
-    fn heartbeat(last_ms: u64, hold_ms: u64, priority: u8, fenced: bool) -> Heartbeat {
+    fn heartbeat(last_ms: u64, takeover_ms: u64, priority: u8, fenced: bool) -> Heartbeat {
         Heartbeat {
             last_advert_ns: last_ms * MS,
-            hold_ns: hold_ms * MS,
+            interval_ns: 1000 * MS,
+            takeover_ns: takeover_ms * MS,
+            hold_ns: (takeover_ms + 1000) * MS,
             primary: address_to_key(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1))).1,
             priority,
             fenced: u8::from(fenced),
@@ -89,7 +83,7 @@ mod tests {
             ),
             ("never master", None, None, 1500, false),
             (
-                "heartbeat older than the hold",
+                "heartbeat older than the earliest takeover",
                 Some(heartbeat(1000, 3600, 150, false)),
                 None,
                 4600,
@@ -124,21 +118,21 @@ mod tests {
                 false,
             ),
             (
-                "lower priority spoke since (we preempt it)",
+                "lower priority spoke since (it took over)",
                 Some(heartbeat(1000, 3600, 150, false)),
                 Some(peer(1200, 100, 2)),
                 1500,
-                true,
+                false,
             ),
             (
-                "winner spoke before our last advert",
+                "a router spoke before our last advert",
                 Some(heartbeat(1000, 3600, 150, false)),
                 Some(peer(900, 200, 2)),
                 1500,
                 true,
             ),
             (
-                "winner resigned since (priority 0)",
+                "a router resigned since (priority 0)",
                 Some(heartbeat(1000, 3600, 150, false)),
                 Some(peer(1200, 0, 2)),
                 1500,
