@@ -16,51 +16,11 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
-use lab::{AgentNode, Host, Lab, Switch};
+use lab::{AgentNode, Host, RouterPair};
 
-const A_V4: &str = "192.0.2.1/24";
-const B_V4: &str = "192.0.2.2/24";
-const C_V4: &str = "192.0.2.3/24";
 const VIP: &str = "192.0.2.100";
 const ECHO_PORT: u16 = 7102;
 const WAIT: Duration = Duration::from_secs(15);
-
-struct Net {
-    _lab: Lab,
-    _switch: Switch,
-    a: Host,
-    b: Host,
-    c: Host,
-    a_if: String,
-    b_if: String,
-    c_if: String,
-}
-
-impl Net {
-    fn new(prefix: &str) -> Result<Self> {
-        let lab = Lab::new(prefix)?;
-        let switch = lab.add_switch("sw")?;
-        let a = lab.add_host("a")?;
-        let b = lab.add_host("b")?;
-        let c = lab.add_host("c")?;
-        let a_if = lab.attach(&a, &switch)?;
-        let b_if = lab.attach(&b, &switch)?;
-        let c_if = lab.attach(&c, &switch)?;
-        a.add_address(&a_if, A_V4)?;
-        b.add_address(&b_if, B_V4)?;
-        c.add_address(&c_if, C_V4)?;
-        Ok(Self {
-            _lab: lab,
-            _switch: switch,
-            a,
-            b,
-            c,
-            a_if,
-            b_if,
-            c_if,
-        })
-    }
-}
 
 fn config(interface: &str, priority: u8) -> String {
     format!(
@@ -109,7 +69,7 @@ enum Failure {
 /// resolve the VIP again, and checks that every frame sourced from the VIP
 /// (ARP replies and echo replies) after the takeover came from `b`.
 fn zombie_stays_silent(failure: Failure) -> Result<()> {
-    let net = Net::new(match failure {
+    let net = RouterPair::new(match failure {
         Failure::Stop => "fencestop",
         Failure::Kill => "fencekill",
     })?;

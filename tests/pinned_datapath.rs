@@ -13,50 +13,12 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use lab::{AgentNode, Host, Lab, Switch, UdpProbeRun, agent_binary};
+use lab::{AgentNode, Host, RouterPair, UdpProbeRun, agent_binary};
 
-const A_V4: &str = "192.0.2.1/24";
-const B_V4: &str = "192.0.2.2/24";
-const C_V4: &str = "192.0.2.3/24";
 const VIP: &str = "192.0.2.100";
 const ECHO_PORT: u16 = 7101;
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 const WAIT: Duration = Duration::from_secs(15);
-
-struct Net {
-    _lab: Lab,
-    _switch: Switch,
-    a: Host,
-    b: Host,
-    c: Host,
-    a_if: String,
-    b_if: String,
-}
-
-impl Net {
-    fn new(prefix: &str) -> Result<Self> {
-        let lab = Lab::new(prefix)?;
-        let switch = lab.add_switch("sw")?;
-        let a = lab.add_host("a")?;
-        let b = lab.add_host("b")?;
-        let c = lab.add_host("c")?;
-        let a_if = lab.attach(&a, &switch)?;
-        let b_if = lab.attach(&b, &switch)?;
-        let c_if = lab.attach(&c, &switch)?;
-        a.add_address(&a_if, A_V4)?;
-        b.add_address(&b_if, B_V4)?;
-        c.add_address(&c_if, C_V4)?;
-        Ok(Self {
-            _lab: lab,
-            _switch: switch,
-            a,
-            b,
-            c,
-            a_if,
-            b_if,
-        })
-    }
-}
 
 fn config(interface: &str, priority: u8) -> String {
     format!(
@@ -95,7 +57,7 @@ fn transitions(node: &AgentNode) -> Result<u64> {
 }
 
 /// Both nodes running, `a` master, `b` backup, the client probing the VIP.
-fn converge(net: &Net) -> Result<(AgentNode, AgentNode, UdpProbeRun)> {
+fn converge(net: &RouterPair) -> Result<(AgentNode, AgentNode, UdpProbeRun)> {
     let a = AgentNode::start(&net.a, &config(&net.a_if, 150))?;
     a.wait_for_state("VI_1", "MASTER", WAIT)?;
     let b = AgentNode::start(&net.b, &config(&net.b_if, 100))?;
@@ -111,7 +73,7 @@ fn converge(net: &Net) -> Result<(AgentNode, AgentNode, UdpProbeRun)> {
 
 #[test]
 fn a_killed_master_keeps_its_datapath_and_a_quick_restart_moves_nothing() -> Result<()> {
-    let net = Net::new("pinkill")?;
+    let net = RouterPair::new("pinkill")?;
     let _echo_a = net.a.serve_udp_echo(SocketAddr::new(vip(), ECHO_PORT))?;
     let _echo_b = net.b.serve_udp_echo(SocketAddr::new(vip(), ECHO_PORT))?;
     let (mut a, b, probe) = converge(&net)?;
@@ -181,7 +143,7 @@ fn a_killed_master_keeps_its_datapath_and_a_quick_restart_moves_nothing() -> Res
 
 #[test]
 fn stop_keep_datapath_is_a_restart_without_failover() -> Result<()> {
-    let net = Net::new("pinkeep")?;
+    let net = RouterPair::new("pinkeep")?;
     let _echo_a = net.a.serve_udp_echo(SocketAddr::new(vip(), ECHO_PORT))?;
     let _echo_b = net.b.serve_udp_echo(SocketAddr::new(vip(), ECHO_PORT))?;
     let (mut a, b, probe) = converge(&net)?;
@@ -236,7 +198,7 @@ fn stop_keep_datapath_is_a_restart_without_failover() -> Result<()> {
 
 #[test]
 fn cleanup_removes_what_a_killed_daemon_left_and_refuses_while_one_runs() -> Result<()> {
-    let net = Net::new("pinclean")?;
+    let net = RouterPair::new("pinclean")?;
     let mut a = AgentNode::start(&net.a, &config(&net.a_if, 150))?;
     let pins = a.pin_dir().to_path_buf();
     let pin_arg = pins.to_str().context("pin path")?.to_owned();

@@ -392,22 +392,9 @@ impl Datapath {
             if !path.exists() {
                 continue;
             }
-            let adopted = pin::link_target(&path)
-                .map_err(|error| error.to_string())
-                .and_then(|target| {
-                    if target.link_type == pin::LINK_TYPE_XDP && target.ifindex == ifindex {
-                        Ok(())
-                    } else {
-                        Err(format!(
-                            "the pinned link points at ifindex {} (now {ifindex})",
-                            target.ifindex
-                        ))
-                    }
-                })
-                .and_then(|()| {
-                    let link = PinnedLink::from_pin(&path).map_err(|error| error.to_string())?;
-                    let link =
-                        XdpLink::try_from(FdLink::from(link)).map_err(|error| error.to_string())?;
+            let adopted = open_pinned_link(&path, pin::LINK_TYPE_XDP, ifindex, None)
+                .and_then(|link| XdpLink::try_from(link).map_err(|error| error.to_string()))
+                .and_then(|link| {
                     let program = xdp_program(&mut self.ebpf).map_err(|error| error.to_string())?;
                     let id = program
                         .attach_to_link(link)
@@ -511,31 +498,20 @@ impl Datapath {
         if !path.exists() {
             return None;
         }
-        let adopted = pin::link_target(&path)
-            .map_err(|error| error.to_string())
-            .and_then(|target| {
-                if target.link_type == pin::LINK_TYPE_TCX
-                    && target.ifindex == ifindex
-                    && target.attach_type == pin::ATTACH_TCX_EGRESS
-                {
-                    Ok(())
-                } else {
-                    Err(format!(
-                        "the pinned link points at ifindex {} (now {ifindex})",
-                        target.ifindex
-                    ))
-                }
-            })
-            .and_then(|()| {
-                let link = PinnedLink::from_pin(&path).map_err(|error| error.to_string())?;
-                let link = SchedClassifierLink::try_from(FdLink::from(link))
-                    .map_err(|error| error.to_string())?;
-                let program = guard_program(&mut self.ebpf).map_err(|error| error.to_string())?;
-                let id = program
-                    .attach_to_link(link)
-                    .map_err(|error| error.to_string())?;
-                program.take_link(id).map_err(|error| error.to_string())
-            });
+        let adopted = open_pinned_link(
+            &path,
+            pin::LINK_TYPE_TCX,
+            ifindex,
+            Some(pin::ATTACH_TCX_EGRESS),
+        )
+        .and_then(|link| SchedClassifierLink::try_from(link).map_err(|error| error.to_string()))
+        .and_then(|link| {
+            let program = guard_program(&mut self.ebpf).map_err(|error| error.to_string())?;
+            let id = program
+                .attach_to_link(link)
+                .map_err(|error| error.to_string())?;
+            program.take_link(id).map_err(|error| error.to_string())
+        });
         match adopted {
             Ok(link) => Some(link),
             Err(error) => {
@@ -940,6 +916,30 @@ impl Datapath {
             .ok_or(DatapathError::Missing { kind: "map", name })?;
         HashMap::try_from(map).map_err(map_error(name))
     }
+}
+
+/// Opens the link pinned at `path` if it is of `link_type` and still
+/// attached to `ifindex` (and, for TCX, on the `attach_type` side): a link
+/// whose interface was deleted or re-created would leave the new one
+/// without programs.
+fn open_pinned_link(
+    path: &std::path::Path,
+    link_type: u32,
+    ifindex: u32,
+    attach_type: Option<u32>,
+) -> Result<FdLink, String> {
+    let target = pin::link_target(path).map_err(|error| error.to_string())?;
+    if target.link_type != link_type
+        || target.ifindex != ifindex
+        || attach_type.is_some_and(|wanted| wanted != target.attach_type)
+    {
+        return Err(format!(
+            "the pinned link is of type {} on ifindex {} (wanted type {link_type} on ifindex {ifindex})",
+            target.link_type, target.ifindex
+        ));
+    }
+    let link = PinnedLink::from_pin(path).map_err(|error| error.to_string())?;
+    Ok(FdLink::from(link))
 }
 
 /// Pins a freshly attached link at `path`: from then on the program stays
