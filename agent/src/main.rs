@@ -70,6 +70,8 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: every thread then shares the one arena.
+    vrrp_agent::limit_allocator_arenas();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // Colour codes only for a terminal: log files and pipes stay plain.
@@ -110,8 +112,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if realtime {
         make_realtime();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs everything: the election task owns all state anyway,
+    // and every other task (netlink, rings, control socket, hooks) is IO
+    // bound. Worker threads cost a stack and a cross-thread wake (futex and
+    // eventfd) per timer. Blocking work (reading the configuration) goes to
+    // the blocking pool, whose threads exit when idle.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_start(move || {
             if realtime {

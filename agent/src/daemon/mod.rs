@@ -108,6 +108,8 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         router_id = %plan.router_id,
         "vrrp-agent running"
     );
+    // Loading the datapath and planning peak far above what stays.
+    crate::memory::release_free_memory();
 
     // A reload is read and planned off this task; its result comes back here.
     let (prepared_tx, mut prepared_rx) = mpsc::channel::<Result<Prepared, DaemonError>>(1);
@@ -159,6 +161,8 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                     }
                     Err(error) => error!(%error, "reload rejected; the running configuration stays"),
                 }
+                // The old plan and the parsed file are gone by now.
+                crate::memory::release_free_memory();
                 reload = if reload == ReloadState::PreparingThenAgain {
                     start_prepare();
                     ReloadState::Preparing
