@@ -10,6 +10,7 @@ pub mod announce;
 mod core;
 pub mod hooks;
 pub mod netops;
+mod peer_batch;
 pub mod plan;
 pub mod runtime;
 mod setup;

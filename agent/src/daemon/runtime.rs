@@ -19,6 +19,7 @@ use crate::{
     advert_socket::AdvertSocket,
     config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
+    daemon::peer_batch::PeerBatch,
     datapath::{Datapath, PeerRecord, kernel_now_ns},
     frame_socket::FrameSocket,
     notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
@@ -124,6 +125,7 @@ pub struct Runtime {
     last_transition_unix: HashMap<MemberId, u64>,
     net: mpsc::UnboundedSender<NetCommand>,
     pub env: HookEnv,
+    peer_batch: BatchState,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -132,15 +134,67 @@ pub struct Successors {
     masters: Vec<(PeerKey, Duration, Duration)>,
 }
 
-/// The kernel's peer records, as the core reads them.
-struct KernelPeers<'a>(&'a mut Datapath);
+/// Lookups of one turn read one at a time before the rest are served from
+/// a snapshot of the whole map: a few due timers cost a few small syscalls,
+/// 200 due timers one batch read.
+const SINGLE_LOOKUPS: usize = 2;
+
+/// The kernel's peer records, as the core reads them during one turn.
+struct KernelPeers<'a> {
+    datapath: &'a mut Datapath,
+    batch: &'a mut BatchState,
+    lookups: usize,
+    /// The batch holds a read taken during this turn.
+    snapshot: bool,
+}
+
+/// Whether the batch reader is open, not tried yet, or not usable (then
+/// every lookup is a single one).
+enum BatchState {
+    Untried,
+    Ready(PeerBatch),
+    Unavailable,
+}
+
+impl KernelPeers<'_> {
+    fn from_snapshot(&mut self, key: &PeerKey) -> Option<Option<PeerState>> {
+        if matches!(self.batch, BatchState::Untried) {
+            *self.batch = match PeerBatch::open() {
+                Ok(batch) => BatchState::Ready(batch),
+                Err(error) => {
+                    warn!(%error, "batch reads of the kernel's peer records unavailable; reading one at a time");
+                    BatchState::Unavailable
+                }
+            };
+        }
+        let BatchState::Ready(batch) = self.batch else {
+            return None;
+        };
+        if !self.snapshot {
+            if let Err(error) = batch.read() {
+                warn!(%error, "batch read of the kernel's peer records failed; reading one at a time");
+                *self.batch = BatchState::Unavailable;
+                return None;
+            }
+            self.snapshot = true;
+        }
+        Some(batch.get(key))
+    }
+}
 
 impl PeerTable for KernelPeers<'_> {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
-        let state = self.0.peer(key).unwrap_or_else(|error| {
-            warn!(%error, "reading the kernel's peer record failed");
-            None
-        })?;
+        self.lookups += 1;
+        let state = if self.lookups > SINGLE_LOOKUPS
+            && let Some(state) = self.from_snapshot(key)
+        {
+            state
+        } else {
+            self.datapath.peer(key).unwrap_or_else(|error| {
+                warn!(%error, "reading the kernel's peer record failed");
+                None
+            })
+        }?;
         Some(PeerRecord::from_kernel(key, &state))
     }
 }
@@ -190,6 +244,7 @@ impl Runtime {
             last_transition_unix: HashMap::new(),
             net,
             env,
+            peer_batch: BatchState::Untried,
         }
     }
 
@@ -283,9 +338,13 @@ impl Runtime {
     }
 
     pub fn on_timers(&mut self) {
-        let effects = self
-            .core
-            .on_timers(now(), &mut KernelPeers(&mut self.datapath));
+        let mut peers = KernelPeers {
+            datapath: &mut self.datapath,
+            batch: &mut self.peer_batch,
+            lookups: 0,
+            snapshot: false,
+        };
+        let effects = self.core.on_timers(now(), &mut peers);
         self.perform(effects);
     }
 
