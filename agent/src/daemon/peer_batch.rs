@@ -11,6 +11,8 @@
 //! descriptor would be the tidier way to get it.
 
 use std::{
+    collections::HashMap,
+    hash::{BuildHasherDefault, Hasher},
     io,
     os::fd::{AsFd, AsRawFd},
 };
@@ -46,12 +48,34 @@ pub struct PeerBatch {
     /// that is 4,096 records, 192 KiB of memory a few hundred need.
     keys: Vec<PeerKey>,
     values: Vec<PeerState>,
-    /// The last read, sorted by key.
-    records: Vec<(PeerKey, PeerState)>,
+    /// The last read, by [`code`].
+    records: HashMap<u64, PeerState, BuildHasherDefault<KeyHasher>>,
 }
 
-fn sort_key(key: &PeerKey) -> (u32, u8, u8) {
-    (key.ifindex, key.family, key.vrid)
+/// A key as one number (its fields, not its padding).
+fn code(key: &PeerKey) -> u64 {
+    (u64::from(key.ifindex) << 16) | (u64::from(key.family) << 8) | u64::from(key.vrid)
+}
+
+/// Hashes a [`code`] with one multiply, where SipHash would cost more than
+/// the rest of a lookup.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.write_u64(u64::from(*byte) ^ self.0.rotate_left(8));
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 impl PeerBatch {
@@ -96,7 +120,7 @@ impl PeerBatch {
                 max_entries,
                 keys: vec![PeerKey::default(); room],
                 values: vec![PeerState::default(); room],
-                records: Vec::new(),
+                records: HashMap::default(),
             });
         }
         Err(other(&"no PEERS map among this process's descriptors"))
@@ -149,7 +173,7 @@ impl PeerBatch {
             self.records.extend(
                 self.keys[..count]
                     .iter()
-                    .copied()
+                    .map(code)
                     .zip(self.values[..count].iter().copied()),
             );
             if done || count == 0 {
@@ -162,7 +186,6 @@ impl PeerBatch {
             // Next time in one call.
             self.grow();
         }
-        self.records.sort_unstable_by_key(|(key, _)| sort_key(key));
         Ok(())
     }
 
@@ -174,9 +197,6 @@ impl PeerBatch {
 
     /// The record of `key` in the last read.
     pub fn get(&self, key: &PeerKey) -> Option<PeerState> {
-        self.records
-            .binary_search_by_key(&sort_key(key), |(key, _)| sort_key(key))
-            .ok()
-            .map(|index| self.records[index].1)
+        self.records.get(&code(key)).copied()
     }
 }
