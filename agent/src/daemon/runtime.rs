@@ -157,7 +157,7 @@ enum BatchState {
 }
 
 impl KernelPeers<'_> {
-    fn from_snapshot(&mut self, key: &PeerKey) -> Option<Option<PeerState>> {
+    fn snapshot_lookup(&mut self, key: &PeerKey) -> Option<Option<PeerState>> {
         if matches!(self.batch, BatchState::Untried) {
             *self.batch = match PeerBatch::open() {
                 Ok(batch) => BatchState::Ready(batch),
@@ -186,7 +186,7 @@ impl PeerTable for KernelPeers<'_> {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
         self.lookups += 1;
         let state = if self.lookups > SINGLE_LOOKUPS
-            && let Some(state) = self.from_snapshot(key)
+            && let Some(state) = self.snapshot_lookup(key)
         {
             state
         } else {
