@@ -22,7 +22,7 @@ use crate::{
     daemon::peer_batch::PeerBatch,
     datapath::{Datapath, PeerRecord, kernel_now_ns},
     frame_socket::FrameSocket,
-    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition},
+    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, Transition, mail::MailStats},
     tracking::{
         FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
         spawn_file_tracker, spawn_script_tracker,
@@ -67,6 +67,10 @@ pub struct HookEnv {
     pub global: GlobalDefs,
     pub hostname: String,
     pub mailer: Option<Mailer>,
+    /// The mailer's sending task: a stop waits (bounded) for it to deliver
+    /// what is queued, notify_stop's mail included. The daemon runs on one
+    /// thread, so nothing sends while the stop does not wait for it.
+    mail_worker: Option<JoinHandle<MailStats>>,
 }
 
 /// The settings the mailer is built from.
@@ -91,17 +95,19 @@ impl HookEnv {
     /// settings changed (the hooks that use it are rebuilt with it).
     pub fn replace_globals(&mut self, global: GlobalDefs) {
         if mail_settings(&self.global) != mail_settings(&global) {
-            self.mailer = hooks::mailer(&global, &self.hostname);
+            // The old mailer still sends what it has queued, then ends.
+            (self.mailer, self.mail_worker) = hooks::mailer(&global, &self.hostname).unzip();
         }
         self.global = global;
     }
 
     pub fn new(global: GlobalDefs, hostname: String) -> Self {
-        let mailer = hooks::mailer(&global, &hostname);
+        let (mailer, mail_worker) = hooks::mailer(&global, &hostname).unzip();
         Self {
             global,
             hostname,
             mailer,
+            mail_worker,
         }
     }
 }
@@ -678,6 +684,15 @@ impl Runtime {
             }
         };
         let _ = tokio::time::timeout(limit, drain).await;
+    }
+
+    /// Closes the mailer (after the notify queues, which hold the other
+    /// handles) and lets it deliver what is queued, within `limit`.
+    pub async fn close_mailer(&mut self, limit: Duration) {
+        self.env.mailer = None;
+        if let Some(worker) = self.env.mail_worker.take() {
+            let _ = tokio::time::timeout(limit, worker).await;
+        }
     }
 
     pub fn status(&mut self) -> StatusReport {
