@@ -35,7 +35,7 @@ pub(crate) const MAX_ROUTERS: u32 = 4096;
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTERS, 0);
 
 #[map]
-static EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 #[map]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);

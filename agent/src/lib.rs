@@ -11,6 +11,7 @@ mod control;
 mod daemon;
 mod datapath;
 mod frame_socket;
+mod memory;
 mod metrics;
 mod monitor;
 mod netlink;
@@ -27,5 +28,6 @@ pub use control::{
 };
 pub use daemon::{DaemonOptions, run as run_daemon};
 pub use datapath::pin::{DEFAULT_PIN_ROOT, cleanup as cleanup_pins};
+pub use memory::limit_allocator_arenas;
 pub use monitor::{MonitorOptions, run as run_monitor};
 pub use scheduling::{DEFAULT_PRIORITY as DEFAULT_REALTIME_PRIORITY, make_current_thread_realtime};

@@ -131,6 +131,8 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    // Before any thread exists: every thread then shares the one arena.
+    vrrp_agent::limit_allocator_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     // Read before any thread exists: removing the variables is only sound
@@ -174,8 +176,12 @@ fn run(cli: Cli, watchdog: Option<Duration>) -> anyhow::Result<()> {
     if realtime {
         make_realtime();
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread runs everything: the election task owns all state anyway,
+    // and every other task (netlink, rings, control socket, hooks) is IO
+    // bound. Worker threads cost a stack and a cross-thread wake (futex and
+    // eventfd) per timer. Blocking work (reading the configuration) goes to
+    // the blocking pool, whose threads exit when idle.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_start(move || {
             if realtime {

@@ -84,8 +84,12 @@ pub fn notify_target(
     Ok(target)
 }
 
-/// The mailer, when `notification_email` and `smtp_server` are configured.
-pub fn mailer(global: &GlobalDefs, hostname: &str) -> Option<Mailer> {
+/// The mailer and its sending task, when `notification_email` and
+/// `smtp_server` are configured.
+pub fn mailer(
+    global: &GlobalDefs,
+    hostname: &str,
+) -> Option<(Mailer, tokio::task::JoinHandle<notify::mail::MailStats>)> {
     let server = global.smtp_server.as_ref()?;
     if global.notification_email.is_empty() {
         return None;
@@ -102,7 +106,7 @@ pub fn mailer(global: &GlobalDefs, hostname: &str) -> Option<Mailer> {
         RetryPolicy::default(),
         notify::mail::DEFAULT_QUEUE_CAPACITY,
     ) {
-        Ok((mailer, _worker)) => Some(mailer),
+        Ok((mailer, worker)) => Some((mailer, worker)),
         Err(error) => {
             tracing::warn!(%error, "mail alerts disabled: the SMTP settings are not usable");
             None

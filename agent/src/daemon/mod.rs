@@ -10,6 +10,7 @@ pub mod announce;
 mod core;
 pub mod hooks;
 pub mod netops;
+mod peer_batch;
 pub mod plan;
 pub mod runtime;
 mod sd_notify;
@@ -154,6 +155,8 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         router_id = %plan.router_id,
         "vrrp-agent running"
     );
+    // Loading the datapath and planning peak far above what stays.
+    crate::memory::release_free_memory();
     // Datapath attached and every instance started: ready for systemd.
     let notifier = Notifier::new(options.watchdog);
     let mut announced_changes = runtime.state_changes();
@@ -230,6 +233,8 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                         true
                     }
                 };
+                // The old plan and the parsed file are gone by now.
+                crate::memory::release_free_memory();
                 reload = if reload == ReloadState::PreparingThenAgain {
                     start_prepare();
                     ReloadState::Preparing
@@ -275,6 +280,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     runtime.close_notify_queues(Duration::from_secs(10)).await;
     runtime.wait_for_successors(successors).await;
     runtime.datapath.release();
+    runtime.close_mailer(Duration::from_secs(5)).await;
     // Dropping the runtime closes its handle on the netlink task, which
     // then ends once the last queued request is done.
     drop(runtime);

@@ -19,10 +19,14 @@ use crate::{
     advert_socket::AdvertSocket,
     config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
+    daemon::peer_batch::PeerBatch,
     datapath::{Datapath, PeerRecord, address_to_key, kernel_now_ns},
     frame_socket::FrameSocket,
     metrics::{self, InstanceMetrics, NotifyTotals},
-    notify::{MailHook, Mailer, NotifyQueue, QueueLimits, Scope, ScriptTotals, Transition},
+    notify::{
+        MailHook, Mailer, NotifyQueue, QueueLimits, Scope, ScriptTotals, Transition,
+        mail::MailStats,
+    },
     tracking::{
         FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
         spawn_file_tracker, spawn_script_tracker,
@@ -67,6 +71,10 @@ pub struct HookEnv {
     pub global: GlobalDefs,
     pub hostname: String,
     pub mailer: Option<Mailer>,
+    /// The mailer's sending task: a stop waits (bounded) for it to deliver
+    /// what is queued, notify_stop's mail included. The daemon runs on one
+    /// thread, so nothing sends while the stop does not wait for it.
+    mail_worker: Option<JoinHandle<MailStats>>,
 }
 
 /// The settings the mailer is built from.
@@ -91,17 +99,19 @@ impl HookEnv {
     /// settings changed (the hooks that use it are rebuilt with it).
     pub fn replace_globals(&mut self, global: GlobalDefs) {
         if mail_settings(&self.global) != mail_settings(&global) {
-            self.mailer = hooks::mailer(&global, &self.hostname);
+            // The old mailer still sends what it has queued, then ends.
+            (self.mailer, self.mail_worker) = hooks::mailer(&global, &self.hostname).unzip();
         }
         self.global = global;
     }
 
     pub fn new(global: GlobalDefs, hostname: String) -> Self {
-        let mailer = hooks::mailer(&global, &hostname);
+        let (mailer, mail_worker) = hooks::mailer(&global, &hostname).unzip();
         Self {
             global,
             hostname,
             mailer,
+            mail_worker,
         }
     }
 }
@@ -137,6 +147,7 @@ pub struct Runtime {
     pub env: HookEnv,
     /// A heartbeat was written this turn: the fence window moves at flush.
     advertised: bool,
+    peer_batch: BatchState,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -145,20 +156,72 @@ pub struct Successors {
     masters: Vec<(PeerKey, Duration, Duration)>,
 }
 
-/// The kernel's peer records, as the core reads them.
-struct KernelPeers<'a>(&'a mut Datapath);
+/// Lookups of one turn read one at a time before the rest are served from
+/// a snapshot of the whole map: a few due timers cost a few small syscalls,
+/// 200 due timers one batch read.
+const SINGLE_LOOKUPS: usize = 2;
+
+/// The kernel's peer records, as the core reads them during one turn.
+struct KernelPeers<'a> {
+    datapath: &'a mut Datapath,
+    batch: &'a mut BatchState,
+    lookups: usize,
+    /// The batch holds a read taken during this turn.
+    snapshot: bool,
+}
+
+/// Whether the batch reader is open, not tried yet, or not usable (then
+/// every lookup is a single one).
+enum BatchState {
+    Untried,
+    Ready(PeerBatch),
+    Unavailable,
+}
+
+impl KernelPeers<'_> {
+    fn snapshot_lookup(&mut self, key: &PeerKey) -> Option<Option<PeerState>> {
+        if matches!(self.batch, BatchState::Untried) {
+            *self.batch = match PeerBatch::open() {
+                Ok(batch) => BatchState::Ready(batch),
+                Err(error) => {
+                    warn!(%error, "batch reads of the kernel's peer records unavailable; reading one at a time");
+                    BatchState::Unavailable
+                }
+            };
+        }
+        let BatchState::Ready(batch) = self.batch else {
+            return None;
+        };
+        if !self.snapshot {
+            if let Err(error) = batch.read() {
+                warn!(%error, "batch read of the kernel's peer records failed; reading one at a time");
+                *self.batch = BatchState::Unavailable;
+                return None;
+            }
+            self.snapshot = true;
+        }
+        Some(batch.get(key))
+    }
+}
 
 impl PeerTable for KernelPeers<'_> {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
-        let state = self.0.peer(key).unwrap_or_else(|error| {
-            warn!(%error, "reading the kernel's peer record failed");
-            None
-        })?;
+        self.lookups += 1;
+        let state = if self.lookups > SINGLE_LOOKUPS
+            && let Some(state) = self.snapshot_lookup(key)
+        {
+            state
+        } else {
+            self.datapath.peer(key).unwrap_or_else(|error| {
+                warn!(%error, "reading the kernel's peer record failed");
+                None
+            })
+        }?;
         Some(PeerRecord::from_kernel(key, &state))
     }
 
     fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
-        self.0.heartbeat(key).unwrap_or_else(|error| {
+        self.datapath.heartbeat(key).unwrap_or_else(|error| {
             warn!(%error, "reading the kernel's heartbeat record failed");
             None
         })
@@ -215,6 +278,7 @@ impl Runtime {
             net,
             env,
             advertised: false,
+            peer_batch: BatchState::Untried,
         }
     }
 
@@ -286,9 +350,13 @@ impl Runtime {
     /// moments ago resume as master. What an earlier daemon left in the
     /// kernel for anything this configuration does not run is removed.
     pub fn start(&mut self, plan: &Plan) {
-        let effects = self
-            .core
-            .start(plan, now(), &mut KernelPeers(&mut self.datapath));
+        let mut previous = KernelPeers {
+            datapath: &mut self.datapath,
+            batch: &mut self.peer_batch,
+            lookups: 0,
+            snapshot: false,
+        };
+        let effects = self.core.start(plan, now(), &mut previous);
         self.perform(effects);
         if let Err(error) = self.datapath.prune_inherited() {
             warn!(%error, "removing an earlier daemon's leftover kernel entries failed");
@@ -332,9 +400,13 @@ impl Runtime {
     }
 
     pub fn on_timers(&mut self) {
-        let effects = self
-            .core
-            .on_timers(now(), &mut KernelPeers(&mut self.datapath));
+        let mut peers = KernelPeers {
+            datapath: &mut self.datapath,
+            batch: &mut self.peer_batch,
+            lookups: 0,
+            snapshot: false,
+        };
+        let effects = self.core.on_timers(now(), &mut peers);
         self.perform(effects);
     }
 
@@ -752,6 +824,15 @@ impl Runtime {
             }
         };
         let _ = tokio::time::timeout(limit, drain).await;
+    }
+
+    /// Closes the mailer (after the notify queues, which hold the other
+    /// handles) and lets it deliver what is queued, within `limit`.
+    pub async fn close_mailer(&mut self, limit: Duration) {
+        self.env.mailer = None;
+        if let Some(worker) = self.env.mail_worker.take() {
+            let _ = tokio::time::timeout(limit, worker).await;
+        }
     }
 
     pub fn status(&mut self) -> StatusReport {

@@ -27,7 +27,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 
 use conf::Advert;
@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Run only this scenario.
     #[arg(long, value_enum)]
     only: Option<Scenario>,
+    /// Measure this vrrp-agent binary instead of building the workspace's
+    /// (e.g. an earlier build, for a before/after comparison).
+    #[arg(long, value_name = "PATH")]
+    agent_binary: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -138,7 +142,12 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     interrupt::install();
     lab::require_lab_support()?;
     let plan = Plan::from_args(args);
-    let agent = crate::build_agent(workspace, true)?;
+    let agent = match &args.agent_binary {
+        Some(path) => path
+            .canonicalize()
+            .with_context(|| format!("--agent-binary {}", path.display()))?,
+        None => crate::build_agent(workspace, true)?,
+    };
     let started = Instant::now();
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
@@ -506,8 +515,9 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
 
 fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
     let case = format!("{} instances, v3 advert_int 0.01", scale::INSTANCES);
-    // [implementation][backup cpu, master cpu, backup rss, master rss, flaps]
-    let mut values: [[Vec<f64>; 5]; 2] = Default::default();
+    // [implementation][backup cpu, master cpu, backup rss, master rss,
+    //  flaps, backup anonymous, backup file-backed]
+    let mut values: [[Vec<f64>; 7]; 2] = Default::default();
     let mut failed = [0, 0];
     for run in 0..plan.scale_runs {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -521,11 +531,15 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             match scale::run_once(implementation, plan.cpu_window, agent) {
                 Ok(outcome) => {
                     eprintln!(
-                        "bench: {what}: backup {:.1} % CPU {:.1} MiB, master {:.1} % CPU {:.1} MiB, backup false MASTER entries {}",
+                        "bench: {what}: backup {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), master {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), backup false MASTER entries {}",
                         outcome.backup.cpu_percent,
                         outcome.backup.rss_mib,
+                        outcome.backup.anon_mib,
+                        outcome.backup.file_mib,
                         outcome.master.cpu_percent,
                         outcome.master.rss_mib,
+                        outcome.master.anon_mib,
+                        outcome.master.file_mib,
                         outcome.backup_false_masters
                     );
                     let v = &mut values[k];
@@ -534,6 +548,8 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     v[2].push(outcome.backup.rss_mib);
                     v[3].push(outcome.master.rss_mib);
                     v[4].push(outcome.backup_false_masters as f64);
+                    v[5].push(outcome.backup.anon_mib);
+                    v[6].push(outcome.backup.file_mib);
                 }
                 Err(err) => {
                     failed[k] += 1;
@@ -551,6 +567,14 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         (
             format!("{case}: backup entered MASTER during the CPU window"),
             "count",
+        ),
+        (
+            format!("{case}: backup RSS, anonymous (heap, stacks)"),
+            "MiB",
+        ),
+        (
+            format!("{case}: backup RSS, file-backed (binary, libraries, BPF rings)"),
+            "MiB",
         ),
     ];
     for (metric, (label, unit)) in labels.into_iter().enumerate() {
@@ -609,6 +633,7 @@ mod tests {
             runs,
             quick,
             only: None,
+            agent_binary: None,
         }
     }
 

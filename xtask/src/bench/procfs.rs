@@ -16,6 +16,43 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
     parse_status_rss_kib(&text).with_context(|| format!("unexpected format of {path}"))
 }
 
+/// Where the resident memory of a process is, in KiB (from
+/// /proc/PID/status): anonymous (heap, stacks), file-backed (the binary,
+/// shared libraries, and BPF maps mapped into the process such as ring
+/// buffers), shared memory.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RssParts {
+    pub anon_kib: u64,
+    pub file_kib: u64,
+    pub shmem_kib: u64,
+}
+
+pub fn rss_parts(pid: u32) -> Result<RssParts> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
+    parse_status_rss_parts(&text).with_context(|| format!("unexpected format of {path}"))
+}
+
+fn parse_status_rss_parts(status: &str) -> Result<RssParts> {
+    let field = |name: &str| -> Result<u64> {
+        let line = status
+            .lines()
+            .find(|line| line.starts_with(name))
+            .with_context(|| format!("no {name} line"))?;
+        line[name.len()..]
+            .split_whitespace()
+            .next()
+            .with_context(|| format!("{name} line has no value"))?
+            .parse()
+            .with_context(|| format!("{name} value in {line:?} is not a number"))
+    };
+    Ok(RssParts {
+        anon_kib: field("RssAnon:")?,
+        file_kib: field("RssFile:")?,
+        shmem_kib: field("RssShmem:")?,
+    })
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`).
 pub fn ticks_per_second() -> f64 {
     // SAFETY: sysconf has no preconditions.
@@ -84,9 +121,24 @@ mod tests {
     }
 
     #[test]
+    fn rss_parts_from_status() {
+        let status = "VmRSS:\t   12680 kB\nRssAnon:\t    3376 kB\nRssFile:\t    9304 kB\nRssShmem:\t       0 kB\n";
+        assert_eq!(
+            parse_status_rss_parts(status).unwrap(),
+            RssParts {
+                anon_kib: 3376,
+                file_kib: 9304,
+                shmem_kib: 0
+            }
+        );
+        assert!(parse_status_rss_parts("VmRSS:\t 1 kB\n").is_err());
+    }
+
+    #[test]
     fn reads_our_own_process() {
         let me = std::process::id();
         cpu_ticks(me).unwrap();
         assert!(rss_kib(me).unwrap() > 0);
+        assert!(rss_parts(me).unwrap().anon_kib > 0);
     }
 }

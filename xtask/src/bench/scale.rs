@@ -21,6 +21,10 @@ pub struct RoleCost {
     pub cpu_percent: f64,
     /// Sum of VmRSS at the end of the window.
     pub rss_mib: f64,
+    /// The anonymous part of it (heap, stacks).
+    pub anon_mib: f64,
+    /// The file-backed part (binary, libraries, mapped BPF rings).
+    pub file_mib: f64,
 }
 
 pub struct ScaleRun {
@@ -78,9 +82,18 @@ pub fn run_once(
             .iter()
             .map(|pid| procfs::rss_kib(*pid))
             .sum::<Result<u64>>()?;
+        let mut parts = procfs::RssParts::default();
+        for pid in &pids[role] {
+            let one = procfs::rss_parts(*pid)?;
+            parts.anon_kib += one.anon_kib;
+            parts.file_kib += one.file_kib;
+            parts.shmem_kib += one.shmem_kib;
+        }
         Ok(RoleCost {
             cpu_percent: 100.0 * ticks / procfs::ticks_per_second() / window.as_secs_f64(),
             rss_mib: rss as f64 / 1024.0,
+            anon_mib: parts.anon_kib as f64 / 1024.0,
+            file_mib: parts.file_kib as f64 / 1024.0,
         })
     };
     Ok(ScaleRun {
