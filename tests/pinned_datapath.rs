@@ -13,7 +13,7 @@ use std::thread;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
-use lab::{AgentNode, Host, RouterPair, UdpProbeRun, agent_binary};
+use lab::{AgentNode, Host, RouterPair, UdpProbeRun, agent_binary, single_vip_config};
 
 const VIP: &str = "192.0.2.100";
 const ECHO_PORT: u16 = 7101;
@@ -21,19 +21,7 @@ const PROBE_EVERY: Duration = Duration::from_millis(10);
 const WAIT: Duration = Duration::from_secs(15);
 
 fn config(interface: &str, priority: u8) -> String {
-    format!(
-        "global_defs {{\n    router_id n{priority}\n    vrrp_version 3\n}}\n\
-         vrrp_instance VI_1 {{\n\
-         \x20   state BACKUP\n\
-         \x20   interface {interface}\n\
-         \x20   virtual_router_id 51\n\
-         \x20   priority {priority}\n\
-         \x20   advert_int 1\n\
-         \x20   virtual_ipaddress {{\n\
-         \x20       {VIP}/24\n\
-         \x20   }}\n\
-         }}\n"
-    )
+    single_vip_config(interface, priority, "1", VIP)
 }
 
 fn vip() -> IpAddr {

@@ -77,7 +77,7 @@ pub use http::{HttpProbeReport, HttpProbeRun, HttpSample};
 pub use keepalived::Keepalived;
 pub use monitor::{Monitor, stats_router};
 pub use nginx::Nginx;
-pub use pair::RouterPair;
+pub use pair::{RouterPair, single_vip_config};
 pub use preflight::{require_lab_support, require_tool};
 pub use probe::{Outage, ProbeKind, ProbePlan, ProbeReport, ProbeRun};
 pub use process::{OutputStream, Process};

@@ -44,3 +44,22 @@ impl RouterPair {
         })
     }
 }
+
+/// keepalived.conf for one VRRPv3 instance (VRID 51, `VI_1`) on `interface`
+/// with one `vip`/24, starting as backup: the configuration of both routers
+/// of a [`RouterPair`] (the priority decides the master).
+pub fn single_vip_config(interface: &str, priority: u8, advert_int: &str, vip: &str) -> String {
+    format!(
+        "global_defs {{\n    router_id n{priority}\n    vrrp_version 3\n}}\n\
+         vrrp_instance VI_1 {{\n\
+         \x20   state BACKUP\n\
+         \x20   interface {interface}\n\
+         \x20   virtual_router_id 51\n\
+         \x20   priority {priority}\n\
+         \x20   advert_int {advert_int}\n\
+         \x20   virtual_ipaddress {{\n\
+         \x20       {vip}/24\n\
+         \x20   }}\n\
+         }}\n"
+    )
+}
