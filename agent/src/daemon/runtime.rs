@@ -105,6 +105,14 @@ impl HookEnv {
         self.global = global;
     }
 
+    /// `router_id` from `global_defs`, else the host name, as keepalived.
+    pub fn router_id(&self) -> String {
+        self.global
+            .router_id
+            .clone()
+            .unwrap_or_else(|| self.hostname.clone())
+    }
+
     pub fn new(global: GlobalDefs, hostname: String) -> Self {
         let (mailer, mail_worker) = hooks::mailer(&global, &hostname).unzip();
         Self {
@@ -178,7 +186,17 @@ enum BatchState {
     Unavailable,
 }
 
-impl KernelPeers<'_> {
+impl<'a> KernelPeers<'a> {
+    /// A reader for one turn: the batch is read at most once in it.
+    fn new(datapath: &'a mut Datapath, batch: &'a mut BatchState) -> Self {
+        Self {
+            datapath,
+            batch,
+            lookups: 0,
+            snapshot: false,
+        }
+    }
+
     fn snapshot_lookup(&mut self, key: &PeerKey) -> Option<Option<PeerState>> {
         if matches!(self.batch, BatchState::Untried) {
             *self.batch = match PeerBatch::open() {
@@ -350,13 +368,11 @@ impl Runtime {
     /// moments ago resume as master. What an earlier daemon left in the
     /// kernel for anything this configuration does not run is removed.
     pub fn start(&mut self, plan: &Plan) {
-        let mut previous = KernelPeers {
-            datapath: &mut self.datapath,
-            batch: &mut self.peer_batch,
-            lookups: 0,
-            snapshot: false,
-        };
-        let effects = self.core.start(plan, now(), &mut previous);
+        let effects = self.core.start(
+            plan,
+            now(),
+            &mut KernelPeers::new(&mut self.datapath, &mut self.peer_batch),
+        );
         self.perform(effects);
         if let Err(error) = self.datapath.prune_inherited() {
             warn!(%error, "removing an earlier daemon's leftover kernel entries failed");
@@ -400,13 +416,10 @@ impl Runtime {
     }
 
     pub fn on_timers(&mut self) {
-        let mut peers = KernelPeers {
-            datapath: &mut self.datapath,
-            batch: &mut self.peer_batch,
-            lookups: 0,
-            snapshot: false,
-        };
-        let effects = self.core.on_timers(now(), &mut peers);
+        let effects = self.core.on_timers(
+            now(),
+            &mut KernelPeers::new(&mut self.datapath, &mut self.peer_batch),
+        );
         self.perform(effects);
     }
 
@@ -725,12 +738,7 @@ impl Runtime {
             .filter(|_| plan.smtp_alert)
             .map(|mailer| MailHook {
                 mailer: mailer.clone(),
-                router_id: self
-                    .env
-                    .global
-                    .router_id
-                    .clone()
-                    .unwrap_or_else(|| self.env.hostname.clone()),
+                router_id: self.env.router_id(),
                 gate: crate::notify::AlertGate::new(true, false),
             });
         Some(NotifyQueue::spawn_counted(
@@ -842,12 +850,7 @@ impl Runtime {
             .map(|(_, _, status, _)| status)
             .collect();
         StatusReport {
-            router_id: self
-                .env
-                .global
-                .router_id
-                .clone()
-                .unwrap_or_else(|| self.env.hostname.clone()),
+            router_id: self.env.router_id(),
             pid: std::process::id(),
             instances,
             counters: self.datapath_counters(),
