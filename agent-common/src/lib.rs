@@ -364,6 +364,13 @@ pub fn advert_wins(
     false
 }
 
+/// How many VRRP instances (virtual router × interface × family) one node
+/// runs, and so how many records the kernel's per-router maps hold: an
+/// instance beyond that would find no room for its master's record and
+/// become a second master, so `-t` refuses more. keepalived allows 255
+/// VRIDs per interface and family.
+pub const MAX_INSTANCES: u32 = 4096;
+
 /// Map layout generation: bumped whenever a pinned map's meaning changes
 /// without its sizes changing, so a daemon does not adopt maps written by
 /// an incompatible one. Pinned maps live under `maps-v<N>`.

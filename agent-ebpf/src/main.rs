@@ -29,7 +29,7 @@ use aya_log_ebpf::info;
 
 use crate::packet::{Advert, Verdict, parse_advert};
 
-pub(crate) const MAX_ROUTERS: u32 = 4096;
+pub(crate) const MAX_ROUTERS: u32 = agent_common::MAX_INSTANCES;
 
 #[map]
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTERS, 0);

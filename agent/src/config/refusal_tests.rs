@@ -603,3 +603,33 @@ fn use_vmac_warns_in_the_config_test_as_at_startup() {
         ]
     );
 }
+
+/// `n` instances on five interfaces (VRIDs 1–255 each), one VIP each.
+fn many_instances(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "vrrp_instance VI_{i} {{\n interface eth{}\n virtual_router_id {}\n virtual_ipaddress {{\n  10.{}.{}.1\n }}\n}}\n",
+                i / 255,
+                i % 255 + 1,
+                i / 256,
+                i % 256
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn more_instances_than_the_kernel_maps_hold_are_refused_at_the_first_excess() {
+    let limit = agent_common::MAX_INSTANCES as usize;
+    assert!(parse_str(&many_instances(limit), "keepalived.conf").is_ok());
+    let errors = errors_of(&many_instances(limit + 1));
+    // Seven lines per instance: the excess one starts on line 7 × limit + 1.
+    let line = 7 * limit + 1;
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with(&format!("keepalived.conf:{line}:"))
+            && errors[0].contains(&format!("at most {limit} VRRP instances")),
+        "{errors:?}"
+    );
+}

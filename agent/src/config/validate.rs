@@ -26,12 +26,31 @@ pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
             );
         }
     }
+    check_instance_count(config, diags);
     check_unique_names(config, diags);
     check_references(config, diags);
     check_identity_clashes(config, diags);
     check_shared_addresses(config, diags);
     check_tracked_weights(config, diags);
     check_sync_groups(config, diags);
+}
+
+/// The kernel's per-router maps have room for `MAX_INSTANCES` records; an
+/// instance beyond that would never see its master's adverts and would
+/// become a second master.
+fn check_instance_count(config: &Config, diags: &mut Diagnostics) {
+    let limit = agent_common::MAX_INSTANCES as usize;
+    if let Some(first_excess) = config.vrrp_instances.get(limit) {
+        diags.error(
+            &first_excess.positions.name,
+            format!(
+                "vrrp_instance {}: this is instance {} of {}; vrrp-agent runs at most {limit} VRRP instances on one node (the kernel maps are sized for that); expected at most {limit} vrrp_instance blocks",
+                first_excess.name,
+                limit + 1,
+                config.vrrp_instances.len()
+            ),
+        );
+    }
 }
 
 /// keepalived sizes adverts for an interface MTU of 1500 when it cannot ask

@@ -8,6 +8,7 @@
 pub mod adverts;
 pub mod announce;
 mod core;
+mod deadline;
 pub mod hooks;
 pub mod netops;
 mod peer_batch;
@@ -27,13 +28,14 @@ use tracing::{error, info, warn};
 
 use crate::{
     control::{ControlError, ControlRequest, ControlServer},
-    datapath::{Datapath, DatapathError, PinDir, kernel_now_ns},
+    datapath::{Datapath, DatapathError, PinDir},
     metrics::{MetricsError, MetricsServer, SnapshotRequest},
     netlink::{LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
 
 use self::{
+    deadline::DeadlineTimer,
     netops::NetCommand,
     plan::TrackedSource,
     runtime::{HookEnv, Runtime},
@@ -185,14 +187,22 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 .await;
         });
     };
+    let mut timer = DeadlineTimer::new().map_err(setup_error("election timer (timerfd)"))?;
     let exit = loop {
-        let sleep = deadline_sleep(runtime.next_deadline());
+        if let Err(error) = timer.arm(runtime.next_deadline()) {
+            // Not expected (a valid fd and time); the loop still turns on
+            // every other input, and the next turn arms again.
+            warn!(%error, "arming the election timer failed");
+        }
         tokio::select! {
             event = peer_events.next() => match event {
                 Ok(event) => runtime.on_peer_event(&event.key, &event.state),
                 Err(error) => warn!(%error, "reading the peer event ring failed"),
             },
-            () = sleep => runtime.on_timers(),
+            expired = timer.expired() => match expired {
+                Ok(()) => runtime.on_timers(),
+                Err(error) => warn!(%error, "reading the election timer failed"),
+            },
             Some(link) = links.next() => runtime.on_interface(&link.name, link.up),
             Some(event) = event_rx.recv() => match event {
                 Event::Tracked(source, up) => runtime.on_tracked(&source, up),
@@ -355,16 +365,6 @@ async fn watchdog_tick(watchdog: &mut Option<tokio::time::Interval>) {
     match watchdog {
         Some(interval) => {
             interval.tick().await;
-        }
-        None => std::future::pending().await,
-    }
-}
-
-async fn deadline_sleep(deadline: Option<crate::vrrp::election::Timestamp>) {
-    match deadline {
-        Some(deadline) => {
-            let wait = Duration::from_nanos(deadline.as_nanos().saturating_sub(kernel_now_ns()));
-            tokio::time::sleep(wait).await;
         }
         None => std::future::pending().await,
     }

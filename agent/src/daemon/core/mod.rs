@@ -45,10 +45,24 @@ pub trait PeerTable {
 pub struct Member {
     pub id: MemberId,
     pub plan: Arc<InstancePlan>,
+    /// `plan.datapath_key()`, kept beside the hot fields: a backup's timer
+    /// wake-up looks up every member's kernel record, and reading the key
+    /// from the plan touched three more cache lines per member (about a
+    /// tenth of a 200-instance backup's CPU). Set with the plan
+    /// ([`Member::set_plan`]).
+    key: PeerKey,
     /// Kernel receive time of the newest advert fed to the election.
     last_fed_ns: u64,
     /// Live status of each tracked item, index-aligned with `plan.tracked`.
     pub tracked_up: Vec<bool>,
+}
+
+impl Member {
+    /// A reload's new settings for this instance.
+    pub fn set_plan(&mut self, plan: Arc<InstancePlan>) {
+        self.key = plan.datapath_key();
+        self.plan = plan;
+    }
 }
 
 pub struct Group {
@@ -193,6 +207,7 @@ impl Core {
                     .iter()
                     .map(|item| item.initially_up)
                     .collect(),
+                key: member_plan.datapath_key(),
                 plan: Arc::new(member_plan.clone()),
                 last_fed_ns: 0,
             });
@@ -348,7 +363,7 @@ impl Core {
             if !matches!(state, Some(State::Backup | State::Master)) {
                 continue;
             }
-            let key = self.groups[group].members[member].plan.datapath_key();
+            let key = self.groups[group].members[member].key;
             if let Some(peer) = peers.peer(&key)
                 && peer.last_seen_ns > self.groups[group].members[member].last_fed_ns
             {
@@ -470,8 +485,8 @@ impl Core {
         self.by_key.clear();
         for (group_index, group) in self.groups.iter().enumerate() {
             for (member_index, member) in group.members.iter().enumerate() {
-                self.by_key
-                    .insert(member.plan.datapath_key(), (group_index, member_index));
+                debug_assert_eq!(member.key, member.plan.datapath_key(), "stale member key");
+                self.by_key.insert(member.key, (group_index, member_index));
             }
         }
         self.rearm_all();

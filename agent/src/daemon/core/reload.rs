@@ -224,7 +224,7 @@ fn update_member(
         Err(error) => warn!(instance = %new.name, %error, "reconfiguring the election failed"),
     }
     let new = Arc::new(new.clone());
-    group.members[index].plan = Arc::clone(&new);
+    group.members[index].set_plan(Arc::clone(&new));
     group.members[index].tracked_up = tracked_up;
 
     let instance = group.sync.member(index);
