@@ -278,6 +278,21 @@ fn interface_readdressed_while_down_comes_back_with_its_new_address() -> Result<
 }
 
 #[test]
+fn own_address_removed_is_fault_until_one_returns() -> Result<()> {
+    let setup = converge("ifnoaddr")?;
+    setup
+        .net
+        .a
+        .set_sysctl(&format!("net.ipv4.conf.{VRRP_IF}.promote_secondaries"), "1")?;
+    // Only the VIP is left: nothing to advertise from.
+    setup.net.a.del_address(VRRP_IF, &format!("{A_ADDR}/24"))?;
+    setup.b_took_over()?;
+    setup.a_stays_fault(Duration::from_millis(1000))?;
+    setup.net.a.add_address(VRRP_IF, &format!("{A_ADDR}/24"))?;
+    setup.a_leads_again(A_ADDR)
+}
+
+#[test]
 fn own_address_changed_moves_the_advert_source_and_local_addresses() -> Result<()> {
     let setup = converge("ifaddr")?;
     const NEW: &str = "198.51.100.11";

@@ -30,7 +30,7 @@ use crate::{
 
 use super::{
     DaemonError,
-    plan::{self, Plan},
+    plan::{self, Plan, PlanError},
     runtime::Runtime,
     setup::{self, AddressesByIndex},
 };
@@ -38,7 +38,14 @@ use super::{
 /// The interfaces as re-read, and the plan they give.
 pub struct Refreshed {
     generation: u64,
-    outcome: Result<Gathered, DaemonError>,
+    outcome: Result<Gathered, Unplanned>,
+}
+
+/// Why the interfaces as read give no plan.
+struct Unplanned {
+    error: DaemonError,
+    /// VRRP interfaces that exist but have no address to advertise from.
+    unaddressed: BTreeSet<String>,
 }
 
 struct Gathered {
@@ -200,10 +207,12 @@ impl Lifecycle {
         if refreshed.generation == self.generation {
             match refreshed.outcome {
                 Ok(gathered) => self.commit(runtime, gathered).await,
-                // Typically a re-created interface without its address
-                // yet: the address arriving is the next change.
-                Err(error) => {
-                    info!(%error, "interfaces re-read; waiting for the next change to apply them")
+                // A re-created interface without its address yet, or the
+                // address removed: nothing to advertise from, so FAULT (as
+                // keepalived) until the address arriving applies the plan.
+                Err(Unplanned { error, unaddressed }) => {
+                    info!(%error, "interfaces re-read; waiting for the next change to apply them");
+                    self.fault_unaddressed(runtime, unaddressed);
                 }
             }
         } else {
@@ -241,6 +250,15 @@ impl Lifecycle {
         self.release_pending(runtime);
     }
 
+    fn fault_unaddressed(&mut self, runtime: &mut Runtime, unaddressed: BTreeSet<String>) {
+        for name in unaddressed {
+            if self.pending_up.insert(name.clone()) {
+                warn!(interface = %name, "VRRP interface has no address to advertise from; its instances are FAULT until it has one");
+                runtime.on_interface(&name, false);
+            }
+        }
+    }
+
     /// Interfaces waiting to be announced up that have their datapath now.
     fn release_pending(&mut self, runtime: &mut Runtime) {
         let ready: Vec<String> = self
@@ -270,10 +288,28 @@ async fn gather(
     config: &Config,
     hostname: &str,
     exclude: &[IpAddr],
-) -> Result<Gathered, DaemonError> {
-    let (facts, addresses) = setup::interface_facts_excluding(handle, config, exclude).await?;
-    let plan = plan::plan(config, &|name| facts.get(name).cloned(), hostname)
-        .map_err(super::plan_error)?;
+) -> Result<Gathered, Unplanned> {
+    let unplanned = |error| Unplanned {
+        error,
+        unaddressed: BTreeSet::new(),
+    };
+    let (facts, addresses) = setup::interface_facts_excluding(handle, config, exclude)
+        .await
+        .map_err(unplanned)?;
+    let plan =
+        plan::plan(config, &|name| facts.get(name).cloned(), hostname).map_err(|errors| {
+            let unaddressed = errors
+                .iter()
+                .filter_map(|error| match error {
+                    PlanError::NoSourceAddress { interface, .. } => Some(interface.clone()),
+                    _ => None,
+                })
+                .collect();
+            Unplanned {
+                error: super::plan_error(errors),
+                unaddressed,
+            }
+        })?;
     let local = plan
         .instances()
         .filter_map(|instance| addresses.get(&instance.ifindex))
