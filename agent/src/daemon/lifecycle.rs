@@ -133,7 +133,7 @@ impl Lifecycle {
             return;
         }
         let same_link = attached.is_some() && attached == event.ifindex;
-        if same_link && was_up != Some(false) {
+        if same_link && was_up != Some(false) && !self.pending_up.contains(name) {
             // The first report after start, or nothing the election missed.
             runtime.on_interface(name, true);
             return;
