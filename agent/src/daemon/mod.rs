@@ -10,6 +10,7 @@ pub mod announce;
 mod core;
 mod deadline;
 pub mod hooks;
+mod lifecycle;
 pub mod netops;
 mod peer_batch;
 pub mod plan;
@@ -27,10 +28,11 @@ use tokio::{
 use tracing::{error, info, warn};
 
 use crate::{
+    config,
     control::{ControlError, ControlRequest, ControlServer},
     datapath::{Datapath, DatapathError, PinDir},
     metrics::{MetricsError, MetricsServer, SnapshotRequest},
-    netlink::{LinkWatcher, NetlinkError, WatchSet},
+    netlink::{AddressWatcher, LinkWatcher, NetlinkError, WatchSet},
     tracking::ScriptStatus,
 };
 
@@ -133,10 +135,25 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
     let env = HookEnv::new(config.global_defs.clone(), hostname.clone());
     let mut runtime = Runtime::new(datapath, net_tx.clone(), event_tx, env);
-    setup::attach(&mut runtime, &plan, &handle, options.pass_adverts).await?;
+    setup::attach(
+        &mut runtime,
+        &plan,
+        &handle,
+        options.pass_adverts,
+        &Default::default(),
+    )
+    .await?;
+    // Subscribed before the links are read: no address change falls between.
+    let mut addresses = AddressWatcher::start()?;
     let mut links = LinkWatcher::start(watched_links(&plan)).await?;
     runtime.start(&plan);
     runtime.flush();
+    let (mut lifecycle, mut refreshed_rx) = lifecycle::Lifecycle::new(
+        config,
+        hostname.clone(),
+        handle.clone(),
+        options.pass_adverts,
+    );
 
     let (control_tx, mut control_rx) = mpsc::channel(16);
     tokio::spawn(control.serve(control_tx));
@@ -203,7 +220,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                 Ok(()) => runtime.on_timers(),
                 Err(error) => warn!(%error, "reading the election timer failed"),
             },
-            Some(link) = links.next() => runtime.on_interface(&link.name, link.up),
+            Some(link) = links.next() => lifecycle.on_link(&mut runtime, &link),
+            Some(change) = addresses.next() => lifecycle.on_address(&runtime, change),
+            Some(refreshed) = refreshed_rx.recv() => lifecycle.on_refreshed(&mut runtime, refreshed).await,
             Some(event) = event_rx.recv() => match event {
                 Event::Tracked(source, up) => runtime.on_tracked(&source, up),
             },
@@ -234,8 +253,9 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
                     Err(error) => Err(error),
                 };
                 last_reload_rejected = match outcome {
-                    Ok(watcher) => {
+                    Ok((watcher, config)) => {
                         links = watcher;
+                        lifecycle.reloaded(&mut runtime, config);
                         false
                     }
                     Err(error) => {
@@ -316,9 +336,9 @@ async fn commit_reload(
     prepared: Prepared,
     handle: &crate::netlink::Handle,
     pass_adverts: bool,
-) -> Result<LinkWatcher, DaemonError> {
+) -> Result<(LinkWatcher, config::Config), DaemonError> {
     let Prepared { config, plan } = prepared;
-    let attached = setup::attach(runtime, &plan, handle, pass_adverts).await?;
+    let attached = setup::attach(runtime, &plan, handle, pass_adverts, &Default::default()).await?;
     let watcher = match LinkWatcher::start(watched_links(&plan)).await {
         Ok(watcher) => watcher,
         Err(error) => {
@@ -326,12 +346,12 @@ async fn commit_reload(
             return Err(error.into());
         }
     };
-    runtime.reload(&plan, config.global_defs);
+    runtime.reload(&plan, config.global_defs.clone());
     info!(
         instances = plan.instances().count(),
         "configuration reloaded"
     );
-    Ok(watcher)
+    Ok((watcher, config))
 }
 
 /// Every planning problem on one line, as an operator reads a refusal.

@@ -4,7 +4,7 @@
 //! its effects: sockets, kernel maps, netlink requests, hooks, trackers.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     net::IpAddr,
     sync::Arc,
     time::{Duration, SystemTime},
@@ -156,6 +156,8 @@ pub struct Runtime {
     /// A heartbeat was written this turn: the fence window moves at flush.
     advertised: bool,
     peer_batch: BatchState,
+    /// What this daemon wrote to `LOCAL_ADDRESSES`.
+    local_addresses: HashSet<IpAddr>,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -297,6 +299,7 @@ impl Runtime {
             env,
             advertised: false,
             peer_batch: BatchState::Untried,
+            local_addresses: HashSet::new(),
         }
     }
 
@@ -309,9 +312,64 @@ impl Runtime {
     }
 
     pub fn forget_attached(&mut self, interface: &str) {
-        if self.attached.remove(interface).is_some() {
+        if let Some(ifindex) = self.attached.remove(interface) {
             self.datapath.detach(interface);
+            if let Err(error) = self.datapath.forget_interface(ifindex) {
+                warn!(%error, interface, ifindex, "forgetting the interface's kernel settings failed");
+            }
         }
+    }
+
+    /// `interface` is gone (deleted, or renamed away): its programs, pins,
+    /// kernel settings and sockets go with it; a later one under the name
+    /// is attached afresh.
+    pub fn drop_interface(&mut self, interface: &str) {
+        let Some(&ifindex) = self.attached.get(interface) else {
+            return;
+        };
+        self.forget_attached(interface);
+        self.sockets.retain(|(index, _), _| *index != ifindex);
+        self.frames.remove(&ifindex);
+        info!(
+            interface,
+            ifindex, "interface gone: datapath and sockets released"
+        );
+    }
+
+    pub fn add_local_address(
+        &mut self,
+        address: IpAddr,
+    ) -> Result<(), crate::datapath::DatapathError> {
+        self.datapath.add_local_address(address)?;
+        self.local_addresses.insert(address);
+        Ok(())
+    }
+
+    /// Makes `LOCAL_ADDRESSES` hold exactly `wanted` (of what this daemon
+    /// manages): the node's own addresses follow the interfaces.
+    pub fn set_local_addresses(&mut self, wanted: &HashSet<IpAddr>) {
+        let stale: Vec<IpAddr> = self.local_addresses.difference(wanted).copied().collect();
+        for address in stale {
+            match self.datapath.remove_local_address(address) {
+                Ok(()) => {
+                    self.local_addresses.remove(&address);
+                }
+                Err(error) => warn!(%error, %address, "forgetting an own address failed"),
+            }
+        }
+        for address in wanted.difference(&self.local_addresses.clone()) {
+            if let Err(error) = self.add_local_address(*address) {
+                warn!(%error, %address, "recording an own address failed");
+            }
+        }
+    }
+
+    /// The plans of the running instances, in order.
+    pub fn instance_plans(&self) -> impl Iterator<Item = &Arc<InstancePlan>> {
+        self.core
+            .groups()
+            .iter()
+            .flat_map(|group| group.members.iter().map(|member| &member.plan))
     }
 
     pub fn add_socket(&mut self, ifindex: u32, source: IpAddr, socket: AdvertSocket) {

@@ -118,6 +118,21 @@ pub async fn interface_facts(
     handle: &netlink::Handle,
     config: &Config,
 ) -> Result<HashMap<String, InterfaceInfo>, DaemonError> {
+    Ok(interface_facts_excluding(handle, config, &[]).await?.0)
+}
+
+/// Every address of an interface, by ifindex.
+pub type AddressesByIndex = HashMap<u32, Vec<IpAddr>>;
+
+/// [`interface_facts`] with `exclude` (the virtual addresses) never taken
+/// as an advert source, and every address of those interfaces. When only
+/// excluded addresses are primary (a VIP promoted when the primary address
+/// was deleted), the first other IPv4 address is the source.
+pub async fn interface_facts_excluding(
+    handle: &netlink::Handle,
+    config: &Config,
+    exclude: &[IpAddr],
+) -> Result<(HashMap<String, InterfaceInfo>, AddressesByIndex), DaemonError> {
     let interfaces = Interfaces::new(handle.clone());
     let mut names: HashSet<&str> = HashSet::new();
     for instance in &config.vrrp_instances {
@@ -127,15 +142,29 @@ pub async fn interface_facts(
         }
     }
     let mut facts = HashMap::new();
+    let mut all = HashMap::new();
     for name in names {
         let Ok(info) = interfaces.by_name(name).await else {
             continue;
         };
         let addresses = interfaces.addresses(info.index).await?;
         let mut ipv4: Vec<std::net::Ipv4Addr> = Vec::new();
-        if let Some(primary) = netlink::primary_ipv4(&addresses, &[]) {
+        let fallback = || {
+            addresses.iter().find_map(|entry| match entry.address {
+                IpAddr::V4(v4) if !exclude.contains(&entry.address) => Some(v4),
+                _ => None,
+            })
+        };
+        let primary = netlink::primary_ipv4(&addresses, exclude);
+        if let Some(primary) =
+            primary.or_else(|| if exclude.is_empty() { None } else { fallback() })
+        {
             ipv4.push(primary);
         }
+        all.insert(
+            info.index,
+            addresses.iter().map(|entry| entry.address).collect(),
+        );
         facts.insert(
             name.to_owned(),
             InterfaceInfo {
@@ -147,7 +176,7 @@ pub async fn interface_facts(
             },
         );
     }
-    Ok(facts)
+    Ok((facts, all))
 }
 
 /// What one [`attach`] added, so a failed transaction can take it back.
@@ -175,14 +204,17 @@ impl Attached {
 /// Programs on every interface of the plan, the node's own addresses, and
 /// the sockets adverts and announcements leave through; what already
 /// exists is kept. On failure, what this call added is taken back.
+/// `known` holds addresses already read (by ifindex): those interfaces
+/// are not asked again, so a caller on the election task reads nothing.
 pub async fn attach(
     runtime: &mut Runtime,
     plan: &Plan,
     handle: &netlink::Handle,
     pass_adverts: bool,
+    known: &AddressesByIndex,
 ) -> Result<Attached, DaemonError> {
     let mut added = Attached::default();
-    match attach_into(runtime, plan, handle, pass_adverts, &mut added).await {
+    match attach_into(runtime, plan, handle, pass_adverts, known, &mut added).await {
         Ok(()) => Ok(added),
         Err(error) => {
             added.roll_back(runtime);
@@ -196,6 +228,7 @@ async fn attach_into(
     plan: &Plan,
     handle: &netlink::Handle,
     pass_adverts: bool,
+    known: &AddressesByIndex,
     added: &mut Attached,
 ) -> Result<(), DaemonError> {
     let interfaces = Interfaces::new(handle.clone());
@@ -208,8 +241,17 @@ async fn attach_into(
             runtime.note_attached(instance.interface.clone(), instance.ifindex);
             added.interfaces.push(instance.interface.clone());
             runtime.datapath.attach_vip_guard(&instance.interface)?;
-            for address in interfaces.addresses(instance.ifindex).await? {
-                runtime.datapath.add_local_address(address.address)?;
+            let addresses = match known.get(&instance.ifindex) {
+                Some(addresses) => addresses.clone(),
+                None => interfaces
+                    .addresses(instance.ifindex)
+                    .await?
+                    .into_iter()
+                    .map(|entry| entry.address)
+                    .collect(),
+            };
+            for address in addresses {
+                runtime.add_local_address(address)?;
             }
         }
         if !runtime.has_socket(instance.ifindex, instance.source) {

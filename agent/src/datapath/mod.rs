@@ -818,6 +818,17 @@ impl Datapath {
         Ok(())
     }
 
+    /// The address is no longer this node's (removed from its interface).
+    pub fn remove_local_address(&mut self, address: IpAddr) -> Result<(), DatapathError> {
+        self.remove_key::<AddressKey, u8>(map_names::LOCAL_ADDRESSES, &address_key(address))
+    }
+
+    /// Forgets how adverts on `ifindex` are treated: the interface is gone
+    /// (deleted, or renamed away), and a later one may reuse the index.
+    pub fn forget_interface(&mut self, ifindex: u32) -> Result<(), DatapathError> {
+        self.remove_key::<u32, InterfaceConfig>(map_names::INTERFACES, &ifindex)
+    }
+
     /// What the kernel currently holds for every virtual router it has
     /// seen, keyed by (ifindex, family, vrid).
     pub fn peers(&mut self) -> Result<BTreeMap<(u32, u8, u8), PeerRecord>, DatapathError> {

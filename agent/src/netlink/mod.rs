@@ -1,7 +1,7 @@
 //! The daemon's view of, and hands on, the kernel's network configuration
 //! (rtnetlink): virtual addresses and routes it adds and removes, facts about
 //! interfaces (and the advert source addresses chosen from them), and a
-//! watcher of link up/down.
+//! watcher of link up/down and one of address changes.
 //!
 //! Ownership is the rule everything here follows: the agent only removes
 //! addresses and routes it added itself ([`AddressManager`], [`RouteManager`]
@@ -13,10 +13,11 @@
 
 mod address;
 mod address_manager;
+mod address_watch;
 mod device;
 mod error;
 mod interface;
-mod link_tracker;
+pub(crate) mod link_tracker;
 mod link_watch;
 mod route;
 mod route_manager;
@@ -24,10 +25,11 @@ mod scope;
 
 pub use address::VirtualAddress;
 pub use address_manager::AddressManager;
+pub use address_watch::{AddressChange, AddressWatcher};
 pub use device::Device;
 pub use error::NetlinkError;
 pub use interface::{Interfaces, ipv6_link_local, primary_ipv4};
-pub use link_tracker::WatchSet;
+pub use link_tracker::{LinkEvent, LinkState, WatchSet};
 pub use link_watch::LinkWatcher;
 pub use route::{RouteKind, VirtualRoute};
 pub use route_manager::RouteManager;

@@ -198,8 +198,15 @@ fn update_member(
     }
 
     let key = new.datapath_key();
-    if old.datapath_key() != key {
+    // The interface came back under a new ifindex: what the kernel holds
+    // under the old key (filter, peer record, guard entries) belongs to an
+    // interface that no longer exists.
+    let rekeyed = old.datapath_key() != key;
+    if rekeyed {
         out.push(Effect::RemoveFilter {
+            key: old.datapath_key(),
+        });
+        out.push(Effect::ForgetPeer {
             key: old.datapath_key(),
         });
     }
@@ -250,7 +257,12 @@ fn update_member(
         for address in old_vips.difference(&new_vips) {
             out.push(Effect::ForgetVip { address: *address });
         }
-        for address in new_vips.difference(&old_vips) {
+        let guarded = if rekeyed {
+            new_vips.iter().collect::<Vec<_>>()
+        } else {
+            new_vips.difference(&old_vips).collect()
+        };
+        for address in guarded {
             out.push(Effect::Vip {
                 address: *address,
                 instance: new.datapath_key(),
