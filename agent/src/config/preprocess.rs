@@ -8,7 +8,9 @@
 //!    following lines: a multi-line definition). Definitions are global and
 //!    may be redefined; a later file sees those of earlier ones.
 //! 3. `~SEQ(VAR, [[start,] step,] end) text` (and `~SEQx`, hexadecimal)
-//!    processes `text` once per value with `$VAR` set to it.
+//!    processes `text` once per value with `$VAR` set to it; `~LST(VAR, v1,
+//!    v2, ...)` and `~LST({VAR1, VAR2}, {v1, v2}, ...)` once per listed value
+//!    (set).
 //! 4. `$NAME` (ended by whitespace, `,`, `)` or the line) and `${NAME}` are
 //!    replaced by their value, again and again until none is left; a
 //!    multi-line definition must end its line and its further lines follow
@@ -436,10 +438,7 @@ impl Preprocessor {
             return;
         }
         if text.starts_with("~LST") {
-            diags.error(
-                &source.at(text.column(0)),
-                "~LST list blocks are not supported; expected ~SEQ(VAR, START, STEP, END) or the lines written out",
-            );
+            self.list(source, &text, depth, diags, out);
             return;
         }
         if text.starts_with("~") {
@@ -794,6 +793,38 @@ impl Preprocessor {
         }
     }
 
+    fn list(
+        &mut self,
+        source: &Source<'_>,
+        text: &Mapped,
+        depth: usize,
+        diags: &mut Diagnostics,
+        out: &mut Vec<Logical>,
+    ) {
+        let (names, sets, rest) = match parse_list(&text.chars) {
+            Ok(parsed) => parsed,
+            Err(message) => {
+                diags.error(
+                    &source.at(text.column(0)),
+                    format!(
+                        "{message}; expected ~LST(VAR, V1, V2, ...) or ~LST({{VAR1, VAR2}}, {{V1, V2}}, ...) followed by the line to repeat"
+                    ),
+                );
+                return;
+            }
+        };
+        let body = text.slice(rest).trim_start();
+        for set in sets {
+            if self.exhausted {
+                return;
+            }
+            for (name, value) in names.iter().zip(set) {
+                self.definitions.insert(name.clone(), Value::Line(value));
+            }
+            self.process(source, body.clone(), depth + 1, diags, out);
+        }
+    }
+
     fn parse_sequence(
         &mut self,
         source: &Source<'_>,
@@ -887,6 +918,80 @@ impl Preprocessor {
             hex,
             rest: close + 1,
         })
+    }
+}
+
+/// Variables, value sets (missing values blank) and the index of the text
+/// after `)` of a `~LST(...)` line.
+#[allow(clippy::type_complexity)]
+fn parse_list(chars: &[char]) -> Result<(Vec<String>, Vec<Vec<String>>, usize), String> {
+    let mut i = 4;
+    let skip_blanks = |i: &mut usize| {
+        while chars.get(*i).is_some_and(|c| is_blank(*c)) {
+            *i += 1;
+        }
+    };
+    // One item, or a `{a, b}` group of them.
+    let group = |i: &mut usize| -> Result<Vec<String>, String> {
+        skip_blanks(i);
+        let braced = chars.get(*i) == Some(&'{');
+        if braced {
+            *i += 1;
+        }
+        let mut items = Vec::new();
+        loop {
+            skip_blanks(i);
+            let start = *i;
+            while chars
+                .get(*i)
+                .is_some_and(|c| !is_blank(*c) && !matches!(c, ',' | '}' | ')' | '{'))
+            {
+                *i += 1;
+            }
+            items.push(chars.get(start..*i).unwrap_or_default().iter().collect());
+            skip_blanks(i);
+            match chars.get(*i) {
+                Some(',') if braced => *i += 1,
+                Some('}') if braced => {
+                    *i += 1;
+                    return Ok(items);
+                }
+                _ if braced => return Err("~LST group is missing its closing '}'".to_owned()),
+                _ => return Ok(items),
+            }
+        }
+    };
+    skip_blanks(&mut i);
+    if chars.get(i) != Some(&'(') {
+        return Err("~LST needs '(' after it".to_owned());
+    }
+    i += 1;
+    let names = group(&mut i)?;
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !n.starts_with(is_name_start) || !n.chars().all(is_name_char))
+    {
+        return Err(format!("~LST variable \"{bad}\" is not a name"));
+    }
+    let mut sets = Vec::new();
+    loop {
+        skip_blanks(&mut i);
+        match chars.get(i) {
+            Some(',') => i += 1,
+            Some(')') if !sets.is_empty() => return Ok((names, sets, i + 1)),
+            Some(')') => return Err("~LST has no values".to_owned()),
+            _ => return Err("~LST is missing ',' or its closing ')'".to_owned()),
+        }
+        let mut set = group(&mut i)?;
+        if set.len() > names.len() {
+            return Err(format!(
+                "~LST value set {{{}}} has more values than the {} variables",
+                set.join(", "),
+                names.len()
+            ));
+        }
+        set.resize(names.len(), String::new());
+        sets.push(set);
     }
 }
 
@@ -1028,6 +1133,33 @@ mod tests {
             run("$N=2\n~SEQ(A, 1, $N) ~SEQ(B, 0, 1) ${A}.${B}\n"),
             ["1.0", "1.1", "2.0", "2.1"]
         );
+    }
+
+    #[test]
+    fn lists_in_keepalived_s_forms() {
+        assert_eq!(run("~LST(IP, 1, 2, 3) v ${IP}\n"), ["v 1", "v 2", "v 3"]);
+        assert_eq!(
+            run("~LST({IP, IP1}, {10,1},{20,4}, {5}) 192.168.${IP}.${IP1}x\n"),
+            ["192.168.10.1x", "192.168.20.4x", "192.168.5.x"]
+        );
+        assert_eq!(
+            run("~LST(A, 1, 2) ~SEQ(B, 7, 8) ${A}.${B}\n"),
+            ["1.7", "1.8", "2.7", "2.8"]
+        );
+        for bad in [
+            "~LST(A) x",
+            "~LST({A, B}, {1, 2, 3}) x",
+            "~LST(A, 1 x",
+            "~LST(1A, 2) x",
+        ] {
+            let (lines, errors) = run_as("main", &format!("{bad}\n"));
+            assert!(lines.is_empty(), "{bad}");
+            assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+            assert!(
+                errors[0].starts_with("pp.conf:1:1: ~LST"),
+                "{bad}: {errors:?}"
+            );
+        }
     }
 
     #[test]
