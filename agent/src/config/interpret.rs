@@ -93,6 +93,7 @@ pub fn interpret(tree: &[Statement], diags: &mut Diagnostics) -> Config {
             _ => unknown_keyword(statement, "the top level", diags),
         }
     }
+    super::sync_tracking::apply(&mut config, diags);
     config
 }
 
@@ -1349,6 +1350,9 @@ fn read_sync_group(
         notify_stop: None,
         notify: None,
         smtp_alert: global.smtp_alert,
+        track_script: Vec::new(),
+        track_interface: Vec::new(),
+        track_file: Vec::new(),
         position: section.position().clone(),
         member_positions: Vec::new(),
     };
@@ -1367,6 +1371,9 @@ fn read_sync_group(
             "notify_fault" => group.notify_fault = notify(s, &owner, diags),
             "notify_stop" => group.notify_stop = notify(s, &owner, diags),
             "notify" => group.notify = notify(s, &owner, diags),
+            "track_script" => group.track_script.extend(read_track_refs(s, 253, diags)),
+            "track_interface" => group.track_interface.extend(read_track_refs(s, 253, diags)),
+            "track_file" => group.track_file.extend(read_track_refs(s, 254, diags)),
             "smtp_alert" => {
                 no_block(s, diags);
                 if let Some(v) = flag(s, diags) {

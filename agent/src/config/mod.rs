@@ -17,6 +17,7 @@ pub mod parser;
 pub mod preprocess;
 pub mod script_security;
 mod strict;
+mod sync_tracking;
 mod validate;
 mod values;
 

@@ -446,6 +446,12 @@ pub struct SyncGroup {
     pub notify_stop: Option<Notify>,
     pub notify: Option<Notify>,
     pub smtp_alert: bool,
+    /// Tracked for every member, as if each listed it (keepalived's
+    /// sync_group_tracking_init); the members' `track_*` already include
+    /// these after reading.
+    pub track_script: Vec<TrackRef>,
+    pub track_interface: Vec<TrackRef>,
+    pub track_file: Vec<TrackRef>,
     #[serde(skip)]
     pub position: Position,
     #[serde(skip)]
