@@ -555,3 +555,41 @@ fn an_include_cycle_names_the_include_that_closes_it() -> Result<()> {
     ensure!(line.contains("include cycle"), "{line}");
     Ok(())
 }
+
+/// `-t` reads the file as the node `-i` names: `@ID` lines and the
+/// definitions they make differ per node, and a definition one node lacks
+/// is a located error for that node only.
+#[test]
+fn config_test_reads_the_file_as_the_config_id_given() -> Result<()> {
+    let config = TempConfig::new(
+        "@node1 $PRIO=150\n\
+         vrrp_instance VI_1 {\n\
+         \x20   interface veth0\n\
+         \x20   virtual_router_id 51\n\
+         \x20   priority $PRIO\n\
+         \x20   virtual_ipaddress {\n\
+         \x20       ~SEQ(N, 10, 11) 192.0.2.${N}\n\
+         \x20   }\n\
+         }\n",
+    )?;
+    let output = agent(&["-t", "-f", config.arg(), "-i", "node1"])?;
+    ensure!(
+        output.status.success(),
+        "-i node1 should pass ({}):\n{}",
+        output.status,
+        stderr(&output)
+    );
+    let output = agent(&["-t", "-f", config.arg(), "--config-id", "node2"])?;
+    let text = stderr(&output);
+    ensure!(
+        output.status.code() == Some(1),
+        "--config-id node2 should fail with 1 ({}):\n{text}",
+        output.status
+    );
+    let expected = format!("{}:5:14: error: $PRIO is not defined", config.arg());
+    ensure!(
+        text.contains(&expected),
+        "expected {expected:?} in:\n{text}"
+    );
+    Ok(())
+}

@@ -23,6 +23,7 @@ mod tracking;
 mod vrrp;
 
 pub use config::cli::{config_test, dump_config};
+pub use config::default_config_id;
 pub use control::{
     DEFAULT_SOCKET as DEFAULT_CONTROL_SOCKET, query_status, render_status, request_stop,
 };

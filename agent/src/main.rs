@@ -21,6 +21,11 @@ struct Cli {
         default_value = "/etc/keepalived/keepalived.conf"
     )]
     config: PathBuf,
+    /// This node's config id, as keepalived's `-i`: configuration lines
+    /// starting `@ID` are used only when ID matches it, `@^ID` only when it
+    /// does not (default: the host name up to its first dot).
+    #[arg(short = 'i', long, value_name = "ID")]
+    config_id: Option<String>,
     /// Check the configuration file and exit (0 when valid), like `keepalived -t`.
     #[arg(short = 't', long)]
     config_test: bool,
@@ -141,13 +146,17 @@ fn main() -> ExitCode {
     // unit's NotifyAccess=main makes systemd ignore anything a script sends.)
     // SAFETY: single-threaded here; the tokio runtime starts in `run`.
     let watchdog = unsafe { sd_notify::watchdog_enabled_and_unset_env() };
+    let config_id = cli
+        .config_id
+        .clone()
+        .unwrap_or_else(vrrp_agent::default_config_id);
     if cli.config_test {
-        return vrrp_agent::config_test(&cli.config);
+        return vrrp_agent::config_test(&cli.config, &config_id);
     }
     if cli.dump_config {
-        return vrrp_agent::dump_config(&cli.config);
+        return vrrp_agent::dump_config(&cli.config, &config_id);
     }
-    match run(cli, watchdog) {
+    match run(cli, config_id, watchdog) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("vrrp-agent: {error:#}");
@@ -166,7 +175,7 @@ fn make_realtime() {
     }
 }
 
-fn run(cli: Cli, watchdog: Option<Duration>) -> anyhow::Result<()> {
+fn run(cli: Cli, config_id: String, watchdog: Option<Duration>) -> anyhow::Result<()> {
     if cli.command.is_some() && cli.metrics_listen.is_some() {
         anyhow::bail!(
             "--metrics-listen serves the daemon's metrics; `status` and `monitor` take no such option"
@@ -243,6 +252,7 @@ fn run(cli: Cli, watchdog: Option<Duration>) -> anyhow::Result<()> {
         None => runtime
             .block_on(vrrp_agent::run_daemon(DaemonOptions {
                 config: cli.config,
+                config_id,
                 control_socket: cli.control_socket,
                 pass_adverts: cli.pass_adverts,
                 pin_dir: cli.pin_dir,

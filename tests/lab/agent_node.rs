@@ -30,6 +30,8 @@ pub struct AgentNode {
     socket: PathBuf,
     binary: String,
     pins: PathBuf,
+    /// Arguments after the lab's own (`-i ID`), kept for restarts.
+    extra_args: Vec<String>,
     process: Process,
 }
 
@@ -38,6 +40,12 @@ impl AgentNode {
     /// lab temp dir, checks it with `vrrp-agent -t`, starts the daemon in
     /// `host` (`RUST_LOG=info`) and waits until its control socket answers.
     pub fn start(host: &Host, config: &str) -> Result<Self> {
+        Self::start_with_args(host, config, &[])
+    }
+
+    /// [`start`](Self::start) with more command-line arguments for both the
+    /// `-t` check and the daemon (e.g. `["-i", "node1"]`).
+    pub fn start_with_args(host: &Host, config: &str, extra_args: &[&str]) -> Result<Self> {
         let binary = agent_binary()?
             .to_str()
             .context("vrrp-agent path is not UTF-8")?
@@ -47,8 +55,9 @@ impl AgentNode {
         std::fs::write(&config_path, config)
             .with_context(|| format!("cannot write {}", config_path.display()))?;
         let conf_arg = path_arg(&config_path)?;
-        let checked =
-            host.exec_unchecked(&[&binary, "-t", "-f", &conf_arg], Duration::from_secs(10))?;
+        let mut check: Vec<&str> = vec![&binary, "-t", "-f", &conf_arg];
+        check.extend_from_slice(extra_args);
+        let checked = host.exec_unchecked(&check, Duration::from_secs(10))?;
         if !checked.success() {
             bail!(
                 "vrrp-agent rejected the config {} ({}):\n{}{}",
@@ -63,7 +72,8 @@ impl AgentNode {
         let pins = dir.join("bpf");
         host.mount_bpffs(&pins)?;
         let pins = pins.join("vrrp-agent");
-        let process = spawn(host, &binary, &config_path, &socket, &pins)?;
+        let extra_args: Vec<String> = extra_args.iter().map(|a| (*a).to_owned()).collect();
+        let process = spawn(host, &binary, &config_path, &socket, &pins, &extra_args)?;
         let node = Self {
             host: host.clone(),
             dir,
@@ -71,6 +81,7 @@ impl AgentNode {
             socket,
             binary,
             pins,
+            extra_args,
             process,
         };
         node.wait_until_serving()?;
@@ -94,6 +105,7 @@ impl AgentNode {
             &self.config,
             &self.socket,
             &self.pins,
+            &self.extra_args,
         )?;
         self.wait_until_serving()
     }
@@ -251,20 +263,26 @@ impl AgentNode {
     }
 }
 
-fn spawn(host: &Host, binary: &str, config: &Path, socket: &Path, pins: &Path) -> Result<Process> {
+fn spawn(
+    host: &Host,
+    binary: &str,
+    config: &Path,
+    socket: &Path,
+    pins: &Path,
+    extra_args: &[String],
+) -> Result<Process> {
     let (config, socket, pins) = (path_arg(config)?, path_arg(socket)?, path_arg(pins)?);
-    let process = host.spawn_env(
-        &[
-            binary,
-            "-f",
-            &config,
-            "--control-socket",
-            &socket,
-            "--pin-dir",
-            &pins,
-        ],
-        &[("RUST_LOG", "info")],
-    )?;
+    let mut args: Vec<&str> = vec![
+        binary,
+        "-f",
+        &config,
+        "--control-socket",
+        &socket,
+        "--pin-dir",
+        &pins,
+    ];
+    args.extend(extra_args.iter().map(String::as_str));
+    let process = host.spawn_env(&args, &[("RUST_LOG", "info")])?;
     // The daemon needs time for priority-0 adverts, VIP removal and notify_stop.
     process.set_grace(Duration::from_secs(3));
     Ok(process)

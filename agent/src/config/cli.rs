@@ -52,9 +52,9 @@ fn report(path: &Path, result: &Result<Loaded, ConfigErrors>) {
     }
 }
 
-/// `vrrp-agent -t -f FILE`: exit 0 when the configuration is usable.
-pub fn config_test(path: &Path) -> ExitCode {
-    let result = super::load(path);
+/// `vrrp-agent -t -f FILE [-i ID]`: exit 0 when the configuration is usable.
+pub fn config_test(path: &Path, config_id: &str) -> ExitCode {
+    let result = super::load(path, config_id);
     report(path, &result);
     if result.is_ok() {
         ExitCode::SUCCESS
@@ -64,8 +64,8 @@ pub fn config_test(path: &Path) -> ExitCode {
 }
 
 /// Prints the effective configuration, defaults included, as pretty JSON.
-pub fn dump_config(path: &Path) -> ExitCode {
-    let result = super::load(path);
+pub fn dump_config(path: &Path, config_id: &str) -> ExitCode {
+    let result = super::load(path, config_id);
     report(path, &result);
     let Ok(loaded) = result else {
         return ExitCode::FAILURE;

@@ -20,7 +20,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::diagnostic::{Diagnostics, Position};
-use super::lexer::{Token, is_include_keyword, lex_file};
+use super::lexer::{Token, is_include_keyword, lex_mapped};
+use super::preprocess::{Logical, Preprocessor, Source};
 
 /// How far include expansion may go before it is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,30 +83,34 @@ impl SourceFiles for RealFiles {
 }
 
 /// Lexes `text` (the content of `path`) and everything it includes into one
-/// stream of lines; each token keeps the file it came from.
+/// stream of lines; each token keeps the file it came from. Tests only:
+/// production names its config id ([`expand_with_limits`]).
+#[cfg(test)]
 pub fn expand(
     files: &dyn SourceFiles,
     path: &Path,
     text: &str,
     diags: &mut Diagnostics,
 ) -> Vec<Vec<Token>> {
-    expand_with_limits(files, path, text, Limits::DEFAULT, diags)
+    expand_with_limits(files, path, text, "", Limits::DEFAULT, diags)
 }
 
-/// [`expand`] with other limits.
+/// [`expand`] for the config id `config_id` (what `@ID` lines and
+/// `${_INSTANCE}` compare with), with other limits.
 pub fn expand_with_limits(
     files: &dyn SourceFiles,
     path: &Path,
     text: &str,
+    config_id: &str,
     limits: Limits,
     diags: &mut Diagnostics,
 ) -> Vec<Vec<Token>> {
-    let name: Arc<str> = Arc::from(path.display().to_string());
-    let root = Rc::new(lex_file(&name, text, diags));
+    let root: Text = Rc::from(text);
     let mut expander = Expander {
         files,
         diags,
         limits,
+        preprocessor: Preprocessor::new(config_id, limits.lines),
         lexed: HashMap::new(),
         identities: HashMap::new(),
         resolved: HashMap::new(),
@@ -121,15 +126,19 @@ pub fn expand_with_limits(
     expander.out
 }
 
-type Lines = Rc<Vec<Vec<Token>>>;
+/// A file's text: each splice preprocesses and lexes it again, since
+/// definitions and `@` conditions may read it differently each time.
+type Text = Rc<str>;
 
 struct Expander<'a> {
     files: &'a dyn SourceFiles,
     diags: &'a mut Diagnostics,
     limits: Limits,
-    /// Every file read and lexed at most once, by identity (`Err`: why it
-    /// could not be read).
-    lexed: HashMap<PathBuf, Result<Lines, String>>,
+    /// Conditions, definitions and sequences, across all files.
+    preprocessor: Preprocessor,
+    /// Every file read at most once, by identity (`Err`: why it could not
+    /// be read).
+    lexed: HashMap<PathBuf, Result<Text, String>>,
     /// [`SourceFiles::identity`] of every path met (a syscall per path
     /// component on a real filesystem), asked once per path.
     identities: HashMap<PathBuf, PathBuf>,
@@ -163,13 +172,76 @@ impl Expander<'_> {
         }
     }
 
-    fn splice(&mut self, path: &Path, lines: &Lines) {
+    /// Preprocesses and lexes one raw line; lexer findings are reported
+    /// once however often the file is spliced.
+    fn logical_lines(
+        &mut self,
+        file: &Arc<str>,
+        dir: &Path,
+        line: u32,
+        raw: &str,
+    ) -> Vec<Vec<Token>> {
+        let mut found = Diagnostics::default();
+        let mut logical: Vec<Logical> = Vec::new();
+        let source = Source { file, dir, line };
+        // One more than fits, so an ordinary file that is too long gets the
+        // expander's error; a runaway ~SEQ stops in the preprocessor.
+        let room = self.limits.lines.saturating_sub(self.out.len());
+        self.preprocessor.set_budget(room.saturating_add(1));
+        self.preprocessor
+            .feed(&source, raw, &mut found, &mut logical);
+        let mut lines = Vec::with_capacity(logical.len());
+        for Logical {
+            line,
+            text,
+            columns,
+        } in logical
+        {
+            let mut tokens = lex_mapped(file, line, &text, &columns, true, &mut found);
+            let starts_include = tokens
+                .first()
+                .is_some_and(|t| t.is_word() && !t.quoted && is_include_keyword(&t.text));
+            if starts_include {
+                // Re-lex so `{a,b}` in the pattern stays part of the word;
+                // the first pass already reported any quoting problems.
+                let mut quiet = Diagnostics::default();
+                tokens = lex_mapped(file, line, &text, &columns, false, &mut quiet);
+            }
+            if !tokens.is_empty() {
+                lines.push(tokens);
+            }
+        }
+        let (errors, warnings) = found.split();
+        for d in errors {
+            self.error_once(&d.position, d.message);
+        }
+        for d in warnings {
+            self.warning_once(&d.position, d.message);
+        }
+        lines
+    }
+
+    fn splice(&mut self, path: &Path, text: &Text) {
         let dir = path.parent().unwrap_or(Path::new(""));
-        for line in lines.iter() {
+        let file: Arc<str> = Arc::from(path.display().to_string());
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        for (index, raw) in text.lines().enumerate() {
             if self.full {
                 return;
             }
-            let Some(first) = line.first() else { continue };
+            let line_no = u32::try_from(index.saturating_add(1)).unwrap_or(u32::MAX);
+            for line in self.logical_lines(&file, dir, line_no, raw) {
+                if self.full {
+                    return;
+                }
+                self.splice_line(dir, line);
+            }
+        }
+    }
+
+    fn splice_line(&mut self, dir: &Path, line: Vec<Token>) {
+        {
+            let Some(first) = line.first() else { return };
             if !(first.is_word() && !first.quoted && is_include_keyword(&first.text)) {
                 if self.out.len() >= self.limits.lines {
                     self.full = true;
@@ -182,13 +254,13 @@ impl Expander<'_> {
                     );
                     return;
                 }
-                self.out.push(line.clone());
-                continue;
+                self.out.push(line);
+                return;
             }
             if self.no_more_includes {
-                continue;
+                return;
             }
-            self.include(dir, line);
+            self.include(dir, &line);
         }
     }
 
@@ -295,8 +367,8 @@ impl Expander<'_> {
                 return;
             }
             self.inclusions += 1;
-            let lines = match self.lexed(&identity, included) {
-                Ok(lines) => lines,
+            let text = match self.lexed(&identity, included) {
+                Ok(text) => text,
                 Err(error) => {
                     self.error_once(
                         &pattern.position,
@@ -309,21 +381,18 @@ impl Expander<'_> {
                 }
             };
             self.stack.push(identity);
-            self.splice(included, &lines);
+            self.splice(included, &text);
             self.stack.pop();
         }
     }
 
-    /// The lexed lines of `path`, read from the source only the first time.
-    fn lexed(&mut self, identity: &Path, path: &Path) -> Result<Lines, String> {
+    /// The text of `path`, read from the source only the first time.
+    fn lexed(&mut self, identity: &Path, path: &Path) -> Result<Text, String> {
         if let Some(known) = self.lexed.get(identity) {
             return known.clone();
         }
         let result = match self.files.read_to_string(path) {
-            Ok(text) => {
-                let name: Arc<str> = Arc::from(path.display().to_string());
-                Ok(Rc::new(lex_file(&name, &text, self.diags)))
-            }
+            Ok(text) => Ok(Rc::from(text)),
             Err(error) => Err(error.to_string()),
         };
         self.lexed.insert(identity.to_path_buf(), result.clone());
@@ -554,7 +623,7 @@ mod tests {
     fn expand_root(fs: &MemoryFiles, limits: Limits) -> (Vec<Vec<Token>>, Diagnostics) {
         let mut diags = Diagnostics::default();
         let text = fs.0[Path::new("/k/0.conf")].clone();
-        let lines = expand_with_limits(fs, Path::new("/k/0.conf"), &text, limits, &mut diags);
+        let lines = expand_with_limits(fs, Path::new("/k/0.conf"), &text, "", limits, &mut diags);
         (lines, diags)
     }
 
@@ -669,5 +738,47 @@ mod tests {
         assert_eq!(warnings[0].position.to_string(), "/k/a.conf:1:9");
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].position.to_string(), "/k/a.conf:2:10");
+    }
+
+    #[test]
+    fn definitions_and_conditions_reach_across_includes() {
+        // keepalived substitutes before it looks for `include`, and a
+        // definition made in an included file holds after it.
+        let fs = memory(&[
+            (
+                "/k/main.conf",
+                "$DIR=parts\ninclude ${DIR}/a.conf\nafter $X\n",
+            ),
+            (
+                "/k/parts/a.conf",
+                "@n1 $X=one\n@^n1 $X=other\nin_a ${_INSTANCE}\n",
+            ),
+        ]);
+        let mut diags = Diagnostics::default();
+        let text =
+            fs.0.get(Path::new("/k/main.conf"))
+                .cloned()
+                .unwrap_or_default();
+        let lines = expand_with_limits(
+            &fs,
+            Path::new("/k/main.conf"),
+            &text,
+            "n1",
+            Limits::DEFAULT,
+            &mut diags,
+        );
+        assert!(!diags.has_errors(), "{diags:?}");
+        assert_eq!(texts(&lines), ["in_a n1", "after one"]);
+        let lines = expand_with_limits(
+            &fs,
+            Path::new("/k/main.conf"),
+            &text,
+            "n2",
+            Limits::DEFAULT,
+            &mut diags,
+        );
+        assert_eq!(texts(&lines), ["in_a n2", "after other"]);
+        // Tokens from a definition point at the reference.
+        assert_eq!(lines[1][1].position.to_string(), "/k/main.conf:3:7");
     }
 }

@@ -93,6 +93,7 @@ pub fn interpret(tree: &[Statement], diags: &mut Diagnostics) -> Config {
             _ => unknown_keyword(statement, "the top level", diags),
         }
     }
+    super::sync_tracking::apply(&mut config, diags);
     config
 }
 
@@ -243,6 +244,20 @@ fn read_global_defs(
                     global.vrrp_strict = v;
                 }
             }
+            // keepalived >= 2.2.8: the default for every vrrp_instance, which
+            // may say otherwise.
+            "v3_checksum_as_v2" => {
+                no_block(s, diags);
+                if let Some(v) = flag(s, diags) {
+                    if !v && let Some(arg) = s.args.first() {
+                        diags.warning(
+                            &arg.position,
+                            "keepalived (2.2.8 to 2.3) turns the global v3_checksum_as_v2 on whatever its argument; the agent follows the documented [<BOOL>] and leaves it off, so a keepalived peer reading this file sends the other checksum form",
+                        );
+                    }
+                    global.v3_checksum_as_v2 = v;
+                }
+            }
             "script_user" => {
                 if let Some(r) = run_as(s, diags) {
                     global.script_user = Some(r);
@@ -358,8 +373,9 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
     let mut init_fail = false;
     // A script that was written but does not split is already reported.
     let mut unsplittable = false;
-    // keepalived holds these in microseconds in an unsigned int.
-    const MAX_SECONDS: u32 = 4294;
+    // keepalived holds these in microseconds in an unsigned int, read with
+    // millisecond resolution.
+    const MAX_MILLIS: u64 = 4_294_000;
     for s in &body.statements {
         let key = s.name();
         match key {
@@ -372,9 +388,17 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
             }
             "interval" | "timeout" => {
                 if let Some(t) = single_arg(s, &format!("{key} SECONDS"), diags)
-                    && let Some(v) = u32_in(t, key, 1, MAX_SECONDS, diags)
+                    && let Some(mut ms) = decimal_millis(t, key, MAX_MILLIS, diags)
                 {
-                    let v = Duration::from_secs(u64::from(v));
+                    if ms == 0 {
+                        // Accepted for configurations older than 2.0.7.
+                        diags.warning(
+                            &t.position,
+                            format!("vrrp_script {name}: {key} must be greater than 0; using 1 second as keepalived does"),
+                        );
+                        ms = 1000;
+                    }
+                    let v = Duration::from_millis(ms);
                     if key == "interval" {
                         interval = v;
                     } else {
@@ -557,7 +581,7 @@ struct InstanceDraft {
     smtp_alert: Option<bool>,
     use_vmac: Option<Option<String>>,
     old_unicast_checksum: Option<UnicastChecksumCompat>,
-    v3_checksum_as_v2: bool,
+    v3_checksum_as_v2: Option<bool>,
     interface_at: Option<Position>,
     vrid_at: Option<Position>,
     advert_at: Option<Position>,
@@ -649,11 +673,14 @@ fn read_instance_statement(
             bare(s, diags);
             d.preempt = Some(false);
         }
-        // vrrp-agent extension (keepalived 2.2 does not know it): send the
-        // RFC 9568 VRRPv3-over-IPv4 checksum, without the pseudo-header.
+        // keepalived >= 2.2.8, optional <BOOL>: send the RFC 9568
+        // VRRPv3-over-IPv4 checksum, without the pseudo-header. Overrides
+        // the global_defs default either way.
         "v3_checksum_as_v2" => {
-            bare(s, diags);
-            d.v3_checksum_as_v2 = true;
+            no_block(s, diags);
+            if let Some(v) = flag(s, diags) {
+                d.v3_checksum_as_v2 = Some(v);
+            }
         }
         "preempt" => {
             bare(s, diags);
@@ -896,7 +923,7 @@ fn finish_instance(
         old_unicast_checksum: d
             .old_unicast_checksum
             .unwrap_or(UnicastChecksumCompat::Auto),
-        v3_checksum_as_v2: d.v3_checksum_as_v2,
+        v3_checksum_as_v2: d.v3_checksum_as_v2.unwrap_or(global.v3_checksum_as_v2),
         positions: InstancePositions {
             name: section
                 .args
@@ -1323,6 +1350,9 @@ fn read_sync_group(
         notify_stop: None,
         notify: None,
         smtp_alert: global.smtp_alert,
+        track_script: Vec::new(),
+        track_interface: Vec::new(),
+        track_file: Vec::new(),
         position: section.position().clone(),
         member_positions: Vec::new(),
     };
@@ -1341,6 +1371,9 @@ fn read_sync_group(
             "notify_fault" => group.notify_fault = notify(s, &owner, diags),
             "notify_stop" => group.notify_stop = notify(s, &owner, diags),
             "notify" => group.notify = notify(s, &owner, diags),
+            "track_script" => group.track_script.extend(read_track_refs(s, 253, diags)),
+            "track_interface" => group.track_interface.extend(read_track_refs(s, 253, diags)),
+            "track_file" => group.track_file.extend(read_track_refs(s, 254, diags)),
             "smtp_alert" => {
                 no_block(s, diags);
                 if let Some(v) = flag(s, diags) {

@@ -43,7 +43,9 @@ pub fn is_include_keyword(word: &str) -> bool {
     )
 }
 
-/// Lexes a whole file into its non-empty lines.
+/// Lexes a whole file into its non-empty lines, without preprocessing
+/// (the include expander lexes line by line after [`super::preprocess`]).
+#[cfg(test)]
 pub fn lex_file(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Vec<Vec<Token>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = Vec::new();
@@ -68,6 +70,7 @@ pub fn lex_file(file: &Arc<str>, text: &str, diags: &mut Diagnostics) -> Vec<Vec
 
 /// Lexes one line. `split_braces` makes unquoted `{` and `}` tokens of their
 /// own even when they touch other text (`vrrp_instance X{`).
+#[cfg(test)]
 pub fn lex_line(
     file: &Arc<str>,
     line_no: u32,
@@ -75,15 +78,29 @@ pub fn lex_line(
     split_braces: bool,
     diags: &mut Diagnostics,
 ) -> Vec<Token> {
+    lex_mapped(file, line_no, line, &[], split_braces, diags)
+}
+
+/// [`lex_line`] for a line that preprocessing rewrote: `columns[i]` is the
+/// source column of the line's `i`th character (missing entries count on
+/// from the character index).
+pub fn lex_mapped(
+    file: &Arc<str>,
+    line_no: u32,
+    line: &str,
+    columns: &[u32],
+    split_braces: bool,
+    diags: &mut Diagnostics,
+) -> Vec<Token> {
     let chars: Vec<char> = line.chars().collect();
     let mut tokens = Vec::new();
     let mut i = 0usize;
     let pos_at = |index: usize| {
-        Position::new(
-            file.clone(),
-            line_no,
-            u32::try_from(index.saturating_add(1)).unwrap_or(u32::MAX),
-        )
+        let column = columns
+            .get(index)
+            .copied()
+            .unwrap_or_else(|| u32::try_from(index.saturating_add(1)).unwrap_or(u32::MAX));
+        Position::new(file.clone(), line_no, column)
     };
     while let Some(&c) = chars.get(i) {
         if c.is_whitespace() {

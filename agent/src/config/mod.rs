@@ -14,8 +14,10 @@ mod interpret;
 pub mod lexer;
 pub mod model;
 pub mod parser;
+pub mod preprocess;
 pub mod script_security;
 mod strict;
+mod sync_tracking;
 mod validate;
 mod values;
 
@@ -41,15 +43,26 @@ pub struct Loaded {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// Reads, parses and validates the configuration at `path`, following its
+/// keepalived's config id when `-i` is not given: the host name up to its
+/// first dot. `@ID` lines and `${_INSTANCE}` compare with it.
+pub fn default_config_id() -> String {
+    let name = nix::unistd::gethostname()
+        .ok()
+        .and_then(|name| name.into_string().ok())
+        .unwrap_or_default();
+    name.split('.').next().unwrap_or_default().to_owned()
+}
+
+/// Reads, parses and validates the configuration at `path` as the node
+/// `config_id` (`-i`, else [`default_config_id`]), following its
 /// includes relative to each including file's directory, then runs the
 /// host checks ([`check_host`]: script users, script programs, init_file
 /// directories). This is what `vrrp-agent -t`, daemon startup and reload
 /// all call, so they accept and refuse the same files.
-pub fn load(path: &Path) -> Result<Loaded, ConfigErrors> {
+pub fn load(path: &Path, config_id: &str) -> Result<Loaded, ConfigErrors> {
     let files = RealFiles;
     match files.read_to_string(path) {
-        Ok(text) => parse_with(&files, path, &text).and_then(with_host_checks),
+        Ok(text) => parse_with(&files, path, &text, config_id).and_then(with_host_checks),
         Err(error) => Err(ConfigErrors {
             errors: vec![Diagnostic::error(
                 Position::file_only(Arc::from(path.display().to_string())),
@@ -93,7 +106,26 @@ pub fn with_host_checks(loaded: Loaded) -> Result<Loaded, ConfigErrors> {
 /// always reads a file ([`load`]); the tests feed text.
 #[cfg(test)]
 pub fn parse_str(text: &str, virtual_file_name: &str) -> Result<Loaded, ConfigErrors> {
-    parse_with(&RealFiles, Path::new(virtual_file_name), text)
+    parse_with(
+        &RealFiles,
+        Path::new(virtual_file_name),
+        text,
+        TEST_CONFIG_ID,
+    )
+}
+
+/// The config id [`parse_str`] parses as.
+#[cfg(test)]
+pub const TEST_CONFIG_ID: &str = "test-node";
+
+/// [`parse_str`] as the node `config_id`.
+#[cfg(test)]
+pub fn parse_str_as(
+    text: &str,
+    virtual_file_name: &str,
+    config_id: &str,
+) -> Result<Loaded, ConfigErrors> {
+    parse_with(&RealFiles, Path::new(virtual_file_name), text, config_id)
 }
 
 /// The whole pipeline over any source of files.
@@ -101,9 +133,17 @@ pub fn parse_with(
     files: &dyn SourceFiles,
     path: &Path,
     text: &str,
+    config_id: &str,
 ) -> Result<Loaded, ConfigErrors> {
     let mut diags = Diagnostics::default();
-    let lines = include::expand(files, path, text, &mut diags);
+    let lines = include::expand_with_limits(
+        files,
+        path,
+        text,
+        config_id,
+        include::Limits::DEFAULT,
+        &mut diags,
+    );
     let tree = parser::parse(lines, &mut diags);
     let mut config = interpret::interpret(&tree, &mut diags);
     validate::validate(&mut config, &mut diags);

@@ -64,6 +64,8 @@ pub struct GlobalDefs {
     #[serde(serialize_with = "seconds")]
     pub vrrp_gna_interval: Duration,
     pub vrrp_strict: bool,
+    /// Default of the instances' `v3_checksum_as_v2` (keepalived >= 2.2.8).
+    pub v3_checksum_as_v2: bool,
     pub script_user: Option<RunAs>,
     pub enable_script_security: bool,
 }
@@ -84,6 +86,7 @@ impl Default for GlobalDefs {
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
+            v3_checksum_as_v2: false,
             script_user: None,
             enable_script_security: false,
         }
@@ -399,8 +402,9 @@ pub struct VrrpInstance {
     /// Name of the macvlan interface when `use_vmac` is set.
     pub use_vmac: Option<String>,
     pub old_unicast_checksum: UnicastChecksumCompat,
-    /// vrrp-agent extension: send VRRPv3-over-IPv4 adverts with the RFC 9568
-    /// checksum (message only) instead of keepalived's pseudo-header form.
+    /// keepalived >= 2.2.8 (instance, else global_defs): send VRRPv3-over-IPv4
+    /// adverts with the RFC 9568 checksum (message only) instead of the
+    /// pseudo-header form keepalived sends by default.
     pub v3_checksum_as_v2: bool,
     #[serde(skip)]
     pub positions: InstancePositions,
@@ -442,6 +446,12 @@ pub struct SyncGroup {
     pub notify_stop: Option<Notify>,
     pub notify: Option<Notify>,
     pub smtp_alert: bool,
+    /// Tracked for every member, as if each listed it (keepalived's
+    /// sync_group_tracking_init); the members' `track_*` already include
+    /// these after reading.
+    pub track_script: Vec<TrackRef>,
+    pub track_interface: Vec<TrackRef>,
+    pub track_file: Vec<TrackRef>,
     #[serde(skip)]
     pub position: Position,
     #[serde(skip)]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::model::{AddressFamily, Version};
 use super::validate::max_advertised_addresses;
-use super::{load, parse_str};
+use super::{TEST_CONFIG_ID, load, parse_str};
 use crate::daemon::plan::{InterfaceInfo, plan};
 
 /// Lines `N` of a file whose first line is 1, as `keepalived.conf:N:C`.
@@ -453,7 +453,7 @@ fn host_checks_refuse_what_the_daemon_could_not_run() {
     for (what, script, extra, notify, errors, warnings) in cases {
         let file = dir.file("keepalived.conf", &tracked(&script, extra, &notify), 0o644);
         let name = file.display().to_string();
-        let (found_errors, found_warnings) = match load(&file) {
+        let (found_errors, found_warnings) = match load(&file, TEST_CONFIG_ID) {
             Ok(loaded) => (Vec::new(), loaded.warnings),
             Err(e) => (e.errors, e.warnings),
         };
@@ -498,7 +498,7 @@ fn a_missing_global_script_user_is_reported_once_where_it_is_written() {
         tracked(&good, "interval 1", &good)
     );
     let file = dir.file("keepalived.conf", &text, 0o644);
-    let errors = match load(&file) {
+    let errors = match load(&file, TEST_CONFIG_ID) {
         Ok(_) => panic!("expected a refusal"),
         Err(e) => e.errors,
     };
@@ -520,7 +520,7 @@ fn scripts_no_instance_tracks_are_not_checked_as_they_never_run() {
         dir.path("missing.sh")
     );
     let file = dir.file("keepalived.conf", &text, 0o644);
-    if let Err(e) = load(&file) {
+    if let Err(e) = load(&file, TEST_CONFIG_ID) {
         panic!("{e}");
     }
 }
@@ -534,7 +534,7 @@ fn an_init_file_in_a_missing_directory_is_refused() {
         dir.path("no-such-dir/state")
     );
     let file = dir.file("keepalived.conf", &text, 0o644);
-    let errors = match load(&file) {
+    let errors = match load(&file, TEST_CONFIG_ID) {
         Ok(_) => panic!("expected a refusal"),
         Err(e) => e.errors,
     };
@@ -581,7 +581,7 @@ fn the_seed_with_its_scripts_present_loads() {
             &notify.display().to_string(),
         );
     let file = dir.file("keepalived.conf", &text, 0o644);
-    match load(&file) {
+    match load(&file, TEST_CONFIG_ID) {
         Ok(loaded) => assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings),
         Err(e) => panic!("{e}"),
     }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::*;
-use super::{ConfigErrors, Loaded, load, parse_str};
+use super::{ConfigErrors, Loaded, TEST_CONFIG_ID, load, parse_str};
 
 const SEED_NODE1: &str = include_str!("testdata/keepalived.conf");
 const SEED_NODE2: &str = include_str!("testdata/keepalived-node2.conf");
@@ -776,17 +776,165 @@ virtual_server 192.0.2.1 80 {
 }
 
 #[test]
-fn v3_checksum_as_v2_is_the_agents_switch_for_the_rfc_9568_checksum() {
-    // keepalived 2.2 does not know this keyword (its nearest is
-    // `old_unicast_checksum`); the agent accepts it as its own extension so
-    // an operator can send the RFC 9568 form that newer peers expect.
-    let loaded = ok(&with_instance_lines(
-        " virtual_router_id 5\n v3_checksum_as_v2\n",
+fn v3_checksum_as_v2_is_keepaliveds_optional_boolean_global_default_instance_wins() {
+    // keepalived >= 2.2.8: global_defs sets every instance's default, an
+    // instance's own `v3_checksum_as_v2 [<BOOL>]` overrides it either way.
+    let states = |global: &str, instance: &str| {
+        let text = format!(
+            "global_defs {{\n{global}\n}}\nvrrp_instance A {{\n interface eth0\n virtual_router_id 5\n{instance}\n virtual_ipaddress {{ 192.0.2.1 }}\n}}\n"
+        );
+        let loaded = ok(&text);
+        (
+            loaded.config.global_defs.v3_checksum_as_v2,
+            loaded.config.vrrp_instances[0].v3_checksum_as_v2,
+        )
+    };
+    assert_eq!(states("", ""), (false, false));
+    assert_eq!(states("", " v3_checksum_as_v2"), (false, true));
+    assert_eq!(states("", " v3_checksum_as_v2 true"), (false, true));
+    assert_eq!(states("", " v3_checksum_as_v2 off"), (false, false));
+    assert_eq!(states(" v3_checksum_as_v2", ""), (true, true));
+    assert_eq!(
+        states(" v3_checksum_as_v2 yes", " v3_checksum_as_v2 false"),
+        (true, false)
+    );
+    assert_eq!(
+        states(" v3_checksum_as_v2 on", " v3_checksum_as_v2"),
+        (true, true)
+    );
+    // No argument and true are silent; keepalived ignores the global
+    // argument, so an explicit off there is worth a warning.
+    let quiet = ok(&with_instance_lines(
+        " virtual_router_id 5\n v3_checksum_as_v2 true\n",
     ));
+    assert!(quiet.warnings.is_empty(), "{:?}", quiet.warnings);
+    let loaded = ok("global_defs {\n v3_checksum_as_v2 no\n}\n");
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(
+        loaded.warnings[0]
+            .to_string()
+            .starts_with("keepalived.conf:2:20: keepalived")
+    );
+    let bad = errors(&with_instance_lines(
+        " virtual_router_id 5\n v3_checksum_as_v2 maybe\n",
+    ));
+    assert!(bad.errors[0].to_string().contains("not a boolean"), "{bad}");
+}
+
+#[test]
+fn script_interval_and_timeout_take_keepalived_decimals_to_the_millisecond() {
+    let script = |interval: &str, timeout: &str| {
+        format!(
+            "vrrp_script chk {{\n script /bin/true\n interval {interval}\n timeout {timeout}\n}}\n"
+        )
+    };
+    let loaded = ok(&script("0.5", "0.25"));
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].interval,
+        Duration::from_millis(500)
+    );
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].timeout,
+        Duration::from_millis(250)
+    );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
-    assert!(loaded.config.vrrp_instances[0].v3_checksum_as_v2);
-    let plain = ok(&with_instance_lines(" virtual_router_id 5\n"));
-    assert!(!plain.config.vrrp_instances[0].v3_checksum_as_v2);
+    let loaded = ok(&script("2", ".001"));
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].interval,
+        Duration::from_secs(2)
+    );
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].timeout,
+        Duration::from_millis(1)
+    );
+    // More decimals round to the millisecond, with a warning.
+    let loaded = ok(&script("0.0005", "1.2344"));
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].interval,
+        Duration::from_millis(1)
+    );
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].timeout,
+        Duration::from_millis(1234)
+    );
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    // 0 is kept for old configurations: 1 second, with a warning.
+    let loaded = ok(&script("0", "0.000"));
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].interval,
+        Duration::from_secs(1)
+    );
+    assert_eq!(
+        loaded.config.vrrp_scripts[0].timeout,
+        Duration::from_secs(1)
+    );
+    assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+    for bad in ["-1", "1.2.3", "4294.001", "1s", "."] {
+        let e = error_lines(&script(bad, "1"));
+        assert_eq!(e.len(), 1, "{bad}: {e:?}");
+        assert!(
+            e[0].starts_with("keepalived.conf:3:11: interval"),
+            "{bad}: {e:?}"
+        );
+    }
+    assert_eq!(
+        ok(&script("4294", "4294.000")).config.vrrp_scripts[0].timeout,
+        Duration::from_secs(4294)
+    );
+}
+
+/// One file for both nodes of a pair, told apart by the config id (`-i`).
+const SHARED: &str = "\
+global_defs {
+ @node-a router_id edge-a
+ @node-b router_id edge-b
+}
+$VIP=192.0.2.10
+@node-a $PRIO=150
+@node-b $PRIO=100
+vrrp_instance VI_1 {
+ @node-a state MASTER
+ @^node-a state BACKUP
+ interface eth0
+ virtual_router_id 51
+ priority $PRIO
+ unicast_peer {
+  @^node-a 198.51.100.1
+  @^node-b 198.51.100.2
+ }
+ virtual_ipaddress {
+  ~SEQ(N, 10, 12) 192.0.2.${N}/24
+ }
+}
+";
+
+#[test]
+fn one_file_serves_both_nodes_by_config_id() {
+    let node = |id: &str| match super::parse_str_as(SHARED, "keepalived.conf", id) {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{id}: {e}"),
+    };
+    let a = node("node-a");
+    let b = node("node-b");
+    assert_eq!(a.config.global_defs.router_id.as_deref(), Some("edge-a"));
+    assert_eq!(b.config.global_defs.router_id.as_deref(), Some("edge-b"));
+    let (ia, ib) = (&a.config.vrrp_instances[0], &b.config.vrrp_instances[0]);
+    assert_eq!((ia.priority, ib.priority), (150, 100));
+    assert_eq!(ia.state, InitialState::Master);
+    assert_eq!(ib.state, InitialState::Backup);
+    assert_eq!(ia.unicast_peer.len(), 1);
+    assert_eq!(ia.unicast_peer[0].address.to_string(), "198.51.100.2");
+    assert_eq!(ib.unicast_peer[0].address.to_string(), "198.51.100.1");
+    assert_eq!(ia.virtual_ipaddress.len(), 3);
+    // A node the file does not name gets neither priority: `$PRIO` is
+    // undefined there, an error at its use.
+    let other = errors(&SHARED.replace("@node-a $PRIO=150\n", ""));
+    assert!(
+        other.errors[0]
+            .to_string()
+            .starts_with("keepalived.conf:12:11: $PRIO is not defined"),
+        "{other}"
+    );
 }
 
 #[test]
@@ -893,7 +1041,7 @@ fn includes_with_globs_relative_to_the_including_file() {
     dir.write("conf.d/not-matched.txt", "garbage {{{\n");
     dir.write("nested/c.conf", &instance_text("C", 3, "192.0.2.3"));
     dir.write("extra/y.conf", &instance_text("Y", 4, "192.0.2.4"));
-    let loaded = match load(&main) {
+    let loaded = match load(&main, TEST_CONFIG_ID) {
         Ok(l) => l,
         Err(e) => panic!("{e}"),
     };
@@ -919,7 +1067,7 @@ fn errors_in_included_files_name_that_file() {
         "sub/bad.conf",
         "\nvrrp_instance A {\n interface eth0\n virtual_router_id 300\n}\n",
     );
-    let err = match load(&main) {
+    let err = match load(&main, TEST_CONFIG_ID) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e,
     };
@@ -937,7 +1085,7 @@ fn include_cycles_are_reported() {
     let dir = ScratchDir::new("cycle");
     let main = dir.write("a.conf", "include b.conf\n");
     let b = dir.write("b.conf", "include a.conf\n");
-    let err = match load(&main) {
+    let err = match load(&main, TEST_CONFIG_ID) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e,
     };
@@ -952,7 +1100,10 @@ fn include_cycles_are_reported() {
 
 #[test]
 fn missing_main_file_is_an_error_not_a_panic() {
-    let err = match load(Path::new("/nonexistent/vrrp-agent/keepalived.conf")) {
+    let err = match load(
+        Path::new("/nonexistent/vrrp-agent/keepalived.conf"),
+        TEST_CONFIG_ID,
+    ) {
         Ok(_) => panic!("expected an error"),
         Err(e) => e,
     };
@@ -979,19 +1130,19 @@ fn config_test_exit_codes() {
     );
     let bad = dir.write("bad.conf", "vrrp_instance A {\n priority 300\n}\n");
     assert_eq!(
-        super::cli::config_test(&good),
+        super::cli::config_test(&good, TEST_CONFIG_ID),
         std::process::ExitCode::SUCCESS
     );
     assert_eq!(
-        super::cli::config_test(&bad),
+        super::cli::config_test(&bad, TEST_CONFIG_ID),
         std::process::ExitCode::FAILURE
     );
     assert_eq!(
-        super::cli::dump_config(&bad),
+        super::cli::dump_config(&bad, TEST_CONFIG_ID),
         std::process::ExitCode::FAILURE
     );
     assert_eq!(
-        super::cli::dump_config(&good),
+        super::cli::dump_config(&good, TEST_CONFIG_ID),
         std::process::ExitCode::SUCCESS
     );
 }

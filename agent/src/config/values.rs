@@ -74,6 +74,65 @@ pub fn seconds_in(
     }
 }
 
+/// A keepalived decimal number of seconds with millisecond resolution
+/// (`read_decimal_unsigned_strvec(.., 3)`: `0.5`, `2`, `0.001`) up to
+/// `max_ms`. More than three decimals are rounded to the millisecond with a
+/// warning, as keepalived does.
+pub fn decimal_millis(
+    token: &Token,
+    what: &str,
+    max_ms: u64,
+    diags: &mut Diagnostics,
+) -> Option<u64> {
+    let text = token.text.as_str();
+    let expected = format!(
+        "expected seconds with at most three decimals, 0.001-{}.{:03}",
+        max_ms / 1000,
+        max_ms % 1000
+    );
+    let (whole, fraction) = text.split_once('.').unwrap_or((text, ""));
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if text.is_empty()
+        || !digits(whole)
+        || !digits(fraction)
+        || (whole.is_empty() && fraction.is_empty())
+    {
+        diags.error(
+            &token.position,
+            format!("{what} \"{text}\" is not a number; {expected}"),
+        );
+        return None;
+    }
+    let mut millis_text: String = fraction.chars().take(3).collect();
+    while millis_text.len() < 3 {
+        millis_text.push('0');
+    }
+    let round_up = fraction.as_bytes().get(3).is_some_and(|d| *d >= b'5');
+    if fraction.len() > 3 {
+        diags.warning(
+            &token.position,
+            format!("{what} \"{text}\" has more than three decimals; rounded to the millisecond as keepalived does"),
+        );
+    }
+    let value = whole
+        .parse::<u64>()
+        .ok()
+        .or(whole.is_empty().then_some(0))
+        .and_then(|w| w.checked_mul(1000))
+        .and_then(|w| w.checked_add(millis_text.parse::<u64>().ok()?))
+        .map(|v| v + u64::from(round_up));
+    match value {
+        Some(v) if v <= max_ms => Some(v),
+        _ => {
+            diags.error(
+                &token.position,
+                format!("{what} \"{text}\" is out of range; {expected}"),
+            );
+            None
+        }
+    }
+}
+
 pub fn whole_seconds(
     token: &Token,
     what: &str,

@@ -48,6 +48,8 @@ use self::{
 #[derive(Debug, Clone)]
 pub struct DaemonOptions {
     pub config: PathBuf,
+    /// keepalived's config id (`-i`) the configuration is read as.
+    pub config_id: String,
     pub control_socket: PathBuf,
     /// Let valid adverts continue to the stack after XDP recorded them.
     pub pass_adverts: bool,
@@ -110,8 +112,13 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     }
     let handle = crate::netlink::connect()?;
     let hostname = setup::hostname();
-    let Prepared { config, plan } =
-        setup::prepare(options.config.clone(), handle.clone(), hostname.clone()).await?;
+    let Prepared { config, plan } = setup::prepare(
+        options.config.clone(),
+        options.config_id.clone(),
+        handle.clone(),
+        hostname.clone(),
+    )
+    .await?;
 
     let control = ControlServer::bind(&options.control_socket).await?;
     // Bound before the datapath loads, so a taken port refuses the start
@@ -196,11 +203,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let start_prepare = || {
         let prepared_tx = prepared_tx.clone();
         let path = options.config.clone();
+        let config_id = options.config_id.clone();
         let handle = handle.clone();
         let hostname = hostname.clone();
         tokio::spawn(async move {
             let _ = prepared_tx
-                .send(setup::prepare(path, handle, hostname).await)
+                .send(setup::prepare(path, config_id, handle, hostname).await)
                 .await;
         });
     };

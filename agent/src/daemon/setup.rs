@@ -44,10 +44,11 @@ pub struct Prepared {
 /// not delay an advert.
 pub async fn prepare(
     path: PathBuf,
+    config_id: String,
     handle: netlink::Handle,
     hostname: String,
 ) -> Result<Prepared, DaemonError> {
-    let config = tokio::task::spawn_blocking(move || load_config(&path))
+    let config = tokio::task::spawn_blocking(move || load_config(&path, &config_id))
         .await
         .map_err(|error| {
             DaemonError::Setup(format!("reading the configuration failed: {error}"))
@@ -59,8 +60,8 @@ pub async fn prepare(
     Ok(Prepared { config, plan })
 }
 
-pub fn load_config(path: &Path) -> Result<Config, DaemonError> {
-    match config::load(path) {
+pub fn load_config(path: &Path, config_id: &str) -> Result<Config, DaemonError> {
+    match config::load(path, config_id) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 warn!("{warning}");
@@ -325,7 +326,7 @@ mod tests {
             std::fs::write(&path, &text).expect("config written");
             let outcome = namespace.run(move || async move {
                 let handle = netlink::connect().expect("netlink");
-                prepare(path, handle, "host".into())
+                prepare(path, "host".into(), handle, "host".into())
                     .await
                     .map(|prepared| prepared.plan.instances().count())
                     .map_err(|error| error.to_string())

@@ -22,10 +22,10 @@ use super::user::RunAs;
 /// keepalived's default `interval`.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Floor for the interval, so a zero from a careless config cannot turn the
-/// tracker into a fork loop (keepalived's own floor is 1 s; the config layer
-/// applies that, this only protects the process).
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+/// Floor for the interval: keepalived's resolution (`interval 0.001`), and
+/// what keeps a zero that reached a spec some other way from becoming a
+/// fork loop (the config layer turns `interval 0` into 1 s as keepalived).
+pub const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// One `vrrp_script` block, filled from the parsed config.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,268 @@
+//! `track_script`, `track_interface` and `track_file` in a
+//! `vrrp_sync_group`, applied as keepalived's `sync_group_tracking_init`
+//! applies them: each item is tracked by every member of the group, as if
+//! the member listed it, so a failing item lowers every member's priority
+//! (or, at weight 0, puts every member, and through the group the others,
+//! in FAULT).
+//!
+//! Where a member already tracks the same item itself, keepalived keeps one
+//! entry: the group's weight replaces the member's unless the member's is 0
+//! (unweighted tracking stays unweighted). A member that owns its addresses
+//! (priority 255) cannot have weights: keepalived clears the group's
+//! weights then, with an error it does not stop on; we warn and do the
+//! same.
+
+use super::diagnostic::Diagnostics;
+use super::model::{Config, TrackRef};
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Script,
+    Interface,
+    File,
+}
+
+impl Kind {
+    fn keyword(self) -> &'static str {
+        match self {
+            Kind::Script => "track_script",
+            Kind::Interface => "track_interface",
+            Kind::File => "track_file",
+        }
+    }
+}
+
+/// The weight a reference ends up with: its own, else the tracked object's
+/// (0 for an interface).
+fn effective_weight(config: &Config, kind: Kind, reference: &TrackRef) -> i32 {
+    reference.weight.unwrap_or_else(|| match kind {
+        Kind::Script => config.script(&reference.name).map_or(0, |s| s.weight),
+        Kind::File => config.track_file(&reference.name).map_or(0, |f| f.weight),
+        Kind::Interface => 0,
+    })
+}
+
+pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
+    let groups = config.vrrp_sync_groups.clone();
+    for group in &groups {
+        let owner = config
+            .vrrp_instances
+            .iter()
+            .find(|i| group.group.contains(&i.name) && i.priority == 255)
+            .map(|i| i.name.clone());
+        for (kind, refs) in [
+            (Kind::Script, &group.track_script),
+            (Kind::Interface, &group.track_interface),
+            (Kind::File, &group.track_file),
+        ] {
+            for reference in refs {
+                let missing = match kind {
+                    Kind::Script => config.script(&reference.name).is_none().then(|| {
+                        let names: Vec<&str> = config
+                            .vrrp_scripts
+                            .iter()
+                            .map(|s| s.name.as_str())
+                            .collect();
+                        ("vrrp_script", names.join(", "))
+                    }),
+                    Kind::File => config.track_file(&reference.name).is_none().then(|| {
+                        let names: Vec<&str> =
+                            config.track_files.iter().map(|f| f.name.as_str()).collect();
+                        ("vrrp_track_file", names.join(", "))
+                    }),
+                    Kind::Interface => None,
+                };
+                if let Some((what, names)) = missing {
+                    let known = if names.is_empty() {
+                        "none is defined".to_owned()
+                    } else {
+                        format!("defined: {names}")
+                    };
+                    diags.error(
+                        &reference.position,
+                        format!(
+                            "{} \"{}\" in vrrp_sync_group {} names no {what}; expected the name of a {what} ({known})",
+                            kind.keyword(),
+                            reference.name,
+                            group.name
+                        ),
+                    );
+                    continue;
+                }
+                let mut applied = reference.clone();
+                if let Some(owner) = &owner
+                    && effective_weight(config, kind, reference) != 0
+                {
+                    diags.warning(
+                        &reference.position,
+                        format!(
+                            "{} \"{}\" in vrrp_sync_group {}: member {owner} has priority 255 (address owner), which cannot have weights; tracked with weight 0 as keepalived does",
+                            kind.keyword(),
+                            reference.name,
+                            group.name
+                        ),
+                    );
+                    applied.weight = Some(0);
+                }
+                let group_weight = effective_weight(config, kind, &applied);
+                for member in &group.group {
+                    let Some(index) = config.vrrp_instances.iter().position(|i| &i.name == member)
+                    else {
+                        continue;
+                    };
+                    let own_weights: Vec<i32> = {
+                        let instance = &config.vrrp_instances[index];
+                        list(instance, kind)
+                            .iter()
+                            .map(|r| effective_weight(config, kind, r))
+                            .collect()
+                    };
+                    let instance = &mut config.vrrp_instances[index];
+                    let refs = list_mut(instance, kind);
+                    match refs.iter().position(|r| r.name == applied.name) {
+                        // The member's unweighted entry stays unweighted.
+                        Some(at) if own_weights.get(at) == Some(&0) => {}
+                        Some(at) => {
+                            refs[at].weight = Some(group_weight);
+                            refs[at].reverse = applied.reverse;
+                        }
+                        None => refs.push(applied.clone()),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn list(instance: &super::model::VrrpInstance, kind: Kind) -> &Vec<TrackRef> {
+    match kind {
+        Kind::Script => &instance.track_script,
+        Kind::Interface => &instance.track_interface,
+        Kind::File => &instance.track_file,
+    }
+}
+
+fn list_mut(instance: &mut super::model::VrrpInstance, kind: Kind) -> &mut Vec<TrackRef> {
+    match kind {
+        Kind::Script => &mut instance.track_script,
+        Kind::Interface => &mut instance.track_interface,
+        Kind::File => &mut instance.track_file,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse_str;
+
+    const BASE: &str = "\
+vrrp_script chk {
+ script /bin/true
+ weight -20
+}
+vrrp_track_file tf {
+ file /run/vrrp-agent-test-flag
+}
+vrrp_instance a {
+ interface eth0
+ virtual_router_id 1
+ priority 150
+ track_script {
+  chk weight 0
+ }
+ virtual_ipaddress { 192.0.2.1 }
+}
+vrrp_instance b {
+ interface eth0
+ virtual_router_id 2
+ priority 100
+ track_script {
+  chk weight -5
+ }
+ virtual_ipaddress { 192.0.2.2 }
+}
+vrrp_instance c {
+ interface eth0
+ virtual_router_id 3
+ virtual_ipaddress { 192.0.2.3 }
+}
+";
+
+    fn tracked(text: &str, instance: &str) -> Vec<(String, Option<i32>, bool)> {
+        let loaded = match parse_str(text, "k.conf") {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("{e}"),
+        };
+        let i = loaded
+            .config
+            .instance(instance)
+            .unwrap_or_else(|| panic!("no instance {instance}"));
+        i.track_script
+            .iter()
+            .chain(&i.track_interface)
+            .chain(&i.track_file)
+            .map(|r| (r.name.clone(), r.weight, r.reverse))
+            .collect()
+    }
+
+    #[test]
+    fn every_member_tracks_the_group_s_items_and_others_do_not() {
+        let text = format!(
+            "{BASE}vrrp_sync_group G {{\n group {{\n  a\n  b\n }}\n track_script {{\n  chk weight -30 reverse\n }}\n track_interface {{\n  eth9 weight -10\n }}\n track_file {{\n  tf\n }}\n}}\n"
+        );
+        // a's own unweighted chk stays unweighted; b's weighted one takes
+        // the group's weight; both get the interface and the file.
+        assert_eq!(
+            tracked(&text, "a"),
+            [
+                ("chk".into(), Some(0), false),
+                ("eth9".into(), Some(-10), false),
+                ("tf".into(), None, false)
+            ]
+        );
+        assert_eq!(
+            tracked(&text, "b"),
+            [
+                ("chk".into(), Some(-30), true),
+                ("eth9".into(), Some(-10), false),
+                ("tf".into(), None, false)
+            ]
+        );
+        assert!(tracked(&text, "c").is_empty());
+    }
+
+    #[test]
+    fn a_group_item_naming_nothing_is_one_located_error() {
+        let text = format!(
+            "{BASE}vrrp_sync_group G {{\n group {{\n  a\n  b\n }}\n track_script {{\n  nope\n }}\n}}\n"
+        );
+        let errors = match parse_str(&text, "k.conf") {
+            Ok(_) => panic!("accepted a group tracking a missing script"),
+            Err(e) => e.errors,
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].to_string().starts_with(
+                "k.conf:37:3: track_script \"nope\" in vrrp_sync_group G names no vrrp_script"
+            ),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn an_address_owner_member_gets_the_group_s_items_without_weight() {
+        let text = format!(
+            "{}vrrp_sync_group G {{\n group {{\n  c\n  b\n }}\n track_script {{\n  chk\n }}\n}}\n",
+            BASE.replace(
+                " virtual_router_id 3\n",
+                " virtual_router_id 3\n priority 255\n"
+            )
+        );
+        let loaded = match parse_str(&text, "k.conf") {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        let c = loaded.config.instance("c").map(|c| c.track_script.clone());
+        assert_eq!(c.map(|r| r[0].weight), Some(Some(0)));
+    }
+}
