@@ -64,6 +64,10 @@ pub struct GlobalDefs {
     #[serde(serialize_with = "seconds")]
     pub vrrp_gna_interval: Duration,
     pub vrrp_strict: bool,
+    /// Default of the instances' `lower_prio_no_advert`.
+    pub vrrp_lower_prio_no_advert: bool,
+    /// Default of the instances' `higher_prio_send_advert`.
+    pub vrrp_higher_prio_send_advert: bool,
     pub script_user: Option<RunAs>,
     pub enable_script_security: bool,
 }
@@ -84,6 +88,8 @@ impl Default for GlobalDefs {
             vrrp_garp_interval: Duration::ZERO,
             vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
+            vrrp_lower_prio_no_advert: false,
+            vrrp_higher_prio_send_advert: false,
             script_user: None,
             enable_script_security: false,
         }
@@ -380,6 +386,12 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub garp: GarpSettings,
+    /// A master does not answer a lower-priority advert with its own
+    /// (keepalived answers by default; strict mode never does).
+    pub lower_prio_no_advert: bool,
+    /// A master that yields to a higher-priority advert sends one advert
+    /// of its own first (off by default; never in strict mode).
+    pub higher_prio_send_advert: bool,
     pub authentication: Option<Authentication>,
     pub virtual_ipaddress: Vec<VirtualAddress>,
     pub virtual_ipaddress_excluded: Vec<VirtualAddress>,
