@@ -236,7 +236,9 @@ pub struct Counters {
     /// Adverts discarded: wrong version, address family or interval, or
     /// our own address as source.
     pub adverts_discarded: u64,
-    /// Lower-priority adverts ignored (by a master, or a preempting backup).
+    /// Lower-priority adverts that changed nothing: heard by a master (which
+    /// may answer them, see [`Action::RefreshNeighbours`]) or ignored by a
+    /// preempting backup.
     pub lower_priority_ignored: u64,
     /// [`Input::TimerExpired`] that arrived early or with no timer armed.
     pub spurious_timers: u64,
