@@ -66,6 +66,15 @@ pub const CHANGE_PRIORITY: u8 = 1 << 2;
 pub const CHANGE_PRIORITY_ZERO: u8 = 1 << 3;
 pub const CHANGE_INTERVAL: u8 = 1 << 4;
 pub const CHANGE_VERSION: u8 = 1 << 5;
+/// The router spoke again after more than [`PEER_SILENCE_INTERVALS`] of
+/// its advert intervals: a router that was backup (or cut off) now claims
+/// the virtual router, which a master must hear at once even when the
+/// advert looks like the last one recorded (a split brain healing).
+pub const CHANGE_RESUMED: u8 = 1 << 6;
+
+/// How many of its own advert intervals a live router is never silent
+/// for; an advert after a longer silence raises [`CHANGE_RESUMED`].
+pub const PEER_SILENCE_INTERVALS: u64 = 2;
 
 /// Ring-buffer record pushed when something an election cares about changed.
 #[repr(C)]

@@ -14,9 +14,9 @@ mod vip_ingress;
 
 use agent_common::{
     AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
-    CHANGE_SOURCE, CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
-    InstanceFilter, InstanceKey, InterfaceConfig, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
-    PeerKey, PeerState,
+    CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY,
+    IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey, InterfaceConfig,
+    PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PEER_SILENCE_INTERVALS, PeerEvent, PeerKey, PeerState,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -160,6 +160,12 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
             }
             if existing.version != advert.version {
                 changes |= CHANGE_VERSION;
+            }
+            let silence_ns = u64::from(existing.interval_cs)
+                .saturating_mul(10_000_000)
+                .saturating_mul(PEER_SILENCE_INTERVALS);
+            if now.saturating_sub(existing.last_seen_ns) > silence_ns {
+                changes |= CHANGE_RESUMED;
             }
             existing.last_seen_ns = now;
             existing.adverts += 1;

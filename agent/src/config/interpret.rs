@@ -33,8 +33,8 @@ const UNSUPPORTED_SECTIONS: &[&str] = &[
     "linkbeat_use_polling",
 ];
 
-/// Which global GARP settings were written, since the lower-priority ones
-/// default to the master ones at whichever level those were set.
+/// Which global GARP settings were written: the lower-priority ones default
+/// to the global master ones.
 #[derive(Default)]
 struct GlobalExplicit {
     lower_prio_delay: bool,
@@ -75,9 +75,7 @@ pub fn interpret(tree: &[Statement], diags: &mut Diagnostics) -> Config {
                 }
             }
             "vrrp_instance" => {
-                if let Some(instance) =
-                    read_instance(statement, &config.global_defs, &explicit, diags)
-                {
+                if let Some(instance) = read_instance(statement, &config.global_defs, diags) {
                     config.vrrp_instances.push(instance);
                 }
             }
@@ -258,6 +256,18 @@ fn read_global_defs(
                     global.v3_checksum_as_v2 = v;
                 }
             }
+            "vrrp_lower_prio_no_advert" => {
+                no_block(s, diags);
+                if let Some(v) = flag(s, diags) {
+                    global.vrrp_lower_prio_no_advert = v;
+                }
+            }
+            "vrrp_higher_prio_send_advert" => {
+                no_block(s, diags);
+                if let Some(v) = flag(s, diags) {
+                    global.vrrp_higher_prio_send_advert = v;
+                }
+            }
             "script_user" => {
                 if let Some(r) = run_as(s, diags) {
                     global.script_user = Some(r);
@@ -327,14 +337,6 @@ fn read_garp(s: &Statement, key: &str, garp: &mut GarpSettings, diags: &mut Diag
         return false;
     };
     let what = s.name();
-    if key.starts_with("garp_lower_prio_") {
-        diags.warning(
-            s.position(),
-            format!(
-                "{what} is read and ignored: vrrp-agent does not yet send gratuitous ARPs / NAs after a lower-priority advert"
-            ),
-        );
-    }
     match key {
         "garp_master_delay" => whole_seconds(t, what, MAX_SECONDS, diags)
             .map(|v| garp.master_delay = v)
@@ -563,6 +565,8 @@ struct InstanceDraft {
     strict_mode: Option<bool>,
     garp: GarpSettings,
     garp_set: Vec<&'static str>,
+    lower_prio_no_advert: Option<bool>,
+    higher_prio_send_advert: Option<bool>,
     authentication: Option<Authentication>,
     virtual_ipaddress: Vec<VirtualAddress>,
     virtual_ipaddress_excluded: Vec<VirtualAddress>,
@@ -602,7 +606,6 @@ const GARP_KEYS: &[&str] = &[
 fn read_instance(
     section: &Statement,
     global: &GlobalDefs,
-    explicit: &GlobalExplicit,
     diags: &mut Diagnostics,
 ) -> Option<VrrpInstance> {
     let name = section_name(section, diags);
@@ -616,7 +619,7 @@ fn read_instance(
     for s in &body.statements {
         read_instance_statement(s, &owner, &mut d, diags);
     }
-    Some(finish_instance(name, section, d, global, explicit, diags))
+    Some(finish_instance(name, section, d, global, diags))
 }
 
 fn read_instance_statement(
@@ -704,6 +707,16 @@ fn read_instance_statement(
         "strict_mode" => {
             no_block(s, diags);
             d.strict_mode = flag(s, diags);
+        }
+        "lower_prio_no_advert" => {
+            no_block(s, diags);
+            d.lower_prio_no_advert = flag(s, diags);
+            d.strict_at.lower_prio_no_advert = Some(s.position().clone());
+        }
+        "higher_prio_send_advert" => {
+            no_block(s, diags);
+            d.higher_prio_send_advert = flag(s, diags);
+            d.strict_at.higher_prio_send_advert = Some(s.position().clone());
         }
         k if GARP_KEYS.contains(&k) => {
             if read_garp(s, k, &mut d.garp, diags)
@@ -829,7 +842,6 @@ fn finish_instance(
     section: &Statement,
     d: InstanceDraft,
     global: &GlobalDefs,
-    explicit: &GlobalExplicit,
     diags: &mut Diagnostics,
 ) -> VrrpInstance {
     let family = d
@@ -864,13 +876,10 @@ fn finish_instance(
         authentication = None;
     }
     let strict_mode = d.strict_mode.unwrap_or(global.vrrp_strict);
-    let mut garp = d.garp;
-    if !d.garp_set.contains(&"garp_lower_prio_delay") && !explicit.lower_prio_delay {
-        garp.lower_prio_delay = garp.master_delay;
-    }
-    if !d.garp_set.contains(&"garp_lower_prio_repeat") && !explicit.lower_prio_repeat {
-        garp.lower_prio_repeat = garp.master_repeat;
-    }
+    // An instance's lower-priority GARP settings default to the global
+    // ones (themselves defaulting to the global master ones), never to the
+    // instance's own `garp_master_*`: keepalived's vrrp_complete_instance.
+    let garp = d.garp;
     let virtual_router_id = d.virtual_router_id.unwrap_or(0);
     // keepalived derives each of state and priority from the other when
     // only one is written: MASTER means the address owner (255), and 255
@@ -903,6 +912,12 @@ fn finish_instance(
             .unwrap_or_else(|| strict::default_accept(strict_mode, priority)),
         strict_mode,
         garp,
+        lower_prio_no_advert: d
+            .lower_prio_no_advert
+            .unwrap_or(global.vrrp_lower_prio_no_advert),
+        higher_prio_send_advert: d
+            .higher_prio_send_advert
+            .unwrap_or(global.vrrp_higher_prio_send_advert),
         authentication,
         virtual_ipaddress: d.virtual_ipaddress,
         virtual_ipaddress_excluded: d.virtual_ipaddress_excluded,
@@ -1429,8 +1444,8 @@ mod read_and_ignored_tests {
     fn inert_keywords_warn_with_their_position() {
         let text = "\
 global_defs {
- vrrp_garp_lower_prio_delay 2
- vrrp_garp_lower_prio_repeat 3
+ router_id a
+ vrrp_version 2
 }
 vrrp_instance a {
  interface eth1
@@ -1447,9 +1462,6 @@ vrrp_instance a {
         let loaded = parse_str(text, "k.conf").expect("valid");
         let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
         let expected = [
-            "k.conf:2:2: vrrp_garp_lower_prio_delay is read and ignored",
-            "k.conf:3:2: vrrp_garp_lower_prio_repeat is read and ignored",
-            "k.conf:8:2: garp_lower_prio_repeat is read and ignored",
             "k.conf:9:2: use_vmac is read and ignored",
             "k.conf:11:13: unicast peer min_ttl is read and ignored",
             "k.conf:11:25: unicast peer max_ttl is read and ignored",

@@ -66,6 +66,10 @@ pub struct GlobalDefs {
     pub vrrp_strict: bool,
     /// Default of the instances' `v3_checksum_as_v2` (keepalived >= 2.2.8).
     pub v3_checksum_as_v2: bool,
+    /// Default of the instances' `lower_prio_no_advert`.
+    pub vrrp_lower_prio_no_advert: bool,
+    /// Default of the instances' `higher_prio_send_advert`.
+    pub vrrp_higher_prio_send_advert: bool,
     pub script_user: Option<RunAs>,
     pub enable_script_security: bool,
 }
@@ -87,6 +91,8 @@ impl Default for GlobalDefs {
             vrrp_gna_interval: Duration::ZERO,
             vrrp_strict: false,
             v3_checksum_as_v2: false,
+            vrrp_lower_prio_no_advert: false,
+            vrrp_higher_prio_send_advert: false,
             script_user: None,
             enable_script_security: false,
         }
@@ -383,6 +389,12 @@ pub struct VrrpInstance {
     pub accept: bool,
     pub strict_mode: bool,
     pub garp: GarpSettings,
+    /// A master does not answer a lower-priority advert with its own
+    /// (keepalived answers by default; strict mode never does).
+    pub lower_prio_no_advert: bool,
+    /// A master that yields to a higher-priority advert sends one advert
+    /// of its own first (off by default; never in strict mode).
+    pub higher_prio_send_advert: bool,
     pub authentication: Option<Authentication>,
     pub virtual_ipaddress: Vec<VirtualAddress>,
     pub virtual_ipaddress_excluded: Vec<VirtualAddress>,

@@ -5,7 +5,8 @@
 //! Where keepalived refuses the instance (unicast peers, no virtual
 //! address) this is an error; where it resets a setting and carries on
 //! (authentication, preempt_delay, accept under VRRPv2, a MASTER state
-//! without priority 255, lower-priority GARP repeats) this resets it with a
+//! without priority 255, lower-priority GARP repeats, answers to
+//! lower-priority adverts, `higher_prio_send_advert`) this resets it with a
 //! warning, so `--dump-config` shows what will actually run.
 
 use std::time::Duration;
@@ -26,6 +27,8 @@ pub(super) struct StrictPositions {
     pub unicast_peer: Option<Position>,
     pub lower_prio_delay: Option<Position>,
     pub lower_prio_repeat: Option<Position>,
+    pub lower_prio_no_advert: Option<Position>,
+    pub higher_prio_send_advert: Option<Position>,
 }
 
 /// keepalived's default accept mode: on, except in strict mode for a
@@ -127,6 +130,31 @@ pub(super) fn enforce(instance: &mut VrrpInstance, at: &StrictPositions, diags: 
     }
     garp.lower_prio_delay = Duration::ZERO;
     garp.lower_prio_repeat = 0;
+
+    // Nor does it answer a lower-priority advert, or send one as it
+    // yields; again loudly only for the instance's own setting.
+    if let Some(at) = &at.lower_prio_no_advert
+        && !instance.lower_prio_no_advert
+    {
+        diags.warning(
+            at,
+            format!(
+                "vrrp_instance {name}: strict mode requires lower_prio_no_advert; a lower-priority advert gets no answer"
+            ),
+        );
+    }
+    instance.lower_prio_no_advert = true;
+    if let Some(at) = &at.higher_prio_send_advert
+        && instance.higher_prio_send_advert
+    {
+        diags.warning(
+            at,
+            format!(
+                "vrrp_instance {name}: strict mode requires higher_prio_send_advert to be off; no advert is sent when yielding"
+            ),
+        );
+    }
+    instance.higher_prio_send_advert = false;
 
     if instance.virtual_ipaddress.is_empty() {
         diags.error(
@@ -284,6 +312,97 @@ mod tests {
                 .any(|w| w.contains("strict mode requires no lower-priority GARP repeats")),
             "{warnings:?}"
         );
+    }
+
+    #[test]
+    fn strict_mode_never_answers_lower_priority_nor_advertises_when_yielding() {
+        let plain = load("", VIP).unwrap();
+        assert!(!instance(&plain).lower_prio_no_advert);
+        assert!(!instance(&plain).higher_prio_send_advert);
+        // Global defaults are switched off quietly.
+        let global = load(
+            " vrrp_strict\n vrrp_lower_prio_no_advert false\n vrrp_higher_prio_send_advert",
+            VIP,
+        )
+        .unwrap();
+        assert!(instance(&global).lower_prio_no_advert);
+        assert!(!instance(&global).higher_prio_send_advert);
+        assert!(warnings(&global).is_empty(), "{:?}", warnings(&global));
+        // The instance's own settings are reset loudly, where written.
+        let own = load(
+            " vrrp_strict",
+            &format!("{VIP}\n lower_prio_no_advert false\n higher_prio_send_advert true"),
+        )
+        .unwrap();
+        assert!(instance(&own).lower_prio_no_advert);
+        assert!(!instance(&own).higher_prio_send_advert);
+        assert_eq!(
+            warnings(&own),
+            [
+                "k.conf:8:2: vrrp_instance a: strict mode requires lower_prio_no_advert; a lower-priority advert gets no answer",
+                "k.conf:9:2: vrrp_instance a: strict mode requires higher_prio_send_advert to be off; no advert is sent when yielding",
+            ]
+        );
+        // Values strict mode allows anyway say nothing.
+        let fine = load(
+            " vrrp_strict",
+            &format!("{VIP}\n lower_prio_no_advert\n higher_prio_send_advert false"),
+        )
+        .unwrap();
+        assert!(warnings(&fine).is_empty(), "{:?}", warnings(&fine));
+    }
+
+    #[test]
+    fn split_brain_keywords_are_read_globally_and_per_instance() {
+        let global = load(
+            " vrrp_lower_prio_no_advert\n vrrp_higher_prio_send_advert true",
+            VIP,
+        )
+        .unwrap();
+        assert!(instance(&global).lower_prio_no_advert);
+        assert!(instance(&global).higher_prio_send_advert);
+        assert!(warnings(&global).is_empty(), "{:?}", warnings(&global));
+        let own = load(
+            " vrrp_lower_prio_no_advert\n vrrp_higher_prio_send_advert",
+            &format!("{VIP}\n lower_prio_no_advert false\n higher_prio_send_advert off"),
+        )
+        .unwrap();
+        assert!(!instance(&own).lower_prio_no_advert);
+        assert!(!instance(&own).higher_prio_send_advert);
+        let bad = load("", &format!("{VIP}\n lower_prio_no_advert maybe")).unwrap_err();
+        assert!(bad.iter().any(|e| e.starts_with("k.conf:8:23:")), "{bad:?}");
+    }
+
+    /// keepalived: an instance's lower-priority GARP settings come from
+    /// `vrrp_garp_lower_prio_*`, which default to the global
+    /// `vrrp_garp_master_*`; the instance's own `garp_master_*` do not
+    /// reach them.
+    #[test]
+    fn lower_priority_garps_default_to_the_global_settings() {
+        let plain = load("", VIP).unwrap();
+        assert_eq!(instance(&plain).garp.lower_prio_repeat, 5);
+        assert_eq!(
+            instance(&plain).garp.lower_prio_delay,
+            Duration::from_secs(5)
+        );
+        let master = load(
+            " vrrp_garp_master_repeat 2\n vrrp_garp_master_delay 3",
+            &format!("{VIP}\n garp_master_repeat 7\n garp_master_delay 9"),
+        )
+        .unwrap();
+        assert_eq!(instance(&master).garp.lower_prio_repeat, 2);
+        assert_eq!(
+            instance(&master).garp.lower_prio_delay,
+            Duration::from_secs(3)
+        );
+        let lower = load(
+            " vrrp_garp_master_repeat 2\n vrrp_garp_lower_prio_repeat 4",
+            &format!("{VIP}\n garp_lower_prio_delay 0"),
+        )
+        .unwrap();
+        assert_eq!(instance(&lower).garp.lower_prio_repeat, 4);
+        assert_eq!(instance(&lower).garp.lower_prio_delay, Duration::ZERO);
+        assert!(warnings(&lower).is_empty(), "{:?}", warnings(&lower));
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Gratuitous ARP / unsolicited NA bursts after becoming master, shaped by
 //! keepalived's `garp_master_delay`, `garp_master_repeat` and
 //! `garp_master_refresh` (+ `_refresh_repeat`), and spaced by
-//! `vrrp_garp_interval` (IPv4) or `vrrp_gna_interval` (IPv6).
+//! `vrrp_garp_interval` (IPv4) or `vrrp_gna_interval` (IPv6); and the
+//! bursts a master sends after a lower-priority advert
+//! (`garp_lower_prio_repeat`, `garp_lower_prio_delay`).
 
-use std::{net::IpAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, hash::Hash, net::IpAddr, sync::Arc, time::Duration};
 
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -53,6 +55,18 @@ impl Schedule {
         Self::from_settings(&plan.garp, plan.announce_spacing)
     }
 
+    /// keepalived's bursts after a lower-priority advert while master:
+    /// `garp_lower_prio_repeat` rounds now and again after
+    /// `garp_lower_prio_delay` (0: no second burst), no refresh.
+    pub fn lower_priority(plan: &InstancePlan) -> Self {
+        Self {
+            repeat: plan.garp.lower_prio_repeat,
+            second_burst_after: plan.garp.lower_prio_delay,
+            refresh: None,
+            spacing: plan.announce_spacing,
+        }
+    }
+
     pub fn from_settings(settings: &GarpSettings, spacing: Duration) -> Self {
         Self {
             repeat: settings.master_repeat.max(1),
@@ -86,6 +100,51 @@ pub fn spawn(socket: Arc<FrameSocket>, frames: Vec<Vec<u8>>, schedule: Schedule)
             }
         }
     })
+}
+
+/// The lower-priority bursts in flight, one per instance. keepalived
+/// queues a second burst per lower-priority advert; here a new advert
+/// replaces the waiting one, so the last burst still comes
+/// `garp_lower_prio_delay` after the last such advert, and a stream of them
+/// does not pile up timers.
+pub struct LowerPriorityBursts<K> {
+    running: HashMap<K, JoinHandle<()>>,
+}
+
+impl<K> Default for LowerPriorityBursts<K> {
+    fn default() -> Self {
+        Self {
+            running: HashMap::new(),
+        }
+    }
+}
+
+impl<K: Eq + Hash> LowerPriorityBursts<K> {
+    pub fn start(
+        &mut self,
+        key: K,
+        socket: Arc<FrameSocket>,
+        frames: Vec<Vec<u8>>,
+        plan: &InstancePlan,
+    ) {
+        let handle = spawn(socket, frames, Schedule::lower_priority(plan));
+        if let Some(previous) = self.running.insert(key, handle) {
+            previous.abort();
+        }
+    }
+
+    /// The instance left MASTER: what is still to be sent is not ours to send.
+    pub fn stop(&mut self, key: &K) {
+        if let Some(previous) = self.running.remove(key) {
+            previous.abort();
+        }
+    }
+
+    pub fn stop_all(&mut self) {
+        for (_, handle) in self.running.drain() {
+            handle.abort();
+        }
+    }
 }
 
 /// A burst of hundreds of frames can fill the device queue (ENOBUFS); a

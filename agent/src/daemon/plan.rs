@@ -356,6 +356,8 @@ fn plan_instance(
     election.preempt = instance.preempt;
     election.preempt_delay = instance.preempt_delay;
     election.accept = instance.accept;
+    election.advert_on_lower_priority = !instance.lower_prio_no_advert;
+    election.advert_before_yielding = instance.higher_prio_send_advert;
     election.tracked = items;
     // Validate now, so a bad value is a startup error and not a runtime one.
     crate::vrrp::election::Instance::new(&election).map_err(|error| PlanError::Election {

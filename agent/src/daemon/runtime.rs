@@ -135,6 +135,7 @@ pub struct Runtime {
     outbox: HashMap<SocketKey, Vec<Outgoing>>,
     adverts: HashMap<MemberId, AdvertCache>,
     announcers: HashMap<MemberId, JoinHandle<()>>,
+    lower_priority_bursts: announce::LowerPriorityBursts<MemberId>,
     hooks: HashMap<HookOwner, NotifyQueue>,
     trackers: HashMap<TrackedSource, CancellationToken>,
     tracker_root: CancellationToken,
@@ -285,6 +286,7 @@ impl Runtime {
             outbox: HashMap::new(),
             adverts: HashMap::new(),
             announcers: HashMap::new(),
+            lower_priority_bursts: announce::LowerPriorityBursts::default(),
             hooks: HashMap::new(),
             trackers: HashMap::new(),
             tracker_root: CancellationToken::new(),
@@ -638,7 +640,19 @@ impl Runtime {
                 if let Some(announcer) = self.announcers.remove(&member) {
                     announcer.abort();
                 }
+                self.lower_priority_bursts.stop(&member);
             }
+            Effect::SendYieldingAdvert {
+                member,
+                plan,
+                priority,
+                interval,
+            } => self.queue_advert(member, &plan, priority, interval),
+            Effect::AnnounceLowerPriority {
+                member,
+                plan,
+                addresses,
+            } => self.announce_lower_priority(member, &plan, &addresses),
             Effect::ForgetPeer { key } => {
                 if let Err(error) = self.datapath.forget_peer(&key) {
                     warn!(%error, "clearing the kernel's peer record failed");
@@ -751,6 +765,23 @@ impl Runtime {
         };
         if let Err(error) = result {
             warn!(%error, instance = %plan.name, "writing the heartbeat failed");
+        }
+    }
+
+    fn announce_lower_priority(
+        &mut self,
+        member: MemberId,
+        plan: &InstancePlan,
+        addresses: &[IpAddr],
+    ) {
+        if let Some(socket) = self.frames.get(&plan.ifindex) {
+            info!(instance = %plan.name, repeat = plan.garp.lower_prio_repeat, "lower-priority master heard: announcing the virtual addresses again");
+            self.lower_priority_bursts.start(
+                member,
+                Arc::clone(socket),
+                announce::frames(plan, addresses),
+                plan,
+            );
         }
     }
 
@@ -883,6 +914,7 @@ impl Runtime {
         for (_, announcer) in self.announcers.drain() {
             announcer.abort();
         }
+        self.lower_priority_bursts.stop_all();
         let queues: Vec<NotifyQueue> = self.hooks.drain().map(|(_, queue)| queue).collect();
         let drain = async {
             for queue in queues {

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
-    AUTH_NONE, AUTH_PASS, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
+    AUTH_NONE, AUTH_PASS, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_RESUMED,
     PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
 };
 use aya::programs::{TestRun, TestRunOptions};
@@ -363,6 +363,28 @@ fn identical_adverts_raise_one_event_and_changes_raise_more() {
     assert_eq!(events.len(), 2, "every priority-0 advert is reported");
     assert_eq!(events[0].changes, CHANGE_PRIORITY | CHANGE_PRIORITY_ZERO);
     assert_eq!(events[1].changes, CHANGE_PRIORITY_ZERO);
+}
+
+/// A router silent for more than two of its intervals that speaks again
+/// (a backup turned master behind a partition) wakes userspace even though
+/// its advert looks like the last one: the master it contests must answer
+/// at once.
+#[test]
+fn an_advert_after_a_silence_raises_an_event() {
+    let mut harness = Harness::enforcing();
+    // 10 ms adverts: silent for more than 20 ms means gone.
+    let frame = FrameSpec::v3_ipv4(PEER_V4, 51, 100, 1).build();
+    harness.run(&frame);
+    assert_eq!(harness.drain_events()[0].changes, CHANGE_FIRST);
+    harness.run(&frame);
+    assert!(harness.drain_events().is_empty(), "back to back: no event");
+    std::thread::sleep(std::time::Duration::from_millis(60));
+    harness.run(&frame);
+    let events = harness.drain_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].changes, CHANGE_RESUMED);
+    harness.run(&frame);
+    assert!(harness.drain_events().is_empty());
 }
 
 #[test]

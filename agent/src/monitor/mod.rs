@@ -6,8 +6,8 @@ mod view;
 use std::{collections::BTreeMap, io::Write, time::Duration};
 
 use agent_common::{
-    CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_SOURCE,
-    CHANGE_VERSION, PeerEvent,
+    CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_RESUMED,
+    CHANGE_SOURCE, CHANGE_VERSION, PeerEvent,
 };
 use serde_json::json;
 use tokio::signal::unix::{SignalKind, signal};
@@ -130,6 +130,7 @@ fn change_event(interface: &str, event: &PeerEvent) -> serde_json::Value {
         (CHANGE_PRIORITY_ZERO, "priority_zero"),
         (CHANGE_INTERVAL, "interval"),
         (CHANGE_VERSION, "version"),
+        (CHANGE_RESUMED, "resumed"),
     ]
     .into_iter()
     .collect();

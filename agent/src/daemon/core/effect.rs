@@ -78,6 +78,22 @@ pub enum Effect {
         priority: u8,
         interval: AdvertInterval,
     },
+    /// An advert with our priority as this master yields
+    /// (`higher_prio_send_advert`): sent, but no heartbeat refreshed.
+    SendYieldingAdvert {
+        member: MemberId,
+        plan: Arc<InstancePlan>,
+        priority: u8,
+        interval: AdvertInterval,
+    },
+    /// The `garp_lower_prio_repeat` burst for these addresses now, and
+    /// another after `garp_lower_prio_delay`; replaces a previous one of the
+    /// member still waiting for its second burst.
+    AnnounceLowerPriority {
+        member: MemberId,
+        plan: Arc<InstancePlan>,
+        addresses: Vec<IpAddr>,
+    },
     /// A gratuitous ARP / unsolicited NA burst for these addresses.
     Announce {
         member: MemberId,
@@ -239,6 +255,30 @@ impl fmt::Display for Effect {
                 plan.name,
                 interval.centiseconds()
             ),
+            Effect::SendYieldingAdvert {
+                plan,
+                priority,
+                interval,
+                ..
+            } => write!(
+                f,
+                "advert {} prio={priority} int={}cs yielding",
+                plan.name,
+                interval.centiseconds()
+            ),
+            Effect::AnnounceLowerPriority {
+                plan, addresses, ..
+            } => {
+                let list: Vec<String> = addresses.iter().map(ToString::to_string).collect();
+                write!(
+                    f,
+                    "announce-lower-prio {} repeat={} delay={}s {}",
+                    plan.name,
+                    plan.garp.lower_prio_repeat,
+                    plan.garp.lower_prio_delay.as_secs(),
+                    list.join(" ")
+                )
+            }
             Effect::Announce {
                 plan, addresses, ..
             } => {

@@ -527,6 +527,15 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
             priority,
             interval,
         }),
+        Action::SendYieldingAdvert { priority, interval } => {
+            out.push(Effect::SendYieldingAdvert {
+                member: member.id,
+                plan: Arc::clone(plan),
+                priority,
+                interval,
+            });
+        }
+        Action::RefreshNeighbours => refresh_neighbours(group, out),
         Action::AddVips { accept_traffic } => {
             // The guard opens first: from here on frames from the VIPs may leave.
             guard(plan, VipState::master(accept_traffic), out);
@@ -589,6 +598,25 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
             from,
             to,
         }),
+    }
+}
+
+/// keepalived's answer to a lower-priority master: the
+/// `garp_lower_prio_repeat` bursts of every master of the group that has
+/// them, not only of the member that heard the advert. The other router's
+/// members all yield on our adverts, so the rest of the group hears no
+/// lower-priority advert of its own, yet the neighbours followed the other
+/// router for those addresses too.
+fn refresh_neighbours(group: &Group, out: &mut Vec<Effect>) {
+    for (index, member) in group.members.iter().enumerate() {
+        let is_master = group.sync.member(index).map(Instance::state) == Some(State::Master);
+        if is_master && member.plan.garp.lower_prio_repeat > 0 {
+            out.push(Effect::AnnounceLowerPriority {
+                member: member.id,
+                plan: Arc::clone(&member.plan),
+                addresses: member.plan.vips.iter().map(|vip| vip.address).collect(),
+            });
+        }
     }
 }
 

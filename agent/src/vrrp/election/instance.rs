@@ -190,6 +190,23 @@ pub enum Action {
     },
     /// The master this backup follows changed (None: no known master).
     MasterChanged(Option<MasterInfo>),
+    /// keepalived's `higher_prio_send_advert`: one advert with our own
+    /// priority, sent as this master yields to a better router, so that
+    /// router sees a lower-priority advert and repeats its gratuitous ARPs
+    /// (ours were the last the neighbours heard). Not a master advert:
+    /// nothing this node holds is refreshed by it.
+    SendYieldingAdvert {
+        /// Priority to put in the advert (ours, below the winner's).
+        priority: u8,
+        /// Interval to put in the advert.
+        interval: AdvertInterval,
+    },
+    /// A router that loses against this master advertised: two masters
+    /// overlapped (a healed partition, a late daemon), and the neighbours
+    /// may have learnt the other router's MAC for the VIPs. The caller
+    /// sends keepalived's `garp_lower_prio_repeat` / `_delay` bursts (none
+    /// when the repeat is 0), for every master of the sync group.
+    RefreshNeighbours,
     /// The effective priority changed (tracking or a new base priority).
     PriorityChanged {
         /// Previous effective priority.
@@ -219,7 +236,9 @@ pub struct Counters {
     /// Adverts discarded: wrong version, address family or interval, or
     /// our own address as source.
     pub adverts_discarded: u64,
-    /// Lower-priority adverts ignored (by a master, or a preempting backup).
+    /// Lower-priority adverts that changed nothing: heard by a master (which
+    /// may answer them, see [`Action::RefreshNeighbours`]) or ignored by a
+    /// preempting backup.
     pub lower_priority_ignored: u64,
     /// [`Input::TimerExpired`] that arrived early or with no timer armed.
     pub spurious_timers: u64,
@@ -807,7 +826,9 @@ impl Instance {
         self.deadline = Some(deadline);
     }
 
-    /// RFC 5798 §6.4.3 (Master).
+    /// RFC 5798 §6.4.3 (Master), with keepalived's answers to a second
+    /// master (`vrrp_state_master_rx`): equal priority counts as lower or
+    /// higher by address, as in the election itself.
     fn master_receives(
         &mut self,
         advert: &Advert,
@@ -830,14 +851,16 @@ impl Instance {
         {
             Reason::EqualPriorityHigherAddress
         } else {
-            self.counters.lower_priority_ignored += 1;
-            if self.cfg.advert_on_lower_priority && advert.priority < ours {
-                self.send_advert(ours, out);
-                let next = now.saturating_add(self.cfg.advert_interval.as_duration());
-                self.deadline = Some(next);
-            }
+            self.lower_priority_master(ours, now, out);
             return;
         };
+        if self.cfg.advert_before_yielding {
+            self.counters.adverts_sent += 1;
+            out.push(Action::SendYieldingAdvert {
+                priority: ours,
+                interval: self.cfg.advert_interval,
+            });
+        }
         if self.cfg.version == Version::V3 {
             self.master_adver_interval = interval;
         }
@@ -850,6 +873,32 @@ impl Instance {
             }),
             out,
         );
+    }
+
+    /// A router that loses against us claims to be master. RFC 5798 (before
+    /// RFC 9568) discards its advert; keepalived answers at once with an
+    /// advert of its own (unless `lower_prio_no_advert`), so the other
+    /// router yields now rather than at our next scheduled advert, and
+    /// re-announces the VIPs, since the neighbours may have followed the
+    /// other router's gratuitous ARPs.
+    ///
+    /// keepalived does this for every such advert. The daemon is woken for
+    /// the first one after a change or a silence (the kernel raises an
+    /// event), and otherwise reads the kernel's record at each advert it
+    /// sends: a steady stream of them (the other router does not hear us)
+    /// is answered once per advert interval of ours, not once per advert of
+    /// theirs. That is enough: our scheduled adverts already reach every
+    /// router that can hear us, so a reply per advert would only repeat
+    /// them, and the answer's gratuitous ARPs still follow the other
+    /// router's within an interval.
+    fn lower_priority_master(&mut self, ours: u8, now: Timestamp, out: &mut Vec<Action>) {
+        self.counters.lower_priority_ignored += 1;
+        if self.cfg.advert_on_lower_priority {
+            self.send_advert(ours, out);
+            let next = now.saturating_add(self.cfg.advert_interval.as_duration());
+            self.deadline = Some(next);
+        }
+        out.push(Action::RefreshNeighbours);
     }
 
     fn on_tracked(

@@ -47,12 +47,17 @@ pub struct InstanceConfig {
     /// the VIPs. keepalived without `vrrp_strict` never blocks them, hence
     /// the `true` default of [`InstanceConfig::new`]; RFC 5798's default is false.
     pub accept: bool,
-    /// Whether a master answers a lower-priority advert with an advert of
-    /// its own at once. RFC 5798 §6.4.3 discards it silently (false, the
-    /// default here); keepalived replies unless `lower_prio_no_advert` or
-    /// `vrrp_strict` is set, which makes a lower router that wrongly became
-    /// master yield one interval sooner.
+    /// Whether a master answers a lower-priority advert (or an equal one
+    /// from a lower address) with an advert of its own at once. RFC 5798
+    /// §6.4.3 discards it silently (false, the default here); keepalived
+    /// replies unless `lower_prio_no_advert` or `vrrp_strict` is set, which
+    /// makes a lower router that wrongly became master yield at once.
     pub advert_on_lower_priority: bool,
+    /// keepalived's `higher_prio_send_advert`: a master that yields sends
+    /// one advert with its own priority first (see
+    /// [`super::Action::SendYieldingAdvert`]). Off by default, and in
+    /// strict mode.
+    pub advert_before_yielding: bool,
     /// This router's primary address on the VRRP interface: the advert
     /// source, and the tie-break between equal priorities (RFC 5798 §6.4.3).
     pub primary_address: IpAddr,
@@ -127,6 +132,7 @@ pub(super) struct CheckedConfig {
     pub(super) preempt_delay: Duration,
     pub(super) accept: bool,
     pub(super) advert_on_lower_priority: bool,
+    pub(super) advert_before_yielding: bool,
     pub(super) primary_address: IpAddr,
 }
 
@@ -147,6 +153,7 @@ impl InstanceConfig {
             preempt_delay: Duration::ZERO,
             accept: true,
             advert_on_lower_priority: false,
+            advert_before_yielding: false,
             primary_address,
             tracked: Vec::new(),
         }
@@ -197,6 +204,7 @@ impl InstanceConfig {
             preempt_delay: self.preempt_delay,
             accept: self.accept,
             advert_on_lower_priority: self.advert_on_lower_priority,
+            advert_before_yielding: self.advert_before_yielding,
             primary_address: self.primary_address,
         })
     }

@@ -354,10 +354,11 @@ fn rfc5798_6_4_3_master_yields_to_a_higher_priority_advert() {
 #[test]
 fn rfc5798_6_4_3_equal_priority_higher_address_wins_ipv4() {
     let (mut inst, became) = lone_master(&config(Version::V3, 100, v4(10)));
-    // Lower address, same priority: discarded.
+    // Lower address, same priority: loses (answered as a lower-priority
+    // master, RFC-silently by default).
     assert_eq!(
         run(&mut inst, advert(Version::V3, 100, v4(9), 100), became),
-        vec![]
+        vec![Action::RefreshNeighbours]
     );
     assert_eq!(inst.state(), State::Master);
     let actions = run(&mut inst, advert(Version::V3, 100, v4(11), 100), became);
@@ -379,7 +380,7 @@ fn rfc5798_6_4_3_equal_priority_higher_address_wins_ipv6() {
     // ::ffff sorts below ::1:0 as a 128-bit unsigned integer.
     assert_eq!(
         run(&mut inst, advert(Version::V3, 100, v6(0xffff), 100), became),
-        vec![]
+        vec![Action::RefreshNeighbours]
     );
     let higher = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, 1));
     let actions = run(&mut inst, advert(Version::V3, 100, higher, 100), became);
@@ -394,14 +395,16 @@ fn rfc5798_6_4_3_equal_priority_higher_address_wins_ipv6() {
 }
 
 // RFC 5798 §6.4.3 last else: a lower-priority advert is discarded; the
-// master keeps its timer and keeps advertising.
+// master keeps its timer and keeps advertising. Only the caller's
+// lower-priority GARPs (keepalived's `garp_lower_prio_repeat`, which
+// strict mode zeroes) are asked for.
 #[test]
 fn rfc5798_6_4_3_master_ignores_lower_priority_adverts() {
     let (mut inst, became) = lone_master(&config(Version::V3, 200, v4(1)));
     let deadline = inst.next_deadline();
     assert_eq!(
         run(&mut inst, advert(Version::V3, 100, v4(2), 100), became),
-        vec![]
+        vec![Action::RefreshNeighbours]
     );
     assert_eq!(inst.next_deadline(), deadline);
     assert_eq!(inst.counters().lower_priority_ignored, 1);
@@ -413,31 +416,108 @@ fn rfc5798_6_4_3_master_ignores_lower_priority_adverts() {
 }
 
 // keepalived without `lower_prio_no_advert`: the master answers a
-// lower-priority advert at once and restarts its Adver_Timer; an
-// equal-priority advert from a lower address still gets no answer.
+// lower-priority advert at once, restarts its Adver_Timer and asks for the
+// lower-priority GARPs; an equal-priority advert from a lower address is
+// answered the same way (keepalived's vrrp_state_master_rx).
 #[test]
 fn keepalived_master_answers_lower_priority_advert_when_configured() {
     let mut c = config(Version::V3, 200, v4(5));
     c.advert_on_lower_priority = true;
     let (mut inst, became) = lone_master(&c);
-    let now = became.saturating_add(Duration::from_millis(300));
-    let actions = run(&mut inst, advert(Version::V3, 100, v4(2), 100), now);
-    assert_eq!(
-        actions,
-        vec![Action::SendAdvert {
+    let answer = vec![
+        Action::SendAdvert {
             priority: 200,
-            interval: interval(Version::V3, 100)
-        },]
+            interval: interval(Version::V3, 100),
+        },
+        Action::RefreshNeighbours,
+    ];
+    let now = became.saturating_add(Duration::from_millis(300));
+    let sent = inst.counters().adverts_sent;
+    assert_eq!(
+        run(&mut inst, advert(Version::V3, 100, v4(2), 100), now),
+        answer
     );
     assert_eq!(
         inst.next_deadline(),
         Some(now.saturating_add(Duration::from_secs(1)))
     );
+    assert_eq!(inst.counters().adverts_sent, sent + 1);
+    let later = now.saturating_add(Duration::from_millis(200));
     assert_eq!(
-        run(&mut inst, advert(Version::V3, 200, v4(4), 100), now),
-        vec![]
+        run(&mut inst, advert(Version::V3, 200, v4(4), 100), later),
+        answer
+    );
+    assert_eq!(
+        inst.next_deadline(),
+        Some(later.saturating_add(Duration::from_secs(1)))
     );
     assert_eq!(inst.state(), State::Master);
+    // A router that wins is not answered: the master yields silently.
+    let actions = run(&mut inst, advert(Version::V3, 200, v4(6), 100), later);
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::SendAdvert { .. }
+                | Action::SendYieldingAdvert { .. }
+                | Action::RefreshNeighbours
+        )),
+        "{actions:?}"
+    );
+    assert_eq!(inst.state(), State::Backup);
+}
+
+// keepalived's `higher_prio_send_advert`: a master yielding to a higher
+// priority, or to an equal one from a higher address, first sends one
+// advert with its own priority (so the winner, seeing a lower-priority
+// advert, re-sends its GARPs); it is counted, and not a master advert.
+#[test]
+fn keepalived_higher_prio_send_advert_advertises_once_before_yielding() {
+    for (priority, source, reason) in [
+        (150, v4(2), Reason::HigherPriorityAdvert),
+        (100, v4(9), Reason::EqualPriorityHigherAddress),
+    ] {
+        let mut c = config(Version::V3, 100, v4(5));
+        c.advert_before_yielding = true;
+        let (mut inst, became) = lone_master(&c);
+        let sent = inst.counters().adverts_sent;
+        let actions = run(
+            &mut inst,
+            advert(Version::V3, priority, source, 100),
+            became,
+        );
+        assert_eq!(
+            actions.first(),
+            Some(&Action::SendYieldingAdvert {
+                priority: 100,
+                interval: interval(Version::V3, 100)
+            }),
+            "{actions:?}"
+        );
+        assert_eq!(
+            transitions(&actions),
+            vec![(State::Master, State::Backup, reason)]
+        );
+        assert_eq!(inst.counters().adverts_sent, sent + 1);
+        // Lower-priority adverts are not "higher": no yielding advert.
+        let (mut inst, became) = lone_master(&c);
+        let lower = run(&mut inst, advert(Version::V3, 50, v4(2), 100), became);
+        assert!(
+            !lower
+                .iter()
+                .any(|a| matches!(a, Action::SendYieldingAdvert { .. })),
+            "{lower:?}"
+        );
+    }
+    // Off (the default): the master yields without a word.
+    let (mut inst, became) = lone_master(&config(Version::V3, 100, v4(5)));
+    let actions = run(&mut inst, advert(Version::V3, 150, v4(2), 100), became);
+    assert!(
+        !actions.iter().any(|a| matches!(
+            a,
+            Action::SendYieldingAdvert { .. } | Action::SendAdvert { .. }
+        )),
+        "{actions:?}"
+    );
 }
 
 // RFC 5798 §6.4.2: with Preempt_Mode True a lower-priority advert is
