@@ -399,6 +399,23 @@ impl Datapath {
     /// pinned datapath first adopts the link an earlier daemon pinned for
     /// this interface, replacing its program atomically (no moment without
     /// a program), and pins what it attaches.
+    ///
+    /// An instance on a VLAN device (`eth1.100`) gets the program on that
+    /// device, not on its parent. The 8021q driver has no native XDP, so
+    /// this ends in generic mode, which the kernel runs after it untagged
+    /// the frame and handed it to the VLAN device: the advert arrives
+    /// untagged with the VLAN device as ingress interface, and the key
+    /// every map uses (ifindex, VRID, family) names the right virtual
+    /// router with no tag parsing, as keepalived's socket bound to
+    /// `eth1.100` would. Attached to the parent instead, the program would
+    /// have to find the VLAN ID in the frame, and it is not always there:
+    /// NICs (and veth) with rx VLAN offload move the tag out of the data
+    /// before XDP runs. So on any interface, a VRRP frame still tagged in
+    /// its data passes as `passed_unknown`, for the stack to deliver to its
+    /// VLAN device. The one case this cannot separate: when the parent's
+    /// driver strips tags, an advert of a VLAN router looks untagged to
+    /// the parent's program, and if an instance on the parent has the same
+    /// VRID and family it is taken as that instance's (README: VLANs).
     pub fn attach(
         &mut self,
         interface: &str,

@@ -1028,7 +1028,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
     // layout generation: nothing is adopted, both are gone afterwards.
     std::fs::remove_file(pins.map("PEERS")).unwrap();
     std::fs::rename(pins.map("LOCAL_ADDRESSES"), pins.map("PEERS")).unwrap();
-    let old_generation = pins.root().join("maps-v0");
+    // maps-v1: the layout before per-interface counter slots.
+    let old_generation = pins.root().join("maps-v1");
     std::fs::create_dir(&old_generation).unwrap();
     let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
     assert_eq!(
@@ -1066,4 +1067,53 @@ fn the_alive_window_is_the_shortest_hold_minus_the_longest_interval() {
     assert_eq!(masters.window, Duration::from_millis(240));
     masters.remove(&key(1));
     assert_eq!(masters.window, Duration::ZERO);
+}
+
+/// A restarted daemon finds its interfaces' counter slots in the adopted
+/// `INTERFACES` map: their counters carry on, and a new interface gets a
+/// free slot, zeroed.
+#[test]
+fn an_adopting_daemon_keeps_each_interface_its_counters() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let fs = TempBpffs::new();
+    let pins = PinDir::new(fs.path().join("vrrp-agent"));
+    let lo = interface_index("lo").expect("lo exists");
+    let enforce = InterfaceMode::Enforce {
+        pass_consumed: false,
+    };
+    let unknown = FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100).build();
+    let run = |datapath: &mut Datapath| {
+        let mut out = vec![0u8; unknown.len() + 64];
+        datapath
+            .rx_program()
+            .unwrap()
+            .test_run(TestRunOptions {
+                data_in: Some(&unknown),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .unwrap()
+            .return_value
+    };
+    {
+        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        // Another interface takes slot 1 first, so lo's slot is not the
+        // one a fresh daemon would pick for it.
+        datapath.configure_interface(lo + 1000, enforce).unwrap();
+        datapath.configure_interface(lo, enforce).unwrap();
+        assert_eq!(run(&mut datapath), XDP_PASS);
+        assert_eq!(run(&mut datapath), XDP_PASS);
+    }
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    datapath.configure_interface(lo, enforce).unwrap();
+    let fresh = lo + 2000;
+    datapath.configure_interface(fresh, enforce).unwrap();
+    let counters = datapath.interface_counters().unwrap();
+    assert_eq!(counters[&lo].get(Counter::PassedUnknown), 2, "adopted slot");
+    assert_eq!(counters[&fresh], CounterSnapshot::default());
+    assert_eq!(run(&mut datapath), XDP_PASS);
+    let counters = datapath.interface_counters().unwrap();
+    assert_eq!(counters[&lo].get(Counter::PassedUnknown), 3);
+    datapath.release();
 }
