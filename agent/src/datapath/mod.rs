@@ -409,8 +409,8 @@ impl Datapath {
     /// router with no tag parsing, as keepalived's socket bound to
     /// `eth1.100` would. Attached to the parent instead, the program would
     /// have to find the VLAN ID in the frame, and it is not always there:
-    /// NICs (and veth) with rx VLAN offload move the tag out of the data
-    /// before XDP runs. So on any interface, a VRRP frame still tagged in
+    /// NICs with rx VLAN offload move the tag out of the data before XDP
+    /// runs. So on any interface, a VRRP frame still tagged in
     /// its data passes as `passed_unknown`, for the stack to deliver to its
     /// VLAN device. The one case this cannot separate: when the parent's
     /// driver strips tags, an advert of a VLAN router looks untagged to
