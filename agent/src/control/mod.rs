@@ -117,6 +117,11 @@ mod tests {
             text.contains("track script chk_alive: ok (weight 2)"),
             "{text}"
         );
+        // Per interface, only what moved.
+        assert!(
+            text.lines().any(|line| line == "  eth1: accepted=7"),
+            "{text}"
+        );
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -868,15 +868,14 @@ impl Datapath {
         {
             return Ok(*slot);
         }
-        let taken: HashSet<u16> = self
-            .slots
-            .values()
-            .chain(self.inherited.interfaces.values())
-            .copied()
-            .collect();
-        let slot = (1..=MAX_INTERFACE_SLOTS as u16)
-            .find(|slot| !taken.contains(slot))
-            .ok_or(DatapathError::NoCounterSlot { ifindex })?;
+        let slot = match self.free_slot() {
+            Some(slot) => slot,
+            None => {
+                self.reclaim_vanished_slots()?;
+                self.free_slot()
+                    .ok_or(DatapathError::NoCounterSlot { ifindex })?
+            }
+        };
         let cpus = aya::util::nr_cpus()
             .map_err(|(what, error)| DatapathError::Cpus(format!("{what}: {error}")))?;
         let zeros = PerCpuValues::try_from(vec![CounterBlock::default(); cpus])
@@ -951,6 +950,35 @@ impl Datapath {
     /// they did before it went away.
     pub fn forget_peer(&mut self, key: &PeerKey) -> Result<(), DatapathError> {
         self.remove_key::<PeerKey, PeerState>(map_names::PEERS, key)
+    }
+
+    fn free_slot(&self) -> Option<u16> {
+        let taken: HashSet<u16> = self
+            .slots
+            .values()
+            .chain(self.inherited.interfaces.values())
+            .copied()
+            .collect();
+        (1..=MAX_INTERFACE_SLOTS as u16).find(|slot| !taken.contains(slot))
+    }
+
+    /// Gives back the slots (and `INTERFACES` entries) of interfaces that
+    /// no longer exist: interfaces deleted and re-created come back with a
+    /// new ifindex, and must not use up the slots over a long run.
+    fn reclaim_vanished_slots(&mut self) -> Result<(), DatapathError> {
+        let vanished: Vec<u32> = self
+            .slots
+            .keys()
+            .chain(self.inherited.interfaces.keys())
+            .copied()
+            .filter(|ifindex| !interface_exists(*ifindex))
+            .collect();
+        for ifindex in vanished {
+            self.remove_key::<u32, InterfaceConfig>(map_names::INTERFACES, &ifindex)?;
+            self.slots.remove(&ifindex);
+            self.inherited.interfaces.remove(&ifindex);
+        }
+        Ok(())
     }
 
     /// Every counter summed over all interfaces: the shared slot 0 and
@@ -1159,6 +1187,12 @@ pub fn interface_index(name: &str) -> Result<u32, DatapathError> {
         0 => Err(unknown()),
         index => Ok(index),
     }
+}
+
+fn interface_exists(ifindex: u32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes the call may write.
+    !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
 }
 
 fn address_key(address: IpAddr) -> AddressKey {

@@ -1117,3 +1117,31 @@ fn an_adopting_daemon_keeps_each_interface_its_counters() {
     assert_eq!(counters[&lo].get(Counter::PassedUnknown), 3);
     datapath.release();
 }
+
+/// Interfaces deleted and re-created come back with new indexes: once
+/// every slot is taken, those of vanished interfaces are given back, while
+/// an existing interface keeps its own.
+#[test]
+fn slots_of_vanished_interfaces_are_reused() {
+    let mut harness = Harness::enforcing();
+    harness.run(&v3_ipv4().build());
+    let enforce = InterfaceMode::Enforce {
+        pass_consumed: false,
+    };
+    // No interface has these indexes: they stand for deleted ones.
+    let gone = 4_000_000..4_000_000 + MAX_INTERFACE_SLOTS - 1;
+    for ifindex in gone.clone() {
+        harness
+            .datapath
+            .configure_interface(ifindex, enforce)
+            .expect("a free slot");
+    }
+    harness
+        .datapath
+        .configure_interface(gone.end, enforce)
+        .expect("a vanished interface's slot");
+    let counters = harness.datapath.interface_counters().unwrap();
+    assert_eq!(counters.len(), 2, "only lo and the newest remain");
+    assert_eq!(counters[&harness.ifindex].get(Counter::Accepted), 1);
+    assert_eq!(counters[&gone.end], CounterSnapshot::default());
+}
