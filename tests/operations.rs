@@ -517,7 +517,13 @@ fn metrics_follow_a_failover() -> Result<()> {
         (0.0..0.5).contains(&age),
         "master advert age {age} s while the master advertises every 0.1 s"
     );
-    ensure!(must(&before, "vrrp_agent_datapath_adverts_accepted_total", &[])? > 0.0);
+    ensure!(
+        must(
+            &before,
+            "vrrp_agent_datapath_adverts_accepted_total",
+            &[("interface", b_if)]
+        )? > 0.0
+    );
     ensure!(must(&before, "vrrp_agent_build_info", &[])? == 1.0);
     let a_before = scrape(&net.a, a_metrics)?;
     ensure!(

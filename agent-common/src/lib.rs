@@ -102,7 +102,31 @@ pub const IFACE_PASS_CONSUMED: u8 = 1 << 1;
 pub struct InterfaceConfig {
     /// `IFACE_*` bits.
     pub flags: u8,
-    pub _pad: [u8; 3],
+    pub _pad: u8,
+    /// Which `COUNTERS` block this interface counts into (1 ..=
+    /// [`MAX_INTERFACE_SLOTS`]); the daemon assigns it and keeps it while
+    /// the interface is configured.
+    pub slot: u16,
+}
+
+/// How many interfaces can have their own counters. Slot 0 collects what
+/// happens on an interface without a slot (not configured, or a test run).
+pub const MAX_INTERFACE_SLOTS: u32 = 256;
+
+/// One interface's counters, indexed by [`Counter`]: the value of one slot
+/// of the per-CPU `COUNTERS` array.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CounterBlock {
+    pub values: [u64; Counter::COUNT as usize],
+}
+
+impl Default for CounterBlock {
+    fn default() -> Self {
+        Self {
+            values: [0; Counter::COUNT as usize],
+        }
+    }
 }
 
 /// `InstanceFilter::auth_type` values (VRRPv2 only).
@@ -133,8 +157,9 @@ pub struct AddressKey {
     pub address: [u8; 16],
 }
 
-/// Indices into the per-CPU `COUNTERS` array. `Accepted` counts valid adverts;
-/// every other value is a reason an advert was dropped.
+/// Indices into a [`CounterBlock`]. `Accepted` counts valid adverts,
+/// `PassedUnknown` VRRP frames passed on because no instance here owns
+/// them; the advert drop reasons follow ([`Counter::is_advert_drop`]).
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
@@ -149,8 +174,11 @@ pub enum Counter {
     Length = 4,
     /// Checksum matches none of the accepted forms.
     Checksum = 5,
-    /// No instance configured for this VRID, interface and family.
-    UnknownVrid = 6,
+    /// A VRRP frame no instance on this interface owns, passed on to the
+    /// stack untouched: its VRID and family run nowhere on this interface,
+    /// it carries a VLAN tag (it belongs to a VLAN device, not to the
+    /// interface it arrived on), or it is too malformed to name a VRID.
+    PassedUnknown = 6,
     /// VRRPv2 authentication type differs from the instance's.
     AuthType = 7,
     /// VRRPv2 PASS data differs from the instance's.
@@ -187,7 +215,7 @@ impl Counter {
         Counter::Type,
         Counter::Length,
         Counter::Checksum,
-        Counter::UnknownVrid,
+        Counter::PassedUnknown,
         Counter::AuthType,
         Counter::AuthData,
         Counter::AdvertInterval,
@@ -208,7 +236,7 @@ impl Counter {
             Counter::Type => "type",
             Counter::Length => "length",
             Counter::Checksum => "checksum",
-            Counter::UnknownVrid => "unknown_vrid",
+            Counter::PassedUnknown => "passed_unknown",
             Counter::AuthType => "auth_type",
             Counter::AuthData => "auth_data",
             Counter::AdvertInterval => "advert_interval",
@@ -226,6 +254,7 @@ impl Counter {
         !matches!(
             self,
             Counter::Accepted
+                | Counter::PassedUnknown
                 | Counter::EventLost
                 | Counter::VipEgressBlocked
                 | Counter::VipIngressBlocked
@@ -382,8 +411,10 @@ pub const MAX_INSTANCES: u32 = 4096;
 
 /// Map layout generation: bumped whenever a pinned map's meaning changes
 /// without its sizes changing, so a daemon does not adopt maps written by
-/// an incompatible one. Pinned maps live under `maps-v<N>`.
-pub const MAP_LAYOUT_VERSION: u32 = 1;
+/// an incompatible one. Pinned maps live under `maps-v<N>`. 2: counters
+/// per interface slot (`InterfaceConfig::slot`, `CounterBlock`), and
+/// `passed_unknown` where `unknown_vrid` was.
+pub const MAP_LAYOUT_VERSION: u32 = 2;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -399,6 +430,7 @@ mod pod {
     unsafe impl aya::Pod for VipEntry {}
     unsafe impl aya::Pod for GuardState {}
     unsafe impl aya::Pod for Heartbeat {}
+    unsafe impl aya::Pod for CounterBlock {}
 }
 
 #[cfg(test)]
@@ -412,6 +444,7 @@ mod tests {
         assert_eq!(size_of::<PeerState>(), 8 + 8 + 16 + 2 + 1 + 1 + 1 + 3);
         assert_eq!(size_of::<PeerEvent>(), 8 + 1 + 7 + size_of::<PeerState>());
         assert_eq!(size_of::<InterfaceConfig>(), 4);
+        assert_eq!(size_of::<CounterBlock>(), 8 * Counter::COUNT as usize);
         assert_eq!(size_of::<InstanceFilter>(), 12);
         assert_eq!(size_of::<AddressKey>(), 20);
         assert_eq!(size_of::<VipEntry>(), 4 + size_of::<InstanceKey>());

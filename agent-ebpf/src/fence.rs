@@ -60,7 +60,7 @@ pub(crate) fn is_fenced(instance: &InstanceKey, now: u64) -> bool {
 /// heartbeat is never that old, so a lower-priority router that speaks up
 /// while we are alive does not close anything.
 #[inline(always)]
-pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16], now: u64) {
+pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16], now: u64, slot: u32) {
     if priority == 0 {
         return;
     }
@@ -85,5 +85,5 @@ pub(crate) fn on_advert(key: &PeerKey, priority: u8, source: &[u8; 16], now: u64
         // SAFETY: a u64 store into the array's only slot.
         unsafe { (*guard).alive_until_ns = 0 };
     }
-    count(Counter::FenceClosed);
+    count(slot, Counter::FenceClosed);
 }

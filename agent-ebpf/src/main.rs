@@ -14,8 +14,8 @@ mod vip_ingress;
 
 use agent_common::{
     AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
-    CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, IFACE_OBSERVE_ONLY,
-    IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey, InterfaceConfig,
+    CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, CounterBlock, IFACE_OBSERVE_ONLY,
+    IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey, InterfaceConfig, MAX_INTERFACE_SLOTS,
     PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PEER_SILENCE_INTERVALS, PeerEvent, PeerKey, PeerState,
 };
 use aya_ebpf::{
@@ -38,7 +38,8 @@ static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTER
 static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 #[map]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
+static COUNTERS: PerCpuArray<CounterBlock> =
+    PerCpuArray::with_max_entries(MAX_INTERFACE_SLOTS + 1, 0);
 
 #[map]
 static INTERFACES: HashMap<u32, InterfaceConfig> = HashMap::with_max_entries(256, 0);
@@ -64,16 +65,50 @@ pub fn vrrp_rx(ctx: XdpContext) -> u32 {
         Some(interface) => *interface,
         None => return xdp_action::XDP_PASS,
     };
+    let slot = u32::from(interface.slot);
+    // What this program takes away from the stack is only ever the adverts
+    // of an instance configured on this very interface: keepalived takes
+    // nothing from anyone, and a bridge port or a VLAN parent carries other
+    // routers' adverts (VMs, containers, a second daemon, tcpdump).
+    // - A frame tagged in its data belongs to a VLAN device: the stack
+    //   untags it after XDP and delivers it there, where this program, when
+    //   an instance runs on that device, judges it keyed by that device
+    //   (see `Datapath::attach`). QinQ (0x88a8, or a second 0x8100) is not
+    //   located as IP at all and passed before this point.
+    // - A frame that names no VRID (IP header or VRRP header unreadable)
+    //   or names a VRID and family no instance runs on this interface is
+    //   not ours to judge, valid or not.
+    // All of these pass untouched and count as `passed_unknown`. Only a
+    // frame aimed at a configured instance is judged: valid, it is
+    // recorded and consumed (passed too with `--pass-adverts`); invalid,
+    // it is dropped and counted by reason, since a forged or broken advert
+    // for one of our routers must reach no one who could act on it.
+    if located.is_tagged() {
+        return pass_unknown(slot);
+    }
+    let Some(addressed) = packet::address_advert(&ctx, &located) else {
+        return pass_unknown(slot);
+    };
     let observe_only = interface.flags & IFACE_OBSERVE_ONLY != 0;
+    let filter = if observe_only {
+        None
+    } else {
+        let key = InstanceKey::new(ifindex, addressed.vrid(), located.family);
+        // SAFETY: the filter is copied before use; userspace only replaces it whole.
+        match unsafe { INSTANCES.get(key) } {
+            Some(filter) => Some(*filter),
+            None => return pass_unknown(slot),
+        }
+    };
 
-    let outcome = parse_advert(&ctx, &located).and_then(|advert| {
-        check_against_config(&advert, ifindex, observe_only)?;
+    let outcome = parse_advert(&ctx, &located, &addressed).and_then(|advert| {
+        check_against_config(&advert, filter.as_ref())?;
         Ok(advert)
     });
     match outcome {
         Ok(advert) => {
-            count(Counter::Accepted);
-            record(&ctx, &advert, ifindex);
+            count(slot, Counter::Accepted);
+            record(&ctx, &advert, ifindex, slot);
             if observe_only || interface.flags & IFACE_PASS_CONSUMED != 0 {
                 xdp_action::XDP_PASS
             } else {
@@ -81,7 +116,7 @@ pub fn vrrp_rx(ctx: XdpContext) -> u32 {
             }
         }
         Err(Verdict::Drop(reason)) => {
-            count(reason);
+            count(slot, reason);
             if observe_only {
                 xdp_action::XDP_PASS
             } else {
@@ -91,17 +126,18 @@ pub fn vrrp_rx(ctx: XdpContext) -> u32 {
     }
 }
 
-/// The checks that depend on what this node is configured for. The monitor
-/// (observe-only) wants to see every virtual router, so it skips them.
 #[inline(always)]
-fn check_against_config(advert: &Advert, ifindex: u32, observe_only: bool) -> Result<(), Verdict> {
-    if !observe_only {
-        let key = InstanceKey::new(ifindex, advert.vrid, advert.family);
-        // SAFETY: the filter is copied before use; userspace only replaces it whole.
-        let filter = match unsafe { INSTANCES.get(key) } {
-            Some(filter) => *filter,
-            None => return Err(Verdict::Drop(Counter::UnknownVrid)),
-        };
+fn pass_unknown(slot: u32) -> u32 {
+    count(slot, Counter::PassedUnknown);
+    xdp_action::XDP_PASS
+}
+
+/// The checks that depend on what this node is configured for. The monitor
+/// (observe-only, no `filter`) wants to see every virtual router, so it
+/// skips the instance's.
+#[inline(always)]
+fn check_against_config(advert: &Advert, filter: Option<&InstanceFilter>) -> Result<(), Verdict> {
+    if let Some(filter) = filter {
         if filter.version != advert.version {
             return Err(Verdict::Drop(Counter::Version));
         }
@@ -130,7 +166,7 @@ fn check_against_config(advert: &Advert, ifindex: u32, observe_only: bool) -> Re
 }
 
 #[inline(always)]
-fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
+fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32, slot: u32) {
     let key = PeerKey::new(ifindex, advert.vrid, advert.family);
     let now = unsafe { bpf_ktime_get_ns() };
     let interval_cs = if advert.version == 2 {
@@ -203,7 +239,7 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
     if advert.priority == 0 {
         changes |= CHANGE_PRIORITY_ZERO;
     }
-    fence::on_advert(&key, advert.priority, &advert.source, now);
+    fence::on_advert(&key, advert.priority, &advert.source, now, slot);
     if changes == 0 {
         return;
     }
@@ -214,15 +250,29 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32) {
         state,
     };
     if EVENTS.output::<PeerEvent>(&event, 0).is_err() {
-        count(Counter::EventLost);
+        count(slot, Counter::EventLost);
     }
 }
 
+/// Adds one to `counter` in the counter block of interface `slot`.
 #[inline(always)]
-pub(crate) fn count(counter: Counter) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+pub(crate) fn count(slot: u32, counter: Counter) {
+    if let Some(block) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: per-CPU slot, no concurrent writer on this CPU.
-        unsafe { *slot += 1 };
+        if let Some(value) = unsafe { (*block).values.get_mut(counter as usize) } {
+            *value += 1;
+        }
+    }
+}
+
+/// The counter slot of `ifindex`, or 0 (shared) when it has none. Only the
+/// paths that count something rare (a drop) pay for this lookup.
+#[inline(always)]
+pub(crate) fn slot_of(ifindex: u32) -> u32 {
+    // SAFETY: the value is copied out.
+    match unsafe { INTERFACES.get(ifindex) } {
+        Some(interface) => u32::from(interface.slot),
+        None => 0,
     }
 }
 

@@ -30,6 +30,8 @@ pub const MAX_VRRP_LEN: usize = 1480;
 /// Where an IP packet starts and what it carries; the result of the cheap
 /// test every packet on the interface goes through.
 pub struct Located {
+    /// Where the IP header starts: [`ETH_HEADER_LEN`], or 4 bytes later
+    /// behind one 802.1Q tag.
     pub l3: usize,
     pub family: u8,
     /// IPv4 protocol, or the IPv6 next header (extension headers are not
@@ -41,6 +43,13 @@ impl Located {
     #[inline(always)]
     pub fn is_vrrp(&self) -> bool {
         self.protocol == IPPROTO_VRRP
+    }
+
+    /// Whether the frame still carries an 802.1Q tag in its data: it
+    /// belongs to a VLAN device, not to the interface it arrived on.
+    #[inline(always)]
+    pub fn is_tagged(&self) -> bool {
+        self.l3 != ETH_HEADER_LEN
     }
 }
 
@@ -207,20 +216,46 @@ fn ipv6_facts(ctx: &XdpContext, l3: usize) -> Result<IpFacts, Verdict> {
     })
 }
 
+/// A VRRP message whose IP header is sound enough to name its VRID: what
+/// decides whether the frame is ours to judge at all.
+pub struct Addressed {
+    ip: IpFacts,
+    header: [u8; VRRP_HEADER_LEN],
+}
+
+impl Addressed {
+    #[inline(always)]
+    pub fn vrid(&self) -> u8 {
+        self.header[1]
+    }
+}
+
+/// The IP header and the fixed VRRP header of a located VRRP packet, or
+/// `None` when they cannot be read: such a frame names no VRID.
+#[inline(always)]
+pub fn address_advert(ctx: &XdpContext, located: &Located) -> Option<Addressed> {
+    let ip = if located.family == FAMILY_IPV4 {
+        ipv4_facts(ctx, located.l3).ok()?
+    } else {
+        ipv6_facts(ctx, located.l3).ok()?
+    };
+    let header = read::<[u8; VRRP_HEADER_LEN]>(ctx, ip.vrrp_offset)?;
+    Some(Addressed { ip, header })
+}
+
 /// Every packet-only receiver check, in the order the RFCs list them.
 #[inline(always)]
-pub fn parse_advert(ctx: &XdpContext, located: &Located) -> Result<Advert, Verdict> {
-    let ip = if located.family == FAMILY_IPV4 {
-        ipv4_facts(ctx, located.l3)?
-    } else {
-        ipv6_facts(ctx, located.l3)?
-    };
+pub fn parse_advert(
+    ctx: &XdpContext,
+    located: &Located,
+    addressed: &Addressed,
+) -> Result<Advert, Verdict> {
+    let ip = &addressed.ip;
     if ip.ttl != 255 {
         return Err(Verdict::Drop(Counter::Ttl));
     }
     let offset = ip.vrrp_offset;
-    let header =
-        read::<[u8; VRRP_HEADER_LEN]>(ctx, offset).ok_or(Verdict::Drop(Counter::Length))?;
+    let header = addressed.header;
     let version = header[0] >> 4;
     // VRRPv2 exists only over IPv4.
     if !(version == 3 || (version == 2 && located.family == FAMILY_IPV4)) {

@@ -14,7 +14,7 @@ use aya_ebpf::{
     programs::TcContext,
 };
 
-use crate::{count, fence};
+use crate::{count, fence, slot_of};
 
 /// TCX verdicts: let the next program (or the stack) decide, or drop.
 const TCX_NEXT: i32 = -1;
@@ -44,15 +44,22 @@ pub fn vip_guard(ctx: TcContext) -> i32 {
         None => return TCX_NEXT,
     };
     if entry.flags & VIP_OWNED == 0 {
-        count(Counter::VipEgressBlocked);
+        count(slot_of(ifindex(&ctx)), Counter::VipEgressBlocked);
         return TCX_DROP;
     }
     let now = unsafe { bpf_ktime_get_ns() };
     if now >= fence::guard_state().alive_until_ns && fence::is_fenced(&entry.instance, now) {
-        count(Counter::VipFenced);
+        count(slot_of(ifindex(&ctx)), Counter::VipFenced);
         return TCX_DROP;
     }
     TCX_NEXT
+}
+
+/// The interface the frame leaves through, for its counters.
+#[inline(always)]
+fn ifindex(ctx: &TcContext) -> u32 {
+    // SAFETY: the context pointer is valid for the program's run.
+    unsafe { (*ctx.skb.skb).ifindex }
 }
 
 #[inline(always)]

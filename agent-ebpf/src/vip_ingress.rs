@@ -15,6 +15,7 @@ use aya_ebpf::{bindings::xdp_action, helpers::bpf_ktime_get_ns, programs::XdpCon
 use crate::{
     count, fence,
     packet::{self, Located},
+    slot_of,
     vip_guard::VIP_OWNERSHIP,
 };
 
@@ -44,13 +45,16 @@ pub fn check(ctx: &XdpContext, located: &Located) -> u32 {
     if !alive && entry.flags & VIP_OWNED != 0 {
         let now = unsafe { bpf_ktime_get_ns() };
         if fence::is_fenced(&entry.instance, now) {
-            count(Counter::VipFenced);
+            count(slot_of(ctx.ingress_ifindex() as u32), Counter::VipFenced);
             return xdp_action::XDP_DROP;
         }
     }
     if entry.flags & VIP_DROP_INGRESS == 0 || packet::is_neighbour_discovery(ctx, located) {
         return xdp_action::XDP_PASS;
     }
-    count(Counter::VipIngressBlocked);
+    count(
+        slot_of(ctx.ingress_ifindex() as u32),
+        Counter::VipIngressBlocked,
+    );
     xdp_action::XDP_DROP
 }

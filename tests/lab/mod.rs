@@ -53,6 +53,7 @@ mod pair;
 mod preflight;
 mod probe;
 mod process;
+mod raw_frame;
 mod service;
 mod sock;
 mod udp;
@@ -81,6 +82,7 @@ pub use pair::{RouterPair, single_vip_config};
 pub use preflight::{require_lab_support, require_tool};
 pub use probe::{Outage, ProbeKind, ProbePlan, ProbeReport, ProbeRun};
 pub use process::{OutputStream, Process};
+pub use raw_frame::{HeardAdvert, VrrpListener, ipv4_advert_frame};
 pub use service::TcpService;
 pub use udp::{UdpEcho, UdpProbeRun, UdpTrace, UdpWindow};
 

@@ -76,6 +76,14 @@ mod tests {
                 last_transition_unix: Some(1_700_000_000),
             }],
             counters: [("accepted".to_owned(), 7)].into_iter().collect(),
+            interfaces: [(
+                "eth1".to_owned(),
+                [("accepted".to_owned(), 7), ("ttl".to_owned(), 0)]
+                    .into_iter()
+                    .collect(),
+            )]
+            .into_iter()
+            .collect(),
         }
     }
 
@@ -107,6 +115,11 @@ mod tests {
         );
         assert!(
             text.contains("track script chk_alive: ok (weight 2)"),
+            "{text}"
+        );
+        // Per interface, only what moved.
+        assert!(
+            text.lines().any(|line| line == "  eth1: accepted=7"),
             "{text}"
         );
         let _ = std::fs::remove_dir_all(dir);

@@ -9,8 +9,12 @@ pub struct StatusReport {
     pub router_id: String,
     pub pid: u32,
     pub instances: Vec<InstanceStatus>,
-    /// Datapath counters by name (see README: valid adverts, drops by reason).
+    /// Datapath counters by name, summed over interfaces (see README:
+    /// valid adverts, passed frames, drops by reason).
     pub counters: std::collections::BTreeMap<String, u64>,
+    /// The same counters per VRRP interface, by interface name.
+    #[serde(default)]
+    pub interfaces: std::collections::BTreeMap<String, std::collections::BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -98,5 +102,18 @@ pub fn render_status(report: &StatusReport) -> String {
         .map(|(name, value)| format!("{name}={value}"))
         .collect();
     let _ = writeln!(text, "datapath: {}", counters.join(" "));
+    for (interface, counters) in &report.interfaces {
+        let counters: Vec<String> = counters
+            .iter()
+            .filter(|(_, value)| **value != 0)
+            .map(|(name, value)| format!("{name}={value}"))
+            .collect();
+        let counters = if counters.is_empty() {
+            "(all zero)".to_owned()
+        } else {
+            counters.join(" ")
+        };
+        let _ = writeln!(text, "  {interface}: {counters}");
+    }
     text
 }

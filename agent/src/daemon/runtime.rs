@@ -944,6 +944,7 @@ impl Runtime {
             pid: std::process::id(),
             instances,
             counters: self.datapath_counters(),
+            interfaces: self.interface_counters(),
         }
     }
 
@@ -962,7 +963,7 @@ impl Runtime {
         let (ok, failed, timed_out) = self.notify_totals.get();
         metrics::Snapshot {
             instances,
-            datapath: self.datapath_counters(),
+            interfaces: self.interface_counters(),
             notify: NotifyTotals {
                 ok,
                 failed,
@@ -998,13 +999,23 @@ impl Runtime {
     fn datapath_counters(&mut self) -> BTreeMap<String, u64> {
         self.datapath
             .counters()
-            .map(|snapshot| {
-                agent_common::Counter::ALL
-                    .iter()
-                    .map(|counter| (counter.name().to_owned(), snapshot.get(*counter)))
-                    .collect()
-            })
+            .map(|snapshot| snapshot.named())
             .unwrap_or_default()
+    }
+
+    /// The datapath counters of every attached interface, by its name.
+    fn interface_counters(&mut self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let Ok(by_index) = self.datapath.interface_counters() else {
+            return BTreeMap::new();
+        };
+        self.attached
+            .iter()
+            .filter_map(|(name, ifindex)| {
+                by_index
+                    .get(ifindex)
+                    .map(|snapshot| (name.clone(), snapshot.named()))
+            })
+            .collect()
     }
 
     /// Every instance's status line, with its id, its virtual router's key

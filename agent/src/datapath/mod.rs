@@ -27,15 +27,16 @@ use std::{
 
 pub use agent_common::Heartbeat;
 use agent_common::{
-    AddressKey, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, InterfaceConfig,
-    VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VipEntry, map_names, program_names,
+    AddressKey, CounterBlock, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
+    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VipEntry,
+    map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
 };
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, MapInfo, PerCpuArray},
+    maps::{Array, HashMap, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues},
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -91,6 +92,12 @@ pub enum DatapathError {
         #[source]
         source: ProgramError,
     },
+    #[error(
+        "no counter slot left for interface index {ifindex}: at most {MAX_INTERFACE_SLOTS} VRRP interfaces per node"
+    )]
+    NoCounterSlot { ifindex: u32 },
+    #[error("reading the possible CPUs for the per-CPU counters: {0}")]
+    Cpus(String),
     #[error("forwarding kernel log records: {0}")]
     KernelLog(String),
     #[error(
@@ -177,7 +184,8 @@ pub struct Attachment {
     _link: XdpLink,
 }
 
-/// Sum over CPUs of every counter, in `Counter::ALL` order.
+/// Sum over CPUs (and interfaces, for a total) of every counter, in
+/// `Counter::ALL` order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct CounterSnapshot {
     values: [u64; Counter::COUNT as usize],
@@ -186,6 +194,31 @@ pub struct CounterSnapshot {
 impl CounterSnapshot {
     pub fn get(&self, counter: Counter) -> u64 {
         self.values[counter as usize]
+    }
+
+    /// Adds what every CPU counted in `slot`.
+    fn add_slot(
+        &mut self,
+        array: &PerCpuArray<&mut MapData, CounterBlock>,
+        slot: u16,
+    ) -> Result<(), DatapathError> {
+        let per_cpu = array
+            .get(&u32::from(slot), 0)
+            .map_err(map_error(map_names::COUNTERS))?;
+        for block in per_cpu.iter() {
+            for (total, value) in self.values.iter_mut().zip(block.values) {
+                *total += value;
+            }
+        }
+        Ok(())
+    }
+
+    /// `(name, value)` of every counter.
+    pub fn named(&self) -> BTreeMap<String, u64> {
+        Counter::ALL
+            .iter()
+            .map(|counter| (counter.name().to_owned(), self.get(*counter)))
+            .collect()
     }
 
     /// `(name, value)` of every drop reason.
@@ -218,7 +251,8 @@ struct GuardAttachment {
 /// removed by [`Datapath::prune_inherited`].
 #[derive(Debug, Default)]
 struct Inherited {
-    interfaces: HashSet<u32>,
+    /// With the counter slot each had.
+    interfaces: StdHashMap<u32, u16>,
     instances: HashSet<InstanceKey>,
     local_addresses: HashSet<AddressKey>,
     vips: HashSet<AddressKey>,
@@ -277,6 +311,8 @@ pub struct Datapath {
     /// What `GUARD` last held; `None` until written or after a failed
     /// write, so the next change retries it.
     guard: Option<GuardState>,
+    /// The `COUNTERS` slot of every interface configured by this daemon.
+    slots: StdHashMap<u32, u16>,
 }
 
 impl Datapath {
@@ -351,6 +387,7 @@ impl Datapath {
                 owned: HashSet::new(),
                 masters: Masters::default(),
                 guard: None,
+                slots: StdHashMap::new(),
             },
             events,
             kernel_log,
@@ -362,6 +399,23 @@ impl Datapath {
     /// pinned datapath first adopts the link an earlier daemon pinned for
     /// this interface, replacing its program atomically (no moment without
     /// a program), and pins what it attaches.
+    ///
+    /// An instance on a VLAN device (`eth1.100`) gets the program on that
+    /// device, not on its parent. The 8021q driver has no native XDP, so
+    /// this ends in generic mode, which the kernel runs after it untagged
+    /// the frame and handed it to the VLAN device: the advert arrives
+    /// untagged with the VLAN device as ingress interface, and the key
+    /// every map uses (ifindex, VRID, family) names the right virtual
+    /// router with no tag parsing, as keepalived's socket bound to
+    /// `eth1.100` would. Attached to the parent instead, the program would
+    /// have to find the VLAN ID in the frame, and it is not always there:
+    /// NICs with rx VLAN offload move the tag out of the data before XDP
+    /// runs. So on any interface, a VRRP frame still tagged in
+    /// its data passes as `passed_unknown`, for the stack to deliver to its
+    /// VLAN device. The one case this cannot separate: when the parent's
+    /// driver strips tags, an advert of a VLAN router looks untagged to
+    /// the parent's program, and if an instance on the parent has the same
+    /// VRID and family it is taken as that instance's (README: VLANs).
     pub fn attach(
         &mut self,
         interface: &str,
@@ -715,7 +769,7 @@ impl Datapath {
     /// belong to no configured instance.
     pub fn prune_inherited(&mut self) -> Result<(), DatapathError> {
         let inherited = std::mem::take(&mut self.inherited);
-        for key in &inherited.interfaces {
+        for key in inherited.interfaces.keys() {
             self.remove_key::<u32, InterfaceConfig>(map_names::INTERFACES, key)?;
         }
         for key in &inherited.instances {
@@ -746,7 +800,13 @@ impl Datapath {
 
     fn snapshot_keys(&mut self) -> Result<Inherited, DatapathError> {
         Ok(Inherited {
-            interfaces: self.keys::<u32, InterfaceConfig>(map_names::INTERFACES)?,
+            interfaces: {
+                let map = self.hash_map::<u32, InterfaceConfig>(map_names::INTERFACES)?;
+                map.iter()
+                    .map(|entry| entry.map(|(ifindex, config)| (ifindex, config.slot)))
+                    .collect::<Result<_, MapError>>()
+                    .map_err(map_error(map_names::INTERFACES))?
+            },
             instances: self.keys::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?,
             local_addresses: self.keys::<AddressKey, u8>(map_names::LOCAL_ADDRESSES)?,
             vips: self.keys::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?,
@@ -764,13 +824,15 @@ impl Datapath {
             .map_err(map_error(name))
     }
 
-    /// Sets how adverts on `ifindex` are treated; also usable without an
-    /// attachment (tests drive the program through `BPF_PROG_TEST_RUN`).
+    /// Sets how adverts on `ifindex` are treated, and gives it its own
+    /// counters; also usable without an attachment (tests drive the
+    /// program through `BPF_PROG_TEST_RUN`).
     pub fn configure_interface(
         &mut self,
         ifindex: u32,
         mode: InterfaceMode,
     ) -> Result<(), DatapathError> {
+        let slot = self.counter_slot(ifindex)?;
         let flags = match mode {
             InterfaceMode::ObserveOnly => IFACE_OBSERVE_ONLY,
             InterfaceMode::Enforce {
@@ -782,13 +844,47 @@ impl Datapath {
         };
         let config = InterfaceConfig {
             flags,
-            _pad: [0; 3],
+            _pad: 0,
+            slot,
         };
         let mut map = self.hash_map::<u32, InterfaceConfig>(map_names::INTERFACES)?;
         map.insert(ifindex, config, 0)
             .map_err(map_error(map_names::INTERFACES))?;
         self.inherited.interfaces.remove(&ifindex);
+        self.slots.insert(ifindex, slot);
         Ok(())
+    }
+
+    /// The slot `ifindex` counts into: the one it has, the one an earlier
+    /// daemon gave it (its counters carry on), or a free one, zeroed so
+    /// the interface does not start with another's counts.
+    fn counter_slot(&mut self, ifindex: u32) -> Result<u16, DatapathError> {
+        if let Some(slot) = self.slots.get(&ifindex) {
+            return Ok(*slot);
+        }
+        if let Some(slot) = self.inherited.interfaces.get(&ifindex)
+            && *slot != 0
+            && !self.slots.values().any(|taken| taken == slot)
+        {
+            return Ok(*slot);
+        }
+        let slot = match self.free_slot() {
+            Some(slot) => slot,
+            None => {
+                self.reclaim_vanished_slots()?;
+                self.free_slot()
+                    .ok_or(DatapathError::NoCounterSlot { ifindex })?
+            }
+        };
+        let cpus = aya::util::nr_cpus()
+            .map_err(|(what, error)| DatapathError::Cpus(format!("{what}: {error}")))?;
+        let zeros = PerCpuValues::try_from(vec![CounterBlock::default(); cpus])
+            .map_err(|error| DatapathError::Cpus(error.to_string()))?;
+        let mut array = self.counter_array()?;
+        array
+            .set(u32::from(slot), zeros, 0)
+            .map_err(map_error(map_names::COUNTERS))?;
+        Ok(slot)
     }
 
     /// Installs (or replaces) the receive filter of one configured instance.
@@ -867,7 +963,64 @@ impl Datapath {
         self.remove_key::<PeerKey, PeerState>(map_names::PEERS, key)
     }
 
+    fn free_slot(&self) -> Option<u16> {
+        let taken: HashSet<u16> = self
+            .slots
+            .values()
+            .chain(self.inherited.interfaces.values())
+            .copied()
+            .collect();
+        (1..=MAX_INTERFACE_SLOTS as u16).find(|slot| !taken.contains(slot))
+    }
+
+    /// Gives back the slots (and `INTERFACES` entries) of interfaces that
+    /// no longer exist: interfaces deleted and re-created come back with a
+    /// new ifindex, and must not use up the slots over a long run.
+    fn reclaim_vanished_slots(&mut self) -> Result<(), DatapathError> {
+        let vanished: Vec<u32> = self
+            .slots
+            .keys()
+            .chain(self.inherited.interfaces.keys())
+            .copied()
+            .filter(|ifindex| !interface_exists(*ifindex))
+            .collect();
+        for ifindex in vanished {
+            self.remove_key::<u32, InterfaceConfig>(map_names::INTERFACES, &ifindex)?;
+            self.slots.remove(&ifindex);
+            self.inherited.interfaces.remove(&ifindex);
+        }
+        Ok(())
+    }
+
+    /// Every counter summed over all interfaces: the shared slot 0 and
+    /// the slot of every interface configured now or by an earlier daemon.
     pub fn counters(&mut self) -> Result<CounterSnapshot, DatapathError> {
+        let slots: HashSet<u16> = std::iter::once(0)
+            .chain(self.slots.values().copied())
+            .chain(self.inherited.interfaces.values().copied())
+            .collect();
+        let array = self.counter_array()?;
+        let mut total = CounterSnapshot::default();
+        for slot in slots {
+            total.add_slot(&array, slot)?;
+        }
+        Ok(total)
+    }
+
+    /// The counters of every interface this daemon configured, by ifindex.
+    pub fn interface_counters(&mut self) -> Result<BTreeMap<u32, CounterSnapshot>, DatapathError> {
+        let slots: Vec<(u32, u16)> = self.slots.iter().map(|(i, s)| (*i, *s)).collect();
+        let array = self.counter_array()?;
+        let mut counters = BTreeMap::new();
+        for (ifindex, slot) in slots {
+            let mut snapshot = CounterSnapshot::default();
+            snapshot.add_slot(&array, slot)?;
+            counters.insert(ifindex, snapshot);
+        }
+        Ok(counters)
+    }
+
+    fn counter_array(&mut self) -> Result<PerCpuArray<&mut MapData, CounterBlock>, DatapathError> {
         let map = self
             .ebpf
             .map_mut(map_names::COUNTERS)
@@ -875,16 +1028,7 @@ impl Datapath {
                 kind: "map",
                 name: map_names::COUNTERS,
             })?;
-        let array = PerCpuArray::<&mut MapData, u64>::try_from(map)
-            .map_err(map_error(map_names::COUNTERS))?;
-        let mut snapshot = CounterSnapshot::default();
-        for counter in Counter::ALL {
-            let per_cpu = array
-                .get(&(counter as u32), 0)
-                .map_err(map_error(map_names::COUNTERS))?;
-            snapshot.values[counter as usize] = per_cpu.iter().sum();
-        }
-        Ok(snapshot)
+        PerCpuArray::try_from(map).map_err(map_error(map_names::COUNTERS))
     }
 
     /// The loaded XDP program, for `BPF_PROG_TEST_RUN` in tests.
@@ -1054,6 +1198,12 @@ pub fn interface_index(name: &str) -> Result<u32, DatapathError> {
         0 => Err(unknown()),
         index => Ok(index),
     }
+}
+
+fn interface_exists(ifindex: u32) -> bool {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: `name` has the IF_NAMESIZE bytes the call may write.
+    !unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) }.is_null()
 }
 
 fn address_key(address: IpAddr) -> AddressKey {

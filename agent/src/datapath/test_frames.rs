@@ -25,7 +25,8 @@ pub struct FrameSpec {
     auth_pass: [u8; 8],
     ttl: u8,
     checksum: Checksum,
-    vlan: Option<u16>,
+    /// (TPID, VLAN ID) of each tag, outermost first.
+    tags: Vec<(u16, u16)>,
     declared_count: Option<u8>,
     truncate_ip_payload: usize,
     unicast_destination: Option<Ipv4Addr>,
@@ -44,7 +45,7 @@ impl FrameSpec {
             auth_pass: [0; 8],
             ttl: 255,
             checksum: Checksum::WithPseudoHeader,
-            vlan: None,
+            tags: Vec::new(),
             declared_count: None,
             truncate_ip_payload: 0,
             unicast_destination: None,
@@ -91,8 +92,14 @@ impl FrameSpec {
         self.checksum = checksum;
         self
     }
-    pub fn vlan(mut self, id: u16) -> Self {
-        self.vlan = Some(id);
+    /// One 802.1Q tag.
+    pub fn vlan(self, id: u16) -> Self {
+        self.tag(0x8100, id)
+    }
+    /// Adds a tag inside those already there (0x88a8 outer and 0x8100
+    /// inner is 802.1ad QinQ).
+    pub fn tag(mut self, tpid: u16, id: u16) -> Self {
+        self.tags.push((tpid, id));
         self
     }
     /// Claims more addresses than the message carries.
@@ -169,8 +176,8 @@ impl FrameSpec {
             [0x01, 0x00, 0x5e, 0, 0, 0x12]
         });
         frame.extend([0x00, 0x00, 0x5e, 0x00, if ipv6 { 2 } else { 1 }, self.vrid]);
-        if let Some(id) = self.vlan {
-            frame.extend([0x81, 0x00]);
+        for (tpid, id) in &self.tags {
+            frame.extend(tpid.to_be_bytes());
             frame.extend(id.to_be_bytes());
         }
         if ipv6 {
@@ -276,6 +283,19 @@ impl FrameSpec {
         frame.extend([198, 51, 100, 7]);
         frame.extend([0; 6]);
         frame.extend(target.octets());
+        frame
+    }
+
+    /// An IPv4 VRRP packet whose header ends right after the addresses:
+    /// provably VRRP, but it names no VRID.
+    pub fn vrrp_without_message() -> Vec<u8> {
+        let mut frame = vec![0x01, 0x00, 0x5e, 0, 0, 0x12, 0x00, 0x00, 0x5e, 0x00, 1, 51];
+        frame.extend([0x08, 0x00]);
+        let mut header = vec![0x45, 0xc0, 0, 20, 0, 0, 0, 0, 255, 112, 0, 0];
+        header.extend([192, 0, 2, 2, 224, 0, 0, 18]);
+        let header_checksum = internet_checksum(&[&header]);
+        header[10..12].copy_from_slice(&header_checksum.to_be_bytes());
+        frame.extend(header);
         frame
     }
 

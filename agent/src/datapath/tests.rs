@@ -275,12 +275,134 @@ fn valid_v2_with_pass_authentication_is_accepted() {
     );
 }
 
+impl Harness {
+    /// The frame must pass, counted as `passed_unknown` and nothing else,
+    /// recording no peer and raising no event.
+    fn assert_passed_unknown(&mut self, frame: &[u8], what: &str) {
+        let before = self.datapath.counters().expect("counters");
+        let peers = self.datapath.peers().expect("peers");
+        assert_eq!(self.run(frame), XDP_PASS, "{what} must pass");
+        let after = self.datapath.counters().expect("counters");
+        for counter in Counter::ALL {
+            let expected = before.get(counter) + u64::from(counter == Counter::PassedUnknown);
+            assert_eq!(
+                after.get(counter),
+                expected,
+                "{what}: counter {}",
+                counter.name()
+            );
+        }
+        assert_eq!(self.datapath.peers().expect("peers"), peers, "{what}");
+        assert!(self.drain_events().is_empty(), "{what} raised an event");
+    }
+}
+
+/// An advert tagged in the frame's data belongs to a VLAN device (where the
+/// stack delivers it after untagging), never to an instance of the
+/// interface it arrived on, even with the same VRID: valid or not, it
+/// passes.
 #[test]
-fn vlan_tagged_advert_is_accepted() {
+fn vlan_tagged_adverts_pass_for_the_vlan_device_and_are_counted() {
     let mut harness = Harness::enforcing();
-    assert_eq!(harness.run(&v3_ipv4().vlan(42).build()), XDP_DROP);
+    harness.assert_passed_unknown(&v3_ipv4().vlan(42).build(), "a tagged advert, VRID 51");
+    harness.assert_passed_unknown(
+        &v3_ipv4().vlan(42).checksum(Checksum::Corrupt).build(),
+        "a tagged broken advert",
+    );
+    harness.assert_passed_unknown(
+        &FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).vlan(7).build(),
+        "a tagged IPv6 advert",
+    );
+    // The same advert untagged is the instance's.
+    assert_eq!(harness.run(&v3_ipv4().build()), XDP_DROP);
     assert_eq!(harness.counter(Counter::Accepted), 1);
-    assert!(harness.peer(51, FAMILY_IPV4).is_some());
+}
+
+/// QinQ (an 802.1ad S-tag, or two 802.1Q tags) is never located as IP:
+/// it passes before any VRRP check, uncounted.
+#[test]
+fn qinq_and_service_tagged_frames_pass_uncounted() {
+    let mut harness = Harness::enforcing();
+    for (frame, what) in [
+        (v3_ipv4().tag(0x88a8, 100).vlan(42).build(), "802.1ad QinQ"),
+        (v3_ipv4().vlan(100).vlan(42).build(), "double 802.1Q"),
+        (v3_ipv4().tag(0x88a8, 100).build(), "an S-tag alone"),
+    ] {
+        assert_eq!(harness.run(&frame), XDP_PASS, "{what}");
+    }
+    assert_eq!(
+        harness.datapath.counters().unwrap(),
+        CounterSnapshot::default()
+    );
+    assert!(harness.peer(51, FAMILY_IPV4).is_none());
+}
+
+/// VRRP this node runs no instance for is not ours to judge: valid or
+/// broken, it passes to the stack (other routers, a second daemon,
+/// tcpdump) and is counted as `passed_unknown`.
+#[test]
+fn adverts_no_instance_owns_pass_and_are_counted() {
+    let mut harness = Harness::enforcing();
+    harness
+        .datapath
+        .add_local_address(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)))
+        .unwrap();
+    let unknown = || FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100);
+    let cases: Vec<(Vec<u8>, &str)> = vec![
+        (unknown().build(), "a valid advert for VRID 77"),
+        // VRID 51 is configured for IPv4 only, 52 for IPv6 only.
+        (
+            FrameSpec::v3_ipv6(PEER_V6, 51, 100, 100).build(),
+            "IPv6 for an IPv4 instance",
+        ),
+        (unknown().ttl(64).build(), "TTL 64 for VRID 77"),
+        (unknown().version(4).build(), "version 4 for VRID 77"),
+        (
+            unknown().checksum(Checksum::Corrupt).build(),
+            "bad checksum for VRID 77",
+        ),
+        (
+            unknown().declared_count(3).build(),
+            "bad length for VRID 77",
+        ),
+        (
+            FrameSpec::v2_pass(PEER_V4, 77, 90, 1, b"x").build(),
+            "VRRPv2 for VRID 77",
+        ),
+        (
+            FrameSpec::v3_ipv4(Ipv4Addr::new(192, 0, 2, 1), 77, 100, 100).build(),
+            "our own address, VRID 77",
+        ),
+        (FrameSpec::vrrp_without_message(), "VRRP naming no VRID"),
+    ];
+    for (frame, what) in cases {
+        harness.assert_passed_unknown(&frame, what);
+    }
+    assert_eq!(harness.counter(Counter::PassedUnknown), 9);
+}
+
+/// Counts land in the block of the interface they happened on.
+#[test]
+fn counters_are_kept_per_interface() {
+    let mut harness = Harness::enforcing();
+    harness.run(&v3_ipv4().build());
+    harness.run(&FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100).build());
+    harness.run(&v3_ipv4().ttl(1).build());
+    let per_interface = harness.datapath.interface_counters().unwrap();
+    assert_eq!(
+        per_interface.keys().copied().collect::<Vec<_>>(),
+        [harness.ifindex]
+    );
+    let lo = per_interface[&harness.ifindex];
+    assert_eq!(
+        (
+            lo.get(Counter::Accepted),
+            lo.get(Counter::PassedUnknown),
+            lo.get(Counter::Ttl)
+        ),
+        (1, 1, 1)
+    );
+    assert_eq!(lo, harness.datapath.counters().unwrap());
 }
 
 #[test]
@@ -305,15 +427,6 @@ fn each_invalid_advert_is_dropped_under_its_own_reason() {
         (
             FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).checksum(Checksum::MessageOnly),
             Counter::Checksum,
-        ),
-        (
-            FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100),
-            Counter::UnknownVrid,
-        ),
-        // VRID 51 is configured for IPv4 only.
-        (
-            FrameSpec::v3_ipv6(PEER_V6, 51, 100, 100),
-            Counter::UnknownVrid,
         ),
         (
             FrameSpec::v2_pass(PEER_V4, 56, 90, 1, b"1234").auth_type(0),
@@ -937,7 +1050,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
     // layout generation: nothing is adopted, both are gone afterwards.
     std::fs::remove_file(pins.map("PEERS")).unwrap();
     std::fs::rename(pins.map("LOCAL_ADDRESSES"), pins.map("PEERS")).unwrap();
-    let old_generation = pins.root().join("maps-v0");
+    // maps-v1: the layout before per-interface counter slots.
+    let old_generation = pins.root().join("maps-v1");
     std::fs::create_dir(&old_generation).unwrap();
     let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
     assert_eq!(
@@ -975,4 +1089,81 @@ fn the_alive_window_is_the_shortest_hold_minus_the_longest_interval() {
     assert_eq!(masters.window, Duration::from_millis(240));
     masters.remove(&key(1));
     assert_eq!(masters.window, Duration::ZERO);
+}
+
+/// A restarted daemon finds its interfaces' counter slots in the adopted
+/// `INTERFACES` map: their counters carry on, and a new interface gets a
+/// free slot, zeroed.
+#[test]
+fn an_adopting_daemon_keeps_each_interface_its_counters() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let fs = TempBpffs::new();
+    let pins = PinDir::new(fs.path().join("vrrp-agent"));
+    let lo = interface_index("lo").expect("lo exists");
+    let enforce = InterfaceMode::Enforce {
+        pass_consumed: false,
+    };
+    let unknown = FrameSpec::v3_ipv4(PEER_V4, 77, 100, 100).build();
+    let run = |datapath: &mut Datapath| {
+        let mut out = vec![0u8; unknown.len() + 64];
+        datapath
+            .rx_program()
+            .unwrap()
+            .test_run(TestRunOptions {
+                data_in: Some(&unknown),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .unwrap()
+            .return_value
+    };
+    {
+        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        // Another interface takes slot 1 first, so lo's slot is not the
+        // one a fresh daemon would pick for it.
+        datapath.configure_interface(lo + 1000, enforce).unwrap();
+        datapath.configure_interface(lo, enforce).unwrap();
+        assert_eq!(run(&mut datapath), XDP_PASS);
+        assert_eq!(run(&mut datapath), XDP_PASS);
+    }
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    datapath.configure_interface(lo, enforce).unwrap();
+    let fresh = lo + 2000;
+    datapath.configure_interface(fresh, enforce).unwrap();
+    let counters = datapath.interface_counters().unwrap();
+    assert_eq!(counters[&lo].get(Counter::PassedUnknown), 2, "adopted slot");
+    assert_eq!(counters[&fresh], CounterSnapshot::default());
+    assert_eq!(run(&mut datapath), XDP_PASS);
+    let counters = datapath.interface_counters().unwrap();
+    assert_eq!(counters[&lo].get(Counter::PassedUnknown), 3);
+    datapath.release();
+}
+
+/// Interfaces deleted and re-created come back with new indexes: once
+/// every slot is taken, those of vanished interfaces are given back, while
+/// an existing interface keeps its own.
+#[test]
+fn slots_of_vanished_interfaces_are_reused() {
+    let mut harness = Harness::enforcing();
+    harness.run(&v3_ipv4().build());
+    let enforce = InterfaceMode::Enforce {
+        pass_consumed: false,
+    };
+    // No interface has these indexes: they stand for deleted ones.
+    let gone = 4_000_000..4_000_000 + MAX_INTERFACE_SLOTS - 1;
+    for ifindex in gone.clone() {
+        harness
+            .datapath
+            .configure_interface(ifindex, enforce)
+            .expect("a free slot");
+    }
+    harness
+        .datapath
+        .configure_interface(gone.end, enforce)
+        .expect("a vanished interface's slot");
+    let counters = harness.datapath.interface_counters().unwrap();
+    assert_eq!(counters.len(), 2, "only lo and the newest remain");
+    assert_eq!(counters[&harness.ifindex].get(Counter::Accepted), 1);
+    assert_eq!(counters[&gone.end], CounterSnapshot::default());
 }

@@ -20,9 +20,10 @@ use crate::control::InstanceStatus;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
     pub instances: Vec<InstanceMetrics>,
-    /// The datapath counters by name (`accepted`, each drop reason,
-    /// `event_lost`, `vip_egress_blocked`, `vip_ingress_blocked`).
-    pub datapath: BTreeMap<String, u64>,
+    /// The datapath counters of each VRRP interface by name (`accepted`,
+    /// `passed_unknown`, each drop reason, `event_lost`, ...), by
+    /// interface name: the datapath metrics carry the label `interface`.
+    pub interfaces: BTreeMap<String, BTreeMap<String, u64>>,
     /// Notify scripts run since start, by outcome.
     pub notify: NotifyTotals,
 }

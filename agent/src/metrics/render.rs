@@ -120,57 +120,77 @@ pub fn render(snapshot: &Snapshot) -> String {
         tracked_up,
     );
 
-    // The kernel counts per reason only, not per interface (one per-CPU
-    // array in the eBPF object), so these carry no interface label.
-    let accepted = Counter::<u64>::default();
+    // Per VRRP interface (the kernel keeps one counter block per
+    // interface), so a sick link shows which it is.
+    let accepted = Family::<Labels, Counter>::default();
+    let passed_unknown = Family::<Labels, Counter>::default();
     let dropped = Family::<Labels, Counter>::default();
-    let mut event_lost = 0;
-    let mut egress_blocked = 0;
-    let mut ingress_blocked = 0;
-    for (name, value) in &snapshot.datapath {
-        match name.as_str() {
-            "accepted" => {
-                accepted.inc_by(*value);
-            }
-            "event_lost" => event_lost = *value,
-            "vip_egress_blocked" => egress_blocked = *value,
-            "vip_ingress_blocked" => ingress_blocked = *value,
-            reason => {
-                dropped
-                    .get_or_create(&vec![("reason", reason.to_owned())])
-                    .inc_by(*value);
-            }
+    let event_lost = Family::<Labels, Counter>::default();
+    let egress_blocked = Family::<Labels, Counter>::default();
+    let ingress_blocked = Family::<Labels, Counter>::default();
+    let fenced = Family::<Labels, Counter>::default();
+    let fence_closed = Family::<Labels, Counter>::default();
+    for (interface, counters) in &snapshot.interfaces {
+        let labels: Labels = vec![("interface", interface.clone())];
+        for counter in agent_common::Counter::ALL {
+            let value = counters.get(counter.name()).copied().unwrap_or(0);
+            let family = match counter {
+                agent_common::Counter::Accepted => &accepted,
+                agent_common::Counter::PassedUnknown => &passed_unknown,
+                agent_common::Counter::EventLost => &event_lost,
+                agent_common::Counter::VipEgressBlocked => &egress_blocked,
+                agent_common::Counter::VipIngressBlocked => &ingress_blocked,
+                agent_common::Counter::VipFenced => &fenced,
+                agent_common::Counter::FenceClosed => &fence_closed,
+                reason => {
+                    let mut labels = labels.clone();
+                    labels.push(("reason", reason.name().to_owned()));
+                    dropped.get_or_create(&labels).inc_by(value);
+                    continue;
+                }
+            };
+            family.get_or_create(&labels).inc_by(value);
         }
     }
-    let counter = |value: u64| {
-        let counter = Counter::<u64>::default();
-        counter.inc_by(value);
-        counter
-    };
     registry.register(
         "datapath_adverts_accepted",
         "Valid VRRP adverts the XDP program recorded",
         accepted,
     );
     registry.register(
+        "datapath_vrrp_passed_unknown",
+        "VRRP frames passed on untouched because no instance on the interface owns them (another VRID or family, VLAN-tagged, or naming no VRID)",
+        passed_unknown,
+    );
+    registry.register(
         "datapath_adverts_dropped",
-        "Invalid VRRP adverts the XDP program dropped, by reason",
+        "Invalid VRRP adverts for a configured instance the XDP program dropped, by reason",
         dropped,
     );
     registry.register(
         "datapath_events_lost",
         "Ring-buffer events the daemon could not take in time",
-        counter(event_lost),
+        event_lost,
     );
     registry.register(
         "datapath_vip_egress_blocked",
         "Frames sourced from a virtual address the TC guard stopped while not master",
-        counter(egress_blocked),
+        egress_blocked,
     );
     registry.register(
         "datapath_vip_ingress_blocked",
         "Packets to a virtual address dropped because this no_accept master owns it",
-        counter(ingress_blocked),
+        ingress_blocked,
+    );
+    registry.register(
+        "datapath_vip_fenced",
+        "Frames to or from a virtual address of a fenced master that were stopped",
+        fenced,
+    );
+    registry.register(
+        "datapath_fence_closed",
+        "Times the XDP program fenced a master instance on a winning advert",
+        fence_closed,
     );
 
     let notify = Family::<Labels, Counter>::default();
@@ -235,16 +255,32 @@ mod tests {
                 master_changes: 2,
                 adverts_sent: 40,
             }],
-            datapath: [
-                ("accepted", 7),
-                ("ttl", 2),
-                ("event_lost", 0),
-                ("vip_egress_blocked", 5),
-                ("vip_ingress_blocked", 1),
+            interfaces: [
+                (
+                    "eth1",
+                    vec![
+                        ("accepted", 7),
+                        ("passed_unknown", 3),
+                        ("ttl", 2),
+                        ("event_lost", 0),
+                        ("vip_egress_blocked", 5),
+                        ("vip_ingress_blocked", 1),
+                        ("vip_fenced", 4),
+                    ],
+                ),
+                ("eth2", vec![("accepted", 9)]),
             ]
             .into_iter()
-            .map(|(name, value)| (name.to_owned(), value))
-            .collect::<BTreeMap<_, _>>(),
+            .map(|(interface, counters)| {
+                (
+                    interface.to_owned(),
+                    counters
+                        .into_iter()
+                        .map(|(name, value)| (name.to_owned(), value))
+                        .collect::<BTreeMap<_, _>>(),
+                )
+            })
+            .collect(),
             notify: NotifyTotals {
                 ok: 4,
                 failed: 1,
@@ -326,17 +362,51 @@ mod tests {
     }
 
     #[test]
-    fn datapath_counters_split_drops_from_the_rest() {
+    fn datapath_counters_are_per_interface_and_split_drops_from_the_rest() {
         let text = render(&snapshot());
-        has(&text, "vrrp_agent_datapath_adverts_accepted_total 7");
+        let eth1 = r#"interface="eth1""#;
         has(
             &text,
-            r#"vrrp_agent_datapath_adverts_dropped_total{reason="ttl"} 2"#,
+            &format!("vrrp_agent_datapath_adverts_accepted_total{{{eth1}}} 7"),
         );
-        has(&text, "vrrp_agent_datapath_events_lost_total 0");
-        has(&text, "vrrp_agent_datapath_vip_egress_blocked_total 5");
-        has(&text, "vrrp_agent_datapath_vip_ingress_blocked_total 1");
-        assert!(!text.contains(r#"reason="accepted""#), "{text}");
+        has(
+            &text,
+            r#"vrrp_agent_datapath_adverts_accepted_total{interface="eth2"} 9"#,
+        );
+        has(
+            &text,
+            &format!("vrrp_agent_datapath_vrrp_passed_unknown_total{{{eth1}}} 3"),
+        );
+        has(
+            &text,
+            &format!(r#"vrrp_agent_datapath_adverts_dropped_total{{{eth1},reason="ttl"}} 2"#),
+        );
+        has(
+            &text,
+            r#"vrrp_agent_datapath_adverts_dropped_total{interface="eth2",reason="ttl"} 0"#,
+        );
+        has(
+            &text,
+            &format!("vrrp_agent_datapath_events_lost_total{{{eth1}}} 0"),
+        );
+        has(
+            &text,
+            &format!("vrrp_agent_datapath_vip_egress_blocked_total{{{eth1}}} 5"),
+        );
+        has(
+            &text,
+            &format!("vrrp_agent_datapath_vip_ingress_blocked_total{{{eth1}}} 1"),
+        );
+        has(
+            &text,
+            &format!("vrrp_agent_datapath_vip_fenced_total{{{eth1}}} 4"),
+        );
+        for not_a_reason in ["accepted", "passed_unknown", "vip_fenced", "fence_closed"] {
+            assert!(
+                !text.contains(&format!(r#"reason="{not_a_reason}""#)),
+                "{text}"
+            );
+        }
         has(&text, r#"vrrp_agent_notify_scripts_total{result="ok"} 4"#);
         has(
             &text,

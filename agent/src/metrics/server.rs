@@ -195,7 +195,10 @@ mod tests {
         tokio::spawn(async move {
             while let Some(reply) = incoming.recv().await {
                 let mut snapshot = Snapshot::default();
-                snapshot.datapath.insert("accepted".into(), 12);
+                snapshot.interfaces.insert(
+                    "eth1".into(),
+                    [("accepted".to_owned(), 12)].into_iter().collect(),
+                );
                 let _ = reply.send(snapshot);
             }
         });
@@ -209,7 +212,8 @@ mod tests {
         assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
         assert!(response.contains(CONTENT_TYPE), "{response}");
         assert!(
-            response.contains("\nvrrp_agent_datapath_adverts_accepted_total 12\n"),
+            response
+                .contains("\nvrrp_agent_datapath_adverts_accepted_total{interface=\"eth1\"} 12\n"),
             "{response}"
         );
         let (head, body) = response.split_once("\r\n\r\n").unwrap();

@@ -78,7 +78,11 @@ pub async fn run(options: MonitorOptions) -> Result<(), MonitorError> {
             }
             _ = ticker.tick() => {
                 let peers = datapath.peers()?;
-                let counters = datapath.counters()?;
+                let counters = datapath
+                    .interface_counters()?
+                    .get(&ifindex)
+                    .copied()
+                    .unwrap_or_default();
                 let now = kernel_now_ns();
                 let rows: Vec<RouterRow> = peers
                     .iter()

@@ -127,7 +127,12 @@ pub fn render_table(interface: &str, rows: &[RouterRow], counters: &CounterSnaps
             row.status
         );
     }
-    let _ = writeln!(text, "valid adverts: {}", counters.get(Counter::Accepted));
+    let _ = writeln!(
+        text,
+        "valid adverts: {}, passed on (VLAN-tagged or naming no VRID): {}",
+        counters.get(Counter::Accepted),
+        counters.get(Counter::PassedUnknown)
+    );
     let drops: Vec<String> = counters
         .drops()
         .map(|(name, value)| format!("{name}={value}"))
