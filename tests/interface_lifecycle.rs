@@ -307,7 +307,7 @@ fn own_address_changed_moves_the_advert_source_and_local_addresses() -> Result<(
     setup.a_leads_again(NEW)?;
     // XDP knows the new address as ours (it drops our own adverts) and
     // forgot the old one.
-    let map = setup.a.pin_dir().join("maps-v1").join("LOCAL_ADDRESSES");
+    let map = setup.a.pinned_maps_dir().join("LOCAL_ADDRESSES");
     let map = map.to_str().context("pin path is not UTF-8")?;
     let out = setup
         .net

@@ -70,8 +70,8 @@ fn a_killed_master_keeps_its_datapath_and_a_quick_restart_moves_nothing() -> Res
     for pin in [
         link_pins.join("xdp-driver"),
         link_pins.join("tc-egress"),
-        pins.join("maps-v2").join("PEERS"),
-        pins.join("maps-v2").join("HEARTBEATS"),
+        lab::pinned_maps_dir(&pins).join("PEERS"),
+        lab::pinned_maps_dir(&pins).join("HEARTBEATS"),
     ] {
         ensure!(pin.exists(), "{} is not pinned", pin.display());
     }
@@ -118,7 +118,7 @@ fn a_killed_master_keeps_its_datapath_and_a_quick_restart_moves_nothing() -> Res
     a.process().wait(Duration::from_secs(20))?;
     b.wait_for_state("VI_1", "MASTER", WAIT)?;
     ensure!(
-        !pins.join("links").exists() && !pins.join("maps-v2").exists(),
+        !pins.join("links").exists() && !lab::pinned_maps_dir(&pins).exists(),
         "a clean stop left pins under {}",
         pins.display()
     );
@@ -211,7 +211,10 @@ fn cleanup_removes_what_a_killed_daemon_left_and_refuses_while_one_runs() -> Res
         refused.stdout,
         refused.stderr
     );
-    ensure!(pins.join("maps-v2").exists(), "cleanup removed live pins");
+    ensure!(
+        lab::pinned_maps_dir(&pins).exists(),
+        "cleanup removed live pins"
+    );
 
     a.process().kill9()?;
     a.process().wait(Duration::from_secs(5))?;
@@ -231,7 +234,7 @@ fn cleanup_removes_what_a_killed_daemon_left_and_refuses_while_one_runs() -> Res
         "cleanup --interface left XDP attached"
     );
     ensure!(
-        pins.join("maps-v2").exists(),
+        lab::pinned_maps_dir(&pins).exists(),
         "cleanup --interface removed the maps too"
     );
     let out = net.a.exec(&[

@@ -161,6 +161,12 @@ impl AgentNode {
         &self.pins
     }
 
+    /// Where the daemon pins its maps: one directory per map layout
+    /// generation, so the name follows `MAP_LAYOUT_VERSION`.
+    pub fn pinned_maps_dir(&self) -> std::path::PathBuf {
+        pinned_maps_dir(&self.pins)
+    }
+
     /// `vrrp-agent status --json`, parsed.
     pub fn status(&self) -> Result<Value> {
         let socket = path_arg(&self.socket)?;
@@ -306,4 +312,9 @@ fn fresh_dir(host: &Host) -> Result<PathBuf> {
         }
     }
     bail!("more than 1000 agent runs in host {}", host.name())
+}
+
+/// `maps-v<MAP_LAYOUT_VERSION>` under a pin directory.
+pub fn pinned_maps_dir(pins: &Path) -> std::path::PathBuf {
+    pins.join(format!("maps-v{}", agent_common::MAP_LAYOUT_VERSION))
 }

@@ -70,7 +70,7 @@ use anyhow::{Context, Result};
 pub use addr::Cidr;
 pub use advert::{Advert, AdvertBurst, VrrpVersion};
 pub use agent::{AGENT_BIN_VAR, agent_binary, run_agent_command};
-pub use agent_node::AgentNode;
+pub use agent_node::{AgentNode, pinned_maps_dir};
 pub use capture::Capture;
 pub use cmd::ExecOutput;
 pub use host::{Host, IfAddr};
