@@ -30,6 +30,8 @@ pub struct AgentNode {
     socket: PathBuf,
     binary: String,
     pins: PathBuf,
+    /// Arguments added to every run (see [`AgentNode::start_with_args`]).
+    extra_args: Vec<String>,
     process: Process,
 }
 
@@ -38,6 +40,14 @@ impl AgentNode {
     /// lab temp dir, checks it with `vrrp-agent -t`, starts the daemon in
     /// `host` (`RUST_LOG=info`) and waits until its control socket answers.
     pub fn start(host: &Host, config: &str) -> Result<Self> {
+        Self::start_with_args(host, config, &[])
+    }
+
+    /// [`start`](Self::start) with `extra_args` added to the daemon's
+    /// command line, on this run and on every [`restart`](Self::restart)
+    /// (e.g. the hidden test-only `--test-event-ring-bytes`).
+    pub fn start_with_args(host: &Host, config: &str, extra_args: &[&str]) -> Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|arg| (*arg).to_owned()).collect();
         let binary = agent_binary()?
             .to_str()
             .context("vrrp-agent path is not UTF-8")?
@@ -63,7 +73,7 @@ impl AgentNode {
         let pins = dir.join("bpf");
         host.mount_bpffs(&pins)?;
         let pins = pins.join("vrrp-agent");
-        let process = spawn(host, &binary, &config_path, &socket, &pins)?;
+        let process = spawn(host, &binary, &config_path, &socket, &pins, &extra_args)?;
         let node = Self {
             host: host.clone(),
             dir,
@@ -71,6 +81,7 @@ impl AgentNode {
             socket,
             binary,
             pins,
+            extra_args,
             process,
         };
         node.wait_until_serving()?;
@@ -94,6 +105,7 @@ impl AgentNode {
             &self.config,
             &self.socket,
             &self.pins,
+            &self.extra_args,
         )?;
         self.wait_until_serving()
     }
@@ -251,20 +263,26 @@ impl AgentNode {
     }
 }
 
-fn spawn(host: &Host, binary: &str, config: &Path, socket: &Path, pins: &Path) -> Result<Process> {
+fn spawn(
+    host: &Host,
+    binary: &str,
+    config: &Path,
+    socket: &Path,
+    pins: &Path,
+    extra_args: &[String],
+) -> Result<Process> {
     let (config, socket, pins) = (path_arg(config)?, path_arg(socket)?, path_arg(pins)?);
-    let process = host.spawn_env(
-        &[
-            binary,
-            "-f",
-            &config,
-            "--control-socket",
-            &socket,
-            "--pin-dir",
-            &pins,
-        ],
-        &[("RUST_LOG", "info")],
-    )?;
+    let mut argv = vec![
+        binary,
+        "-f",
+        &config,
+        "--control-socket",
+        &socket,
+        "--pin-dir",
+        &pins,
+    ];
+    argv.extend(extra_args.iter().map(String::as_str));
+    let process = host.spawn_env(&argv, &[("RUST_LOG", "info")])?;
     // The daemon needs time for priority-0 adverts, VIP removal and notify_stop.
     process.set_grace(Duration::from_secs(3));
     Ok(process)

@@ -294,7 +294,14 @@ impl Datapath {
     /// `map_names::PINNED` are adopted from `pins` when an earlier daemon
     /// left them there with the same layout (else created and pinned), and
     /// [`attach`](Self::attach) adopts pinned links.
-    pub fn load_pinned(pins: PinDir) -> Result<(Self, EventStream, KernelLog), DatapathError> {
+    ///
+    /// `event_ring_bytes` replaces the size of the `EVENTS` ring (a power
+    /// of two, at least a page): tests shrink it to make it overflow. The
+    /// ring is not pinned, so its size does not decide adoption.
+    pub fn load_pinned(
+        pins: PinDir,
+        event_ring_bytes: Option<u32>,
+    ) -> Result<(Self, EventStream, KernelLog), DatapathError> {
         let pin_error = |message: String| DatapathError::Pin {
             path: pins.root().to_path_buf(),
             message,
@@ -312,6 +319,9 @@ impl Datapath {
         let mut loader = EbpfLoader::new();
         for name in map_names::PINNED {
             loader.map_pin_path(name, pins.map(name));
+        }
+        if let Some(bytes) = event_ring_bytes {
+            loader.map_max_entries(map_names::EVENTS, bytes);
         }
         let ebpf = loader.load(EBPF_OBJECT)?;
         let (mut datapath, events, log) = Self::finish_load(ebpf, Some(pins.clone()))?;
@@ -854,6 +864,25 @@ impl Datapath {
     /// they did before it went away.
     pub fn forget_peer(&mut self, key: &PeerKey) -> Result<(), DatapathError> {
         self.remove_key::<PeerKey, PeerState>(map_names::PEERS, key)
+    }
+
+    /// `event_lost` summed over CPUs: one lookup of one slot (a single
+    /// syscall that returns every CPU's value), where [`counters`](Self::counters)
+    /// reads them all.
+    pub fn events_lost(&mut self) -> Result<u64, DatapathError> {
+        let map = self
+            .ebpf
+            .map_mut(map_names::COUNTERS)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: map_names::COUNTERS,
+            })?;
+        let array = PerCpuArray::<&mut MapData, u64>::try_from(map)
+            .map_err(map_error(map_names::COUNTERS))?;
+        let per_cpu = array
+            .get(&(Counter::EventLost as u32), 0)
+            .map_err(map_error(map_names::COUNTERS))?;
+        Ok(per_cpu.iter().sum())
     }
 
     pub fn counters(&mut self) -> Result<CounterSnapshot, DatapathError> {

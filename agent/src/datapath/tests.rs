@@ -885,7 +885,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
         _pad: [0; 6],
     };
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
         for key in [ours, gone] {
             datapath
                 .write_heartbeat(key, heartbeat, Duration::from_secs(1))
@@ -894,7 +895,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
         // Dropped without release: a daemon that died.
     }
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
         assert_eq!(
             datapath.heartbeat(&ours).unwrap(),
             Some(heartbeat),
@@ -917,7 +919,7 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
     std::fs::rename(pins.map("LOCAL_ADDRESSES"), pins.map("PEERS")).unwrap();
     let old_generation = pins.root().join("maps-v0");
     std::fs::create_dir(&old_generation).unwrap();
-    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
     assert_eq!(
         datapath.heartbeat(&ours).unwrap(),
         None,
