@@ -57,8 +57,28 @@ struct Cli {
     /// (for journald, Loki and the like).
     #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
     log_format: LogFormat,
+    /// Test only (hidden): the size in bytes of the ring through which
+    /// the kernel reports peer changes (default 64 KiB). The namespace tests
+    /// shrink it to one page so that a burst of changes overflows it.
+    #[arg(long, value_name = "BYTES", hide = true, value_parser = ring_bytes)]
+    test_event_ring_bytes: Option<u32>,
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+/// A ring-buffer size the kernel accepts: a power of two, at least a page.
+fn ring_bytes(text: &str) -> Result<u32, String> {
+    let bytes: u32 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a byte count"))?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if bytes < page || !bytes.is_power_of_two() {
+        return Err(format!(
+            "{bytes} is not a ring size: expected a power of two of at least {page} (the page size)"
+        ));
+    }
+    Ok(bytes)
 }
 
 #[derive(Subcommand)]
@@ -258,6 +278,7 @@ fn run(cli: Cli, config_id: String, watchdog: Option<Duration>) -> anyhow::Resul
                 pin_dir: cli.pin_dir,
                 metrics_listen: cli.metrics_listen,
                 watchdog,
+                event_ring_bytes: cli.test_event_ring_bytes,
             }))
             .map_err(anyhow::Error::from),
     }

@@ -251,6 +251,84 @@ impl Host {
     }
 }
 
+impl Host {
+    /// Sends each of `adverts` once, back to back from one socket, out of
+    /// `iface` to the multicast group (source: as [`Host::send_adverts`]):
+    /// many virtual routers changing at the same moment.
+    pub fn send_advert_set(&self, iface: &str, adverts: &[Advert]) -> Result<()> {
+        let Some(first) = adverts.first() else {
+            bail!("an empty advert set sends nothing");
+        };
+        let ipv6 = first.is_ipv6()?;
+        let source: IpAddr = if ipv6 {
+            self.ipv6_link_local(iface)?.into()
+        } else {
+            self.ipv4_address(iface)?.into()
+        };
+        let destination: IpAddr = if ipv6 {
+            VRRP_GROUP_V6.into()
+        } else {
+            VRRP_GROUP_V4.into()
+        };
+        let messages = adverts
+            .iter()
+            .map(|advert| advert.encode(source, destination))
+            .collect::<Result<Vec<_>>>()?;
+        let ifindex = self.ifindex(iface)?;
+        let iface = iface.to_owned();
+        self.run(move || -> Result<()> {
+            let socket = open_sender(&iface, ifindex, source, 255)?;
+            let to = sock::SockAddr::new(destination, ifindex);
+            for message in &messages {
+                sock::send_to(&socket, message, &to).context("sending an advert of the set")?;
+            }
+            Ok(())
+        })?
+        .with_context(|| format!("sending VRRP adverts from host {}", self.name()))
+    }
+
+    /// Waits until an IPv4 VRRP advert from `from` arrives on `iface`
+    /// (a raw socket that joined 224.0.0.18 there); fails after `timeout`.
+    /// Lets a test act right after a router advertised.
+    pub fn wait_for_advert_v4(&self, iface: &str, from: Ipv4Addr, timeout: Duration) -> Result<()> {
+        let ifindex = self.ifindex(iface)?;
+        let iface = iface.to_owned();
+        self.run(move || -> Result<()> {
+            let socket = sock::raw_socket(false, IPPROTO_VRRP)?;
+            sock::bind_to_device(&socket, &iface)?;
+            let membership = libc::ip_mreqn {
+                imr_multiaddr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(VRRP_GROUP_V4.octets()),
+                },
+                imr_address: libc::in_addr { s_addr: 0 },
+                imr_ifindex: libc::c_int::try_from(ifindex).context("ifindex too large")?,
+            };
+            sock::set_raw(
+                &socket,
+                libc::IPPROTO_IP,
+                libc::IP_ADD_MEMBERSHIP,
+                &membership,
+                "IP_ADD_MEMBERSHIP",
+            )?;
+            let deadline = std::time::Instant::now() + timeout;
+            let mut buf = [0u8; 1500];
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    bail!("no VRRP advert from {from} on {iface} within {timeout:?}");
+                }
+                sock::set_recv_timeout(&socket, left)?;
+                if let Some((_, source)) = sock::recv_from(&socket, &mut buf)?
+                    && source == IpAddr::V4(from)
+                {
+                    return Ok(());
+                }
+            }
+        })?
+        .with_context(|| format!("waiting for an advert in host {}", self.name()))
+    }
+}
+
 /// A raw VRRP socket bound to `iface` and `source`, sending with `ttl`.
 pub(crate) fn open_sender(
     iface: &str,

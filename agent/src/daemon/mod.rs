@@ -61,6 +61,8 @@ pub struct DaemonOptions {
     /// systemd's watchdog interval (`WATCHDOG_USEC`), read before the
     /// runtime's threads started.
     pub watchdog: Option<Duration>,
+    /// Test only: the size of the peer event ring (`None`: the object's).
+    pub event_ring_bytes: Option<u32>,
 }
 
 /// How the daemon leaves.
@@ -131,7 +133,8 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         .pin_dir
         .clone()
         .map_or_else(PinDir::for_this_namespace, PinDir::new);
-    let (datapath, mut peer_events, kernel_log) = Datapath::load_pinned(pins)?;
+    let (datapath, mut peer_events, kernel_log) =
+        Datapath::load_pinned(pins, options.event_ring_bytes)?;
     tokio::spawn(async move {
         if let Err(error) = kernel_log.forward().await {
             warn!(%error, "kernel log forwarding stopped");
@@ -221,7 +224,12 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         }
         tokio::select! {
             event = peer_events.next() => match event {
-                Ok(event) => runtime.on_peer_event(&event.key, &event.state),
+                Ok(event) => {
+                    runtime.on_peer_event(&event.key, &event.state);
+                    if peer_events.is_drained() {
+                        runtime.on_events_drained();
+                    }
+                }
                 Err(error) => warn!(%error, "reading the peer event ring failed"),
             },
             expired = timer.expired() => match expired {

@@ -159,6 +159,10 @@ pub struct Runtime {
     peer_batch: BatchState,
     /// What this daemon wrote to `LOCAL_ADDRESSES`.
     local_addresses: HashSet<IpAddr>,
+    /// The kernel's `event_lost` counter when last read: when it moves,
+    /// events were lost and every instance is resynced (see
+    /// [`Runtime::on_events_drained`]).
+    events_lost: u64,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -176,6 +180,8 @@ const SINGLE_LOOKUPS: usize = 2;
 struct KernelPeers<'a> {
     datapath: &'a mut Datapath,
     batch: &'a mut BatchState,
+    /// Lookups served one at a time before the snapshot is read.
+    single_lookups: usize,
     lookups: usize,
     /// The batch holds a read taken during this turn.
     snapshot: bool,
@@ -195,8 +201,18 @@ impl<'a> KernelPeers<'a> {
         Self {
             datapath,
             batch,
+            single_lookups: SINGLE_LOOKUPS,
             lookups: 0,
             snapshot: false,
+        }
+    }
+
+    /// A reader that serves every lookup from one read of the whole map:
+    /// a resync asks for every instance's record.
+    fn whole_map(datapath: &'a mut Datapath, batch: &'a mut BatchState) -> Self {
+        Self {
+            single_lookups: 0,
+            ..Self::new(datapath, batch)
         }
     }
 
@@ -228,7 +244,7 @@ impl<'a> KernelPeers<'a> {
 impl PeerTable for KernelPeers<'_> {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
         self.lookups += 1;
-        let state = if self.lookups > SINGLE_LOOKUPS
+        let state = if self.lookups > self.single_lookups
             && let Some(state) = self.snapshot_lookup(key)
         {
             state
@@ -302,6 +318,7 @@ impl Runtime {
             advertised: false,
             peer_batch: BatchState::Untried,
             local_addresses: HashSet::new(),
+            events_lost: 0,
         }
     }
 
@@ -428,6 +445,12 @@ impl Runtime {
     /// moments ago resume as master. What an earlier daemon left in the
     /// kernel for anything this configuration does not run is removed.
     pub fn start(&mut self, plan: &Plan) {
+        // Losses before this daemon's ring existed (the counters are pinned
+        // and outlive a daemon) are not ours: the start reads the records.
+        self.events_lost = self.datapath.events_lost().unwrap_or_else(|error| {
+            warn!(%error, "reading the event_lost counter failed");
+            0
+        });
         let effects = self.core.start(
             plan,
             now(),
@@ -457,6 +480,45 @@ impl Runtime {
         let record = PeerRecord::from_kernel(key, state);
         self.saw_master(*key, record.source);
         let effects = self.core.on_peer_event(key, &record);
+        self.perform(effects);
+    }
+
+    /// The event ring was just emptied: if the kernel lost events since the
+    /// last look (the ring was full), every instance is fed its router's
+    /// record from `PEERS`, read in one batch, so whatever the lost events
+    /// said (a router that beats a master, a master resigning, a new
+    /// interval) reaches the election now.
+    ///
+    /// Why here and only here: the counter is read with one syscall (one
+    /// slot of a per-CPU array), after a burst of events, not per event
+    /// nor per advert. An event is lost only while the ring is full, so a
+    /// loss always leaves events queued behind it, and reading them ends
+    /// in this check: a loss is noticed within one drain of the ring.
+    /// Reading it at every wake-up of a master's advert timer would add a
+    /// syscall per wake-up (200 masters at 10 ms) for nothing more. What
+    /// still slips past (a read of the counter that fails) is bounded by
+    /// the per-advert read of a master's own record ([`Core::on_timers`])
+    /// and by a backup's read at its Master_Down timer.
+    pub fn on_events_drained(&mut self) {
+        let lost = match self.datapath.events_lost() {
+            Ok(lost) => lost,
+            Err(error) => {
+                warn!(%error, "reading the event_lost counter failed");
+                return;
+            }
+        };
+        if lost == self.events_lost {
+            return;
+        }
+        warn!(
+            lost = lost.wrapping_sub(self.events_lost),
+            "the kernel lost peer events (ring full); re-reading every virtual router's record"
+        );
+        self.events_lost = lost;
+        let effects = self.core.resync(&mut KernelPeers::whole_map(
+            &mut self.datapath,
+            &mut self.peer_batch,
+        ));
         self.perform(effects);
     }
 

@@ -13,6 +13,9 @@ use super::DatapathError;
 /// Peer-change events, in the order the kernel queued them.
 pub struct EventStream {
     ring: AsyncFd<RingBuf<MapData>>,
+    /// An event taken out of the ring by [`EventStream::is_drained`] and
+    /// not yet handed out.
+    lookahead: Option<PeerEvent>,
 }
 
 impl EventStream {
@@ -33,7 +36,10 @@ impl EventStream {
             map: map_names::EVENTS,
             source: aya::maps::MapError::IoError(error.into()),
         })?;
-        Ok(Self { ring })
+        Ok(Self {
+            ring,
+            lookahead: None,
+        })
     }
 
     /// Waits for the next event. Records of an unexpected size (which would
@@ -50,6 +56,20 @@ impl EventStream {
 
     /// The next queued event, without waiting.
     pub fn try_next(&mut self) -> Option<PeerEvent> {
+        self.lookahead.take().or_else(|| self.pull())
+    }
+
+    /// Whether no event is queued right now. Reads the ring's positions in
+    /// shared memory, no syscall; an event it finds is kept for the next
+    /// call of [`next`](Self::next) or [`try_next`](Self::try_next).
+    pub fn is_drained(&mut self) -> bool {
+        if self.lookahead.is_none() {
+            self.lookahead = self.pull();
+        }
+        self.lookahead.is_none()
+    }
+
+    fn pull(&mut self) -> Option<PeerEvent> {
         let ring = self.ring.get_mut();
         while let Some(item) = ring.next() {
             match decode(&item) {

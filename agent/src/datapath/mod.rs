@@ -330,7 +330,14 @@ impl Datapath {
     /// `map_names::PINNED` are adopted from `pins` when an earlier daemon
     /// left them there with the same layout (else created and pinned), and
     /// [`attach`](Self::attach) adopts pinned links.
-    pub fn load_pinned(pins: PinDir) -> Result<(Self, EventStream, KernelLog), DatapathError> {
+    ///
+    /// `event_ring_bytes` replaces the size of the `EVENTS` ring (a power
+    /// of two, at least a page): tests shrink it to make it overflow. The
+    /// ring is not pinned, so its size does not decide adoption.
+    pub fn load_pinned(
+        pins: PinDir,
+        event_ring_bytes: Option<u32>,
+    ) -> Result<(Self, EventStream, KernelLog), DatapathError> {
         let pin_error = |message: String| DatapathError::Pin {
             path: pins.root().to_path_buf(),
             message,
@@ -348,6 +355,9 @@ impl Datapath {
         let mut loader = EbpfLoader::new();
         for name in map_names::PINNED {
             loader.map_pin_path(name, pins.map(name));
+        }
+        if let Some(bytes) = event_ring_bytes {
+            loader.map_max_entries(map_names::EVENTS, bytes);
         }
         let ebpf = loader.load(EBPF_OBJECT)?;
         let (mut datapath, events, log) = Self::finish_load(ebpf, Some(pins.clone()))?;
@@ -992,13 +1002,38 @@ impl Datapath {
         Ok(())
     }
 
+    /// `event_lost` summed over CPUs and interface slots: one lookup per
+    /// slot (each returns every CPU's block), where
+    /// [`counters`](Self::counters) also builds every snapshot.
+    pub fn events_lost(&mut self) -> Result<u64, DatapathError> {
+        let slots = self.counted_slots();
+        let array = self.counter_array()?;
+        let mut lost = 0;
+        for slot in slots {
+            let per_cpu = array
+                .get(&u32::from(slot), 0)
+                .map_err(map_error(map_names::COUNTERS))?;
+            lost += per_cpu
+                .iter()
+                .map(|block| block.values[Counter::EventLost as usize])
+                .sum::<u64>();
+        }
+        Ok(lost)
+    }
+
+    /// The shared slot 0 and the slot of every interface configured now or
+    /// by an earlier daemon.
+    fn counted_slots(&self) -> HashSet<u16> {
+        std::iter::once(0)
+            .chain(self.slots.values().copied())
+            .chain(self.inherited.interfaces.values().copied())
+            .collect()
+    }
+
     /// Every counter summed over all interfaces: the shared slot 0 and
     /// the slot of every interface configured now or by an earlier daemon.
     pub fn counters(&mut self) -> Result<CounterSnapshot, DatapathError> {
-        let slots: HashSet<u16> = std::iter::once(0)
-            .chain(self.slots.values().copied())
-            .chain(self.inherited.interfaces.values().copied())
-            .collect();
+        let slots = self.counted_slots();
         let array = self.counter_array()?;
         let mut total = CounterSnapshot::default();
         for slot in slots {

@@ -1020,7 +1020,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
         _pad: [0; 6],
     };
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
         for key in [ours, gone] {
             datapath
                 .write_heartbeat(key, heartbeat, Duration::from_secs(1))
@@ -1029,7 +1030,8 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
         // Dropped without release: a daemon that died.
     }
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
         assert_eq!(
             datapath.heartbeat(&ours).unwrap(),
             Some(heartbeat),
@@ -1053,7 +1055,7 @@ fn pinned_maps_are_adopted_pruned_and_refused_when_their_layout_changed() {
     // maps-v1: the layout before per-interface counter slots.
     let old_generation = pins.root().join("maps-v1");
     std::fs::create_dir(&old_generation).unwrap();
-    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
     assert_eq!(
         datapath.heartbeat(&ours).unwrap(),
         None,
@@ -1119,7 +1121,7 @@ fn an_adopting_daemon_keeps_each_interface_its_counters() {
             .return_value
     };
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
         // Another interface takes slot 1 first, so lo's slot is not the
         // one a fresh daemon would pick for it.
         datapath.configure_interface(lo + 1000, enforce).unwrap();
@@ -1127,7 +1129,7 @@ fn an_adopting_daemon_keeps_each_interface_its_counters() {
         assert_eq!(run(&mut datapath), XDP_PASS);
         assert_eq!(run(&mut datapath), XDP_PASS);
     }
-    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone()).expect("load");
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
     datapath.configure_interface(lo, enforce).unwrap();
     let fresh = lo + 2000;
     datapath.configure_interface(fresh, enforce).unwrap();

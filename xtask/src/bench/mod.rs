@@ -22,6 +22,7 @@ mod stats;
 mod throughput;
 mod timeline;
 mod topology;
+mod xdp_pass;
 
 use std::path::Path;
 use std::process::Command;
@@ -66,7 +67,8 @@ pub enum Scenario {
     FalseFailovers,
     /// CPU time and RSS with 200 instances at advert_int 0.01.
     Scale,
-    /// Non-VRRP UDP throughput with and without the XDP program.
+    /// Non-VRRP UDP throughput: no program, an XDP_PASS-only program,
+    /// vrrp_rx.
     Throughput,
 }
 
@@ -218,8 +220,8 @@ const NOTES: [&str; 10] = [
     "reload: fresh lab per run, as for failover; SIGHUP to the master's main process at a random phase of its advert timer, the client probing the VIP every 1 ms; probes lost and the longest time without a reply are counted over the 2 s from the SIGHUP",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
     "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
-    "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`",
-    "throughput: counted as UDP InDatagrams + RcvbufErrors in the receiver's namespace (what the kernel delivered), and on veth attaching any XDP program also switches the receive side to veth's NAPI path, so the ratio covers that switch as well as vrrp_rx itself",
+    "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`; on veth attaching any XDP program also switches the receive side to veth's NAPI path, so that ratio covers the switch as well as vrrp_rx itself",
+    "throughput: `vrrp_rx / XDP_PASS-only` is vrrp_rx's own cost: per round, the three receivers (no program, a two-instruction XDP_PASS program attached in the same driver mode, vrrp_rx) are measured back to back and the row holds each round's ratio; counted as UDP InDatagrams + RcvbufErrors in the receiver's namespace (what the kernel delivered)",
     "both daemons run with default scheduling (SCHED_OTHER, nice 0) on a 2-core machine; other work on the machine adds noise, so compare ratios from the same run",
 ];
 
@@ -593,33 +595,81 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
 }
 
 fn throughput(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
-    let case = "UDP 64-byte payloads over veth, receiver without / with XDP vrrp_rx";
-    match throughput::run(plan.throughput_reps, plan.throughput_duration, agent) {
-        Ok(samples) => {
-            for implementation in Implementation::BOTH {
-                let mine: Vec<&throughput::Sample> = samples
-                    .iter()
-                    .filter(|s| s.implementation == implementation)
-                    .collect();
-                for s in &mine {
-                    eprintln!(
-                        "bench: {case}: {}: delivered {:.0} pps (sent {:.0} pps)",
-                        implementation.label(),
-                        s.delivered_pps,
-                        s.sent_pps
-                    );
-                }
-                results.rows.push(Row::new(
-                    case,
-                    implementation,
-                    "kpps delivered",
-                    false,
-                    mine.iter().map(|s| s.delivered_pps / 1000.0).collect(),
-                    0,
-                ));
-            }
+    use throughput::Receiver;
+    let case = "UDP throughput over veth";
+    let samples = match throughput::run(plan.throughput_reps, plan.throughput_duration, agent) {
+        Ok(samples) => samples,
+        Err(err) => return results.failed(case, &err.context("throughput scenario")),
+    };
+    for payload in throughput::PAYLOADS {
+        let kpps = |receiver: Receiver| -> Vec<f64> {
+            samples
+                .iter()
+                .filter(|s| s.payload == payload && s.receiver == receiver)
+                .map(|s| s.delivered_pps / 1000.0)
+                .collect()
+        };
+        for s in samples.iter().filter(|s| s.payload == payload) {
+            eprintln!(
+                "bench: {case}, {payload}-byte payloads, round {}: {:?}: delivered {:.0} pps (sent {:.0} pps)",
+                s.round + 1,
+                s.receiver,
+                s.delivered_pps,
+                s.sent_pps
+            );
         }
-        Err(err) => results.failed(case, &err.context("throughput scenario"))?,
+        let versus_none =
+            format!("UDP {payload}-byte payloads over veth, receiver without / with XDP vrrp_rx");
+        results.rows.push(Row::new(
+            versus_none.clone(),
+            Implementation::Keepalived,
+            "kpps delivered",
+            false,
+            kpps(Receiver::NoProgram),
+            0,
+        ));
+        results.rows.push(Row::new(
+            versus_none,
+            Implementation::Agent,
+            "kpps delivered",
+            false,
+            kpps(Receiver::VrrpRx),
+            0,
+        ));
+        // Each round's vrrp_rx over the XDP_PASS-only program measured
+        // right before it: the machine's load drifts less within a round.
+        let paired: Vec<f64> = samples
+            .iter()
+            .filter(|s| s.payload == payload && s.receiver == Receiver::VrrpRx)
+            .filter_map(|mine| {
+                let pass = samples.iter().find(|s| {
+                    s.payload == payload
+                        && s.round == mine.round
+                        && s.receiver == Receiver::PassOnly
+                })?;
+                (pass.delivered_pps > 0.0).then(|| mine.delivered_pps / pass.delivered_pps)
+            })
+            .collect();
+        results.rows.push(Row::new(
+            format!(
+                "UDP {payload}-byte payloads over veth, vrrp_rx / XDP_PASS-only program (per round)"
+            ),
+            Implementation::Agent,
+            "ratio",
+            false,
+            paired,
+            0,
+        ));
+        results.details.push(Row::new(
+            format!(
+                "UDP {payload}-byte payloads over veth, receiver with an XDP_PASS-only program"
+            ),
+            Implementation::Agent,
+            "kpps delivered",
+            false,
+            kpps(Receiver::PassOnly),
+            0,
+        ));
     }
     Ok(())
 }

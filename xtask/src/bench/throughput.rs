@@ -1,7 +1,11 @@
-//! Scenario 4: what the agent's XDP program costs non-VRRP traffic — small
-//! UDP packets over a veth, with and without `vrrp-agent monitor` (which
-//! attaches the same `vrrp_rx` program) on the receiving interface.
-//! keepalived adds nothing to the packet path, so "no program" is its number.
+//! Scenario 4: what the agent's XDP program costs non-VRRP traffic — UDP
+//! over a veth (64-byte and 1,400-byte payloads), measured in the same run
+//! with no program on the receiving interface, with an XDP program that
+//! only passes ([`PassOnly`]), and with `vrrp-agent monitor` (which attaches
+//! the same `vrrp_rx` program). keepalived adds nothing to the packet path,
+//! so "no program" is its number; `vrrp_rx`'s own cost is its throughput
+//! over the XDP_PASS-only program's, since on veth any XDP program changes
+//! the receive path.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -13,16 +17,34 @@ use anyhow::{Context, Result};
 use lab::{Host, Lab, Process};
 
 use super::interrupt;
-use super::router::Implementation;
+use super::xdp_pass::PassOnly;
 
 const PORT: u16 = 9009;
-const PAYLOAD: usize = 64;
+/// UDP payload sizes: the smallest packets (per-packet cost dominates) and
+/// near-MTU ones.
+pub const PAYLOADS: [usize; 2] = [64, 1400];
 /// Hard bound on packets per measurement, whatever the duration.
 const MAX_PACKETS: u64 = 200_000_000;
 
+/// What the receiving interface runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Receiver {
+    NoProgram,
+    PassOnly,
+    VrrpRx,
+}
+
+impl Receiver {
+    pub const ALL: [Self; 3] = [Self::NoProgram, Self::PassOnly, Self::VrrpRx];
+}
+
 /// Packets per second in one measurement.
 pub struct Sample {
-    pub implementation: Implementation,
+    pub receiver: Receiver,
+    pub payload: usize,
+    /// Which alternation it belongs to: samples of one round were taken
+    /// back to back, so their ratio is the least noisy.
+    pub round: usize,
     /// Datagrams the receiver's kernel delivered to UDP (queued, or dropped
     /// for a full socket buffer): the packet path's capacity, independent
     /// of how fast the reading thread is.
@@ -30,7 +52,8 @@ pub struct Sample {
     pub sent_pps: f64,
 }
 
-/// `reps` pairs of measurements, alternating without/with the program.
+/// `reps` rounds; in each, for each payload size, the three receivers back
+/// to back.
 pub fn run(reps: usize, duration: Duration, agent_binary: &Path) -> Result<Vec<Sample>> {
     let lab = Lab::new("bthru")?;
     let tx = lab.add_host("tx")?;
@@ -39,23 +62,37 @@ pub fn run(reps: usize, duration: Duration, agent_binary: &Path) -> Result<Vec<S
     tx.add_address(&link.a, "198.51.100.1/24")?;
     rx.add_address(&link.b, "198.51.100.2/24")?;
     let target: SocketAddr = format!("198.51.100.2:{PORT}").parse()?;
+    let ifindex = rx.ifindex(&link.b)?;
     let mut samples = Vec::new();
-    for _ in 0..reps {
-        for implementation in Implementation::BOTH {
-            interrupt::check()?;
-            let monitor = match implementation {
-                Implementation::Keepalived => None,
-                Implementation::Agent => Some(attach_monitor(&rx, &link.b, agent_binary)?),
-            };
-            let (sent, delivered) = measure(&tx, &rx, target, duration)?;
-            if let Some(monitor) = monitor {
-                monitor.stop()?;
+    for round in 0..reps {
+        for payload in PAYLOADS {
+            for receiver in Receiver::ALL {
+                interrupt::check()?;
+                let (mut pass, mut monitor) = (None, None);
+                match receiver {
+                    Receiver::NoProgram => {}
+                    Receiver::PassOnly => {
+                        pass = Some(rx.run(move || PassOnly::attach(ifindex))?.with_context(
+                            || format!("attaching an XDP_PASS program to {}", link.b),
+                        )?);
+                    }
+                    Receiver::VrrpRx => {
+                        monitor = Some(attach_monitor(&rx, &link.b, agent_binary)?);
+                    }
+                }
+                let (sent, delivered) = measure(&tx, &rx, target, payload, duration)?;
+                drop(pass);
+                if let Some(monitor) = monitor {
+                    monitor.stop()?;
+                }
+                samples.push(Sample {
+                    receiver,
+                    payload,
+                    round,
+                    delivered_pps: delivered as f64 / duration.as_secs_f64(),
+                    sent_pps: sent as f64 / duration.as_secs_f64(),
+                });
             }
-            samples.push(Sample {
-                implementation,
-                delivered_pps: delivered as f64 / duration.as_secs_f64(),
-                sent_pps: sent as f64 / duration.as_secs_f64(),
-            });
         }
     }
     Ok(samples)
@@ -75,7 +112,13 @@ fn attach_monitor(host: &Host, iface: &str, binary: &Path) -> Result<Process> {
 }
 
 /// Blasts datagrams from `tx` for `duration`; returns (sent, delivered).
-fn measure(tx: &Host, rx: &Host, target: SocketAddr, duration: Duration) -> Result<(u64, u64)> {
+fn measure(
+    tx: &Host,
+    rx: &Host,
+    target: SocketAddr,
+    payload: usize,
+    duration: Duration,
+) -> Result<(u64, u64)> {
     let receiver = rx
         .run(move || UdpSocket::bind(target))?
         .with_context(|| format!("cannot bind {target} in host {}", rx.name()))?;
@@ -83,7 +126,7 @@ fn measure(tx: &Host, rx: &Host, target: SocketAddr, duration: Duration) -> Resu
     let sender = tx
         .run(|| UdpSocket::bind(("0.0.0.0", 0)))?
         .context("cannot open the sending socket")?;
-    let payload = [0x5au8; PAYLOAD];
+    let payload = vec![0x5au8; payload];
     // Resolve the neighbour before timing anything.
     for _ in 0..10 {
         let _ = sender.send_to(&payload, target);

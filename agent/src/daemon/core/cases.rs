@@ -173,6 +173,10 @@ impl Case {
                 };
                 self.peers.1.insert(key, heartbeat);
             }
+            "resync" => {
+                let effects = self.core.resync(&mut self.peers);
+                self.record(effects);
+            }
             "link" => {
                 let effects = self.core.on_interface(words[1], words[2] == "up", now);
                 self.record(effects);

@@ -263,6 +263,18 @@ impl Core {
         out
     }
 
+    /// Events of the kernel were lost (its ring was full): every running
+    /// instance is fed its router's record where it is newer than the last
+    /// advert it got. An instance whose event went through gets nothing.
+    pub fn resync(&mut self, peers: &mut dyn PeerTable) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for group in 0..self.groups.len() {
+            self.refresh_from_kernel(group, peers, &mut out);
+        }
+        self.rearm_all();
+        out
+    }
+
     fn feed_advert(
         &mut self,
         group: usize,
