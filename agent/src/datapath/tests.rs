@@ -1121,7 +1121,8 @@ fn an_adopting_daemon_keeps_each_interface_its_counters() {
             .return_value
     };
     {
-        let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
         // Another interface takes slot 1 first, so lo's slot is not the
         // one a fresh daemon would pick for it.
         datapath.configure_interface(lo + 1000, enforce).unwrap();
