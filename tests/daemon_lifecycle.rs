@@ -1327,11 +1327,6 @@ fn capture_rows(file: &Path) -> Result<Vec<String>> {
         .collect())
 }
 
-fn mac_of(host: &Host, iface: &str) -> Result<String> {
-    let out = host.exec(&["cat", &format!("/sys/class/net/{iface}/address")])?;
-    Ok(out.stdout.trim().to_owned())
-}
-
 /// Test 6: the backup's egress guard drops frames sourced from the VIP
 /// (counted in `vip_egress_blocked`) while the master's pass; bpftool shows
 /// the XDP and tcx egress programs while running and nothing after SIGTERM.
@@ -1359,9 +1354,9 @@ fn egress_guard_blocks_vip_sourced_frames_on_the_backup_only() -> Result<()> {
     // client so the datagram itself, not an ARP query, reaches the guard.
     net.b
         .ip(&["addr", "add", &format!("{VIP}/32"), "dev", &net.b_if])?;
-    let c_mac = mac_of(&c, &c_if)?;
-    let b_mac = mac_of(&net.b, &net.b_if)?;
-    let a_mac = mac_of(&net.a, &net.a_if)?;
+    let c_mac = c.mac(&c_if)?;
+    let b_mac = net.b.mac(&net.b_if)?;
+    let a_mac = net.a.mac(&net.a_if)?;
     net.b.ip(&[
         "neigh",
         "replace",

@@ -15,8 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{Context, Result, ensure};
-use lab::{AgentNode, Host, RouterPair, single_vip_config};
+use anyhow::{Result, ensure};
+use lab::{AgentNode, RouterPair, single_vip_config};
 
 const VIP: &str = "192.0.2.100";
 const ECHO_PORT: u16 = 7102;
@@ -28,15 +28,6 @@ fn config(interface: &str, priority: u8) -> String {
 
 fn vip() -> IpAddr {
     VIP.parse().expect("VIP literal")
-}
-
-fn mac(host: &Host, iface: &str) -> Result<String> {
-    let out = host.exec(&["ip", "-j", "link", "show", "dev", iface])?;
-    let links: serde_json::Value = serde_json::from_str(&out.stdout)?;
-    links[0]["address"]
-        .as_str()
-        .map(str::to_owned)
-        .context("ip -j link printed no address")
 }
 
 fn now_epoch() -> f64 {
@@ -68,7 +59,7 @@ fn zombie_stays_silent(failure: Failure) -> Result<()> {
     a.wait_for_state("VI_1", "MASTER", WAIT)?;
     let b = AgentNode::start(&net.b, &config(&net.b_if, 100))?;
     b.wait_for_state("VI_1", "BACKUP", WAIT)?;
-    let (a_mac, b_mac) = (mac(&net.a, &net.a_if)?, mac(&net.b, &net.b_if)?);
+    let (a_mac, b_mac) = (net.a.mac(&net.a_if)?, net.b.mac(&net.b_if)?);
     let probe = net
         .c
         .start_udp_probe(echo, Duration::from_millis(5), Duration::from_secs(30))?;

@@ -199,24 +199,6 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Polls `check` every 20 ms until it holds; fails naming `what` after `timeout`.
-fn wait_until(
-    timeout: Duration,
-    what: &str,
-    mut check: impl FnMut() -> Result<bool>,
-) -> Result<Duration> {
-    let started = Instant::now();
-    loop {
-        if check()? {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() >= timeout {
-            bail!("{what}: not within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Which implementation a node runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -295,9 +277,9 @@ impl Node {
             }
         });
         if self.kind == Kind::Agent {
-            wait_until(
-                Duration::from_secs(20),
+            lab::wait_until(
                 "agent control socket answers",
+                Duration::from_secs(20),
                 || {
                     if let Some(Running::Agent { process, .. }) = &self.running
                         && !process.is_running()
@@ -480,7 +462,7 @@ impl Pair {
         if variant.ipv6 {
             // Link-locals appear once the links are up; adverts need them.
             for (host, iface) in [(&agent_host, &agent_if), (&keepalived_host, &keepalived_if)] {
-                wait_until(Duration::from_secs(5), "IPv6 link-local address", || {
+                lab::wait_until("IPv6 link-local address", Duration::from_secs(5), || {
                     Ok(host.ipv6_link_local(iface).is_ok())
                 })?;
             }
@@ -531,7 +513,7 @@ impl Pair {
     /// on `master`. Returns how long that took.
     fn wait_master(&self, master: Kind, timeout: Duration) -> Result<Duration> {
         let (m, b) = self.pair(master);
-        let waited = wait_until(timeout, "convergence", || {
+        let waited = lab::wait_until("convergence", timeout, || {
             Ok(m.state()? == "MASTER"
                 && m.has_vip(&self.variant)?
                 // A node killed with -9 keeps its VIP until it runs again (like
@@ -561,7 +543,7 @@ impl Pair {
     /// Time until the client is answered by `kind`'s host on the VIP.
     fn wait_answer_from(&self, kind: Kind, since: Instant, timeout: Duration) -> Result<Duration> {
         let name = self.pair(kind).0.host.name().to_owned();
-        wait_until(timeout, &format!("VIP answered by {name}"), || {
+        lab::wait_until(&format!("VIP answered by {name}"), timeout, || {
             Ok(self.vip_answer().as_deref() == Some(name.as_str()))
         })
         .with_context(|| self.logs())?;
@@ -603,9 +585,9 @@ struct Handover {
 fn check_stale_vip_released(pair: &mut Pair, kind: Kind, tag: &str) -> Result<()> {
     let variant = pair.variant;
     let node = pair.node(kind);
-    wait_until(
-        Duration::from_secs(10),
+    lab::wait_until(
         "restarted node reports a state",
+        Duration::from_secs(10),
         || Ok(node.state()? != "INIT"),
     )
     .with_context(|| node.report())?;
@@ -1065,7 +1047,7 @@ fn message_only_checksum_status(capture: &Capture, filter: &str) -> Result<usize
 fn drops_match_wire(pair: &Pair, capture: &Capture, counter: &str) -> Result<(u64, u64)> {
     let from_keepalived = format!("ip.src == {KEEPALIVED_V4} && vrrp.virt_rtr_id == {VRID}");
     let mut seen = (0, 0);
-    let matched = wait_until(Duration::from_secs(10), counter, || {
+    let matched = lab::wait_until(counter, Duration::from_secs(10), || {
         let sent = capture.fields(&["frame.number"], &from_keepalived)?.len() as u64;
         let dropped = pair.agent.agent_counter(counter)?;
         seen = (dropped, sent);
@@ -1097,7 +1079,7 @@ fn v2_mismatched_settings_drop_like_keepalived() -> Result<()> {
     pair.keepalived.start(&ka_config)?;
     let agent_config = config(&pair.agent, LOW, variant.advert_int, "s3cret");
     pair.agent.start(&agent_config)?;
-    wait_until(settle, "both MASTER with mismatched auth_pass", || {
+    lab::wait_until("both MASTER with mismatched auth_pass", settle, || {
         Ok(pair.agent.state()? == "MASTER"
             && pair.keepalived.state()? == "MASTER"
             && pair.agent.has_vip(&variant)?

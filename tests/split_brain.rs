@@ -27,7 +27,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use lab::{AgentNode, Host, Keepalived, Lab, UdpEcho, single_vip_config};
@@ -44,38 +44,11 @@ fn vip() -> IpAddr {
     VIP.parse().expect("VIP literal")
 }
 
-fn mac(host: &Host, iface: &str) -> Result<String> {
-    let out = host.exec(&["ip", "-j", "link", "show", "dev", iface])?;
-    let links: serde_json::Value = serde_json::from_str(&out.stdout)?;
-    links[0]["address"]
-        .as_str()
-        .map(str::to_owned)
-        .context("ip -j link printed no address")
-}
-
 /// The MAC the client's neighbour entry for the VIP holds (None: no entry).
 fn neighbour(client: &Host, iface: &str) -> Result<Option<String>> {
     let out = client.exec(&["ip", "-j", "neigh", "show", "to", VIP, "dev", iface])?;
     let entries: serde_json::Value = serde_json::from_str(&out.stdout)?;
     Ok(entries[0]["lladdr"].as_str().map(str::to_owned))
-}
-
-/// Polls `check` every 20 ms until it holds; how long that took.
-fn wait_until(
-    what: &str,
-    timeout: Duration,
-    mut check: impl FnMut() -> Result<bool>,
-) -> Result<Duration> {
-    let started = Instant::now();
-    loop {
-        if check()? {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() >= timeout {
-            bail!("{what}: not within {timeout:?}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// Stops the bridge forwarding anything to or from a port (STP state
@@ -198,7 +171,7 @@ impl Router {
     }
 
     fn wait_for_state(&self, state: &str) -> Result<()> {
-        wait_until(&format!("router {state}"), WAIT, || {
+        lab::wait_until(&format!("router {state}"), WAIT, || {
             Ok(self.state()? == state)
         })?;
         Ok(())
@@ -219,7 +192,7 @@ fn partition_and_heal(
     echoes: (&UdpEcho, &UdpEcho),
     round: u32,
 ) -> Result<()> {
-    let (a_mac, b_mac) = (mac(&net.a, &net.a_if)?, mac(&net.b, &net.b_if)?);
+    let (a_mac, b_mac) = (net.a.mac(&net.a_if)?, net.b.mac(&net.b_if)?);
     cut(&net.switch, &net.a_port)?;
     b.wait_for_state("MASTER")
         .with_context(|| format!("round {round}: b takes over behind the partition"))?;
@@ -228,7 +201,7 @@ fn partition_and_heal(
         "round {round}: a is still master on its side"
     );
     // The client followed b's gratuitous ARPs: the scenario the heal must undo.
-    wait_until(
+    lab::wait_until(
         &format!("round {round}: client follows b ({b_mac}) during the partition"),
         WAIT,
         || Ok(neighbour(&net.c, &net.c_if)?.as_deref() == Some(b_mac.as_str())),
@@ -242,12 +215,12 @@ fn partition_and_heal(
     thread::sleep(Duration::from_millis(1500));
 
     heal(&net.switch, &net.a_port)?;
-    let one_master = wait_until(
+    let one_master = lab::wait_until(
         &format!("round {round}: a MASTER and b BACKUP after the heal"),
         WAIT,
         || Ok(b.state()? == "BACKUP" && a.state()? == "MASTER"),
     )?;
-    let follows_a = wait_until(
+    let follows_a = lab::wait_until(
         &format!("round {round}: client's neighbour entry for the VIP back at a ({a_mac})"),
         WAIT,
         || Ok(neighbour(&net.c, &net.c_if)?.as_deref() == Some(a_mac.as_str())),

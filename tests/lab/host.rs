@@ -75,6 +75,12 @@ impl Host {
         full
     }
 
+    /// The MAC address of `iface` in this host.
+    pub fn mac(&self, iface: &str) -> Result<String> {
+        let out = self.exec(&["cat", &format!("/sys/class/net/{iface}/address")])?;
+        Ok(out.stdout.trim().to_owned())
+    }
+
     /// Runs a command to completion in this host (`ip netns exec`); fails
     /// with its stderr unless it exits 0 within 30 s.
     pub fn exec(&self, argv: &[&str]) -> Result<ExecOutput> {

@@ -435,3 +435,22 @@ fn sweep_stale_namespaces() {
         }
     }
 }
+
+/// Polls `check` every 20 ms until it holds, and says how long that took;
+/// fails naming `what` after `timeout`.
+pub fn wait_until(
+    what: &str,
+    timeout: std::time::Duration,
+    mut check: impl FnMut() -> Result<bool>,
+) -> Result<std::time::Duration> {
+    let started = std::time::Instant::now();
+    loop {
+        if check()? {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() >= timeout {
+            anyhow::bail!("{what}: not within {timeout:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}

@@ -160,7 +160,7 @@ pub fn run_once(
     // Only the old master's frames sourced from the VIP, so the capture
     // stays small.
     let zombie_capture = if fault.leaves_a_zombie() {
-        let mac = mac_of(&lab.routers[0], &lab.ifaces[0])?;
+        let mac = lab.routers[0].mac(&lab.ifaces[0])?;
         let filter =
             format!("ether src {mac} and ((arp and arp[7] = 2) or (udp and src port {ECHO_PORT}))");
         Some(lab.client.capture(&lab.client_if, &filter, 1_000_000)?)
@@ -264,15 +264,6 @@ fn epoch_seconds() -> f64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|elapsed| elapsed.as_secs_f64())
         .unwrap_or_default()
-}
-
-fn mac_of(host: &lab::Host, iface: &str) -> Result<String> {
-    let out = host.exec(&["ip", "-j", "link", "show", "dev", iface])?;
-    let links: serde_json::Value = serde_json::from_str(&out.stdout)?;
-    links[0]["address"]
-        .as_str()
-        .map(str::to_owned)
-        .context("ip -j link printed no address")
 }
 
 /// A uniformly distributed duration in `[0, bound)`.
