@@ -234,3 +234,99 @@ fn a_sync_group_s_tracked_script_moves_every_member() -> Result<()> {
     );
     Ok(())
 }
+
+/// Instances of a sync group, without `sync_group_tracking_weight`, as
+/// keepalived reads them: node1's SG_A tracks an interface with weight -10,
+/// which would only lower it to 140 (still above node2's 100). keepalived
+/// ignores a member's weights, so the interface going down faults SG_A, and
+/// through the group SG_B, and node2 takes both.
+fn member_weight_config(iface: &str, tracked: Option<&str>, priority: u8) -> String {
+    let track = tracked.map_or(String::new(), |t| {
+        format!(" track_interface {{\n  {t} weight -10\n }}\n")
+    });
+    format!(
+        "\
+vrrp_sync_group G {{
+ group {{
+  SG_A
+  SG_B
+ }}
+}}
+vrrp_instance SG_A {{
+ state BACKUP
+ interface {iface}
+ virtual_router_id 73
+ priority {priority}
+ advert_int 1
+{track} virtual_ipaddress {{
+  203.0.113.33/24
+ }}
+}}
+vrrp_instance SG_B {{
+ state BACKUP
+ interface {iface}
+ virtual_router_id 74
+ priority {priority}
+ advert_int 1
+ virtual_ipaddress {{
+  203.0.113.34/24
+ }}
+}}
+"
+    )
+}
+
+#[test]
+fn a_sync_group_member_s_own_weighted_interface_faults_the_group() -> Result<()> {
+    let lab = Lab::new("cfgsgw")?;
+    let switch = lab.add_switch("sw")?;
+    let uplinks = lab.add_switch("up")?;
+    let host1 = lab.add_host("node1")?;
+    let host2 = lab.add_host("node2")?;
+    let if1 = lab.attach(&host1, &switch)?;
+    let if2 = lab.attach(&host2, &switch)?;
+    let uplink1 = lab.attach(&host1, &uplinks)?;
+    host1.add_address(&if1, "192.0.2.33/24")?;
+    host2.add_address(&if2, "192.0.2.34/24")?;
+    let node1 = AgentNode::start(&host1, &member_weight_config(&if1, Some(&uplink1), 150))?;
+    let node2 = AgentNode::start(&host2, &member_weight_config(&if2, None, 100))?;
+    let wait_all = |expected: &[(&AgentNode, &str, &str)]| -> Result<()> {
+        let started = Instant::now();
+        for (node, instance, state) in expected {
+            node.wait_for_state(instance, state, CONVERGE.saturating_sub(started.elapsed()))?;
+        }
+        Ok(())
+    };
+    wait_all(&[
+        (&node1, "SG_A", "MASTER"),
+        (&node1, "SG_B", "MASTER"),
+        (&node2, "SG_A", "BACKUP"),
+        (&node2, "SG_B", "BACKUP"),
+    ])?;
+
+    host1.link_down(&uplink1)?;
+    wait_all(&[
+        (&node1, "SG_A", "FAULT"),
+        (&node1, "SG_B", "FAULT"),
+        (&node2, "SG_A", "MASTER"),
+        (&node2, "SG_B", "MASTER"),
+    ])?;
+
+    host1.link_up(&uplink1)?;
+    wait_all(&[
+        (&node1, "SG_A", "MASTER"),
+        (&node1, "SG_B", "MASTER"),
+        (&node2, "SG_A", "BACKUP"),
+        (&node2, "SG_B", "BACKUP"),
+    ])?;
+    let logs = format!(
+        "{}{}",
+        node1.process().stderr().text(),
+        node1.process().stdout().text()
+    );
+    ensure!(
+        logs.contains("which keepalived ignores because it is a member of vrrp_sync_group G"),
+        "node1 should warn that SG_A's own weight is ignored: {logs}"
+    );
+    Ok(())
+}

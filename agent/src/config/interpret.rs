@@ -1368,6 +1368,7 @@ fn read_sync_group(
         track_script: Vec::new(),
         track_interface: Vec::new(),
         track_file: Vec::new(),
+        tracking_weight: false,
         position: section.position().clone(),
         member_positions: Vec::new(),
     };
@@ -1389,6 +1390,23 @@ fn read_sync_group(
             "track_script" => group.track_script.extend(read_track_refs(s, 253, diags)),
             "track_interface" => group.track_interface.extend(read_track_refs(s, 253, diags)),
             "track_file" => group.track_file.extend(read_track_refs(s, 254, diags)),
+            "sync_group_tracking_weight" => {
+                no_args(s, diags);
+                no_block(s, diags);
+                group.tracking_weight = true;
+            }
+            "global_tracking" => {
+                no_args(s, diags);
+                no_block(s, diags);
+                diags.warning(
+                    s.position(),
+                    format!(
+                        "vrrp_sync_group {}: global_tracking is deprecated; it acts as sync_group_tracking_weight (members keep their weighted tracking), and track_script/track_interface/track_file in the group replace it",
+                        group.name
+                    ),
+                );
+                group.tracking_weight = true;
+            }
             "smtp_alert" => {
                 no_block(s, diags);
                 if let Some(v) = flag(s, diags) {

@@ -464,6 +464,11 @@ pub struct SyncGroup {
     pub track_script: Vec<TrackRef>,
     pub track_interface: Vec<TrackRef>,
     pub track_file: Vec<TrackRef>,
+    /// `sync_group_tracking_weight` (or the deprecated `global_tracking`):
+    /// members keep their own weighted tracking. Without it keepalived
+    /// drops a member's weights, because members at different priorities
+    /// would no longer move together.
+    pub tracking_weight: bool,
     #[serde(skip)]
     pub position: Position,
     #[serde(skip)]

@@ -11,9 +11,18 @@
 //! (priority 255) cannot have weights: keepalived clears the group's
 //! weights then, with an error it does not stop on; we warn and do the
 //! same.
+//!
+//! Before that, as keepalived's `vrrp_complete_instance` does, a member of a
+//! group without `sync_group_tracking_weight`, and any address owner, loses
+//! its own weighted tracking: members at different priorities would no
+//! longer fail over together, and an owner's priority never moves. A
+//! weighted interface becomes "fault when down" in a group (an owner stops
+//! tracking it), a weighted script is dropped, a file at the default weight
+//! 1 becomes unweighted and one at any other weight is dropped. Each is a
+//! located warning, so `-t` shows what keepalived would have done.
 
 use super::diagnostic::Diagnostics;
-use super::model::{Config, TrackRef};
+use super::model::{Config, TrackRef, VrrpInstance};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -42,7 +51,70 @@ fn effective_weight(config: &Config, kind: Kind, reference: &TrackRef) -> i32 {
     })
 }
 
+/// Why an instance cannot keep weighted tracking of its own, if it cannot.
+fn weights_dropped_because(config: &Config, instance: &VrrpInstance) -> Option<String> {
+    let group = config
+        .vrrp_sync_groups
+        .iter()
+        .find(|g| !g.tracking_weight && g.group.contains(&instance.name));
+    match group {
+        Some(group) => Some(format!(
+            "it is a member of vrrp_sync_group {} (add sync_group_tracking_weight to the group to keep member weights)",
+            group.name
+        )),
+        None => (instance.priority == 255).then(|| {
+            "it is the address owner (priority 255), whose priority never moves".to_owned()
+        }),
+    }
+}
+
+fn drop_member_weights(config: &mut Config, diags: &mut Diagnostics) {
+    for index in 0..config.vrrp_instances.len() {
+        let Some(reason) = weights_dropped_because(config, &config.vrrp_instances[index]) else {
+            continue;
+        };
+        let in_group = reason.starts_with("it is a member");
+        for kind in [Kind::Interface, Kind::Script, Kind::File] {
+            let refs = list(&config.vrrp_instances[index], kind).clone();
+            let mut kept = Vec::with_capacity(refs.len());
+            for mut reference in refs {
+                let weight = effective_weight(config, kind, &reference);
+                if weight == 0 {
+                    kept.push(reference);
+                    continue;
+                }
+                let unweighted = match kind {
+                    Kind::Interface => in_group,
+                    Kind::Script => false,
+                    Kind::File => weight == 1,
+                };
+                let outcome = if unweighted {
+                    "tracked unweighted instead (fault when it fails)"
+                } else {
+                    "not tracked"
+                };
+                diags.warning(
+                    &reference.position,
+                    format!(
+                        "vrrp_instance {}: {} \"{}\" has weight {weight}, which keepalived ignores because {reason}; {outcome}",
+                        config.vrrp_instances[index].name,
+                        kind.keyword(),
+                        reference.name,
+                    ),
+                );
+                if unweighted {
+                    reference.weight = Some(0);
+                    reference.reverse = false;
+                    kept.push(reference);
+                }
+            }
+            *list_mut(&mut config.vrrp_instances[index], kind) = kept;
+        }
+    }
+}
+
 pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
+    drop_member_weights(config, diags);
     let groups = config.vrrp_sync_groups.clone();
     for group in &groups {
         let owner = config
@@ -134,7 +206,7 @@ pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
     }
 }
 
-fn list(instance: &super::model::VrrpInstance, kind: Kind) -> &Vec<TrackRef> {
+fn list(instance: &VrrpInstance, kind: Kind) -> &Vec<TrackRef> {
     match kind {
         Kind::Script => &instance.track_script,
         Kind::Interface => &instance.track_interface,
@@ -142,7 +214,7 @@ fn list(instance: &super::model::VrrpInstance, kind: Kind) -> &Vec<TrackRef> {
     }
 }
 
-fn list_mut(instance: &mut super::model::VrrpInstance, kind: Kind) -> &mut Vec<TrackRef> {
+fn list_mut(instance: &mut VrrpInstance, kind: Kind) -> &mut Vec<TrackRef> {
     match kind {
         Kind::Script => &mut instance.track_script,
         Kind::Interface => &mut instance.track_interface,
@@ -261,8 +333,157 @@ vrrp_instance c {
             Ok(loaded) => loaded,
             Err(e) => panic!("{e}"),
         };
-        assert_eq!(loaded.warnings.len(), 1, "{:?}", loaded.warnings);
+        // b's own weighted chk goes (group member), then c's copy of the
+        // group's chk is unweighted (owner).
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
         let c = loaded.config.instance("c").map(|c| c.track_script.clone());
         assert_eq!(c.map(|r| r[0].weight), Some(Some(0)));
+    }
+
+    const MEMBER_TRACKING: &str = "\
+vrrp_script chk {
+ script /bin/true
+ weight -20
+}
+vrrp_track_file one {
+ file /run/vrrp-agent-test-one
+}
+vrrp_track_file heavy {
+ file /run/vrrp-agent-test-heavy
+ weight -5
+}
+vrrp_instance a {
+ interface eth0
+ virtual_router_id 1
+ priority 150
+ track_interface {
+  eth7 weight -10
+  eth8
+ }
+ track_script {
+  chk
+ }
+ track_file {
+  one
+  heavy
+ }
+ virtual_ipaddress { 192.0.2.1 }
+}
+vrrp_instance b {
+ interface eth0
+ virtual_router_id 2
+ virtual_ipaddress { 192.0.2.2 }
+}
+";
+
+    fn loaded(text: &str) -> crate::config::Loaded {
+        match parse_str(text, "k.conf") {
+            Ok(loaded) => loaded,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    fn own_tracking(loaded: &crate::config::Loaded, name: &str) -> Vec<(String, Option<i32>)> {
+        let i = loaded.config.instance(name).expect("instance");
+        i.track_interface
+            .iter()
+            .chain(&i.track_script)
+            .chain(&i.track_file)
+            .map(|r| (r.name.clone(), r.weight))
+            .collect()
+    }
+
+    /// keepalived's vrrp_complete_instance, for a member of a group without
+    /// sync_group_tracking_weight: weighted interface -> fault when down,
+    /// weighted script dropped, file at weight 1 unweighted, heavier dropped.
+    #[test]
+    fn a_group_member_loses_its_own_weights_as_in_keepalived() {
+        let text = format!("{MEMBER_TRACKING}vrrp_sync_group G {{\n group {{\n  a\n  b\n }}\n}}\n");
+        let loaded = loaded(&text);
+        assert_eq!(
+            own_tracking(&loaded, "a"),
+            [
+                ("eth7".into(), Some(0)),
+                ("eth8".into(), None),
+                ("one".into(), Some(0))
+            ]
+        );
+        let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with(
+                "k.conf:17:3: vrrp_instance a: track_interface \"eth7\" has weight -10, which keepalived ignores because it is a member of vrrp_sync_group G"
+            ),
+            "{warnings:?}"
+        );
+        assert!(warnings[0].ends_with("tracked unweighted instead (fault when it fails)"));
+        assert!(
+            warnings[1]
+                .starts_with("k.conf:21:3: vrrp_instance a: track_script \"chk\" has weight -20")
+        );
+        assert!(warnings[1].ends_with("; not tracked"), "{warnings:?}");
+        assert!(
+            warnings[2]
+                .starts_with("k.conf:24:3: vrrp_instance a: track_file \"one\" has weight 1")
+        );
+        assert!(
+            warnings[3]
+                .starts_with("k.conf:25:3: vrrp_instance a: track_file \"heavy\" has weight -5")
+        );
+        assert!(warnings[3].ends_with("; not tracked"), "{warnings:?}");
+    }
+
+    #[test]
+    fn sync_group_tracking_weight_keeps_member_weights_and_global_tracking_warns() {
+        for (keyword, deprecated) in [
+            ("sync_group_tracking_weight", false),
+            ("global_tracking", true),
+        ] {
+            let text = format!(
+                "{MEMBER_TRACKING}vrrp_sync_group G {{\n group {{\n  a\n  b\n }}\n {keyword}\n}}\n"
+            );
+            let loaded = loaded(&text);
+            assert_eq!(
+                own_tracking(&loaded, "a"),
+                [
+                    ("eth7".into(), Some(-10)),
+                    ("eth8".into(), None),
+                    ("chk".into(), None),
+                    ("one".into(), None),
+                    ("heavy".into(), None)
+                ],
+                "{keyword}"
+            );
+            let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+            if deprecated {
+                assert_eq!(warnings.len(), 1, "{warnings:?}");
+                assert!(
+                    warnings[0].starts_with(
+                        "k.conf:39:2: vrrp_sync_group G: global_tracking is deprecated"
+                    ),
+                    "{warnings:?}"
+                );
+            } else {
+                assert!(warnings.is_empty(), "{warnings:?}");
+            }
+        }
+    }
+
+    /// An owner outside any group stops tracking a weighted interface
+    /// (keepalived frees it) rather than faulting on it.
+    #[test]
+    fn an_address_owner_loses_its_own_weights() {
+        let text = MEMBER_TRACKING.replace(" priority 150\n", " priority 255\n");
+        let loaded = loaded(&text);
+        assert_eq!(
+            own_tracking(&loaded, "a"),
+            [("eth8".into(), None), ("one".into(), Some(0))]
+        );
+        assert_eq!(loaded.warnings.len(), 4, "{:?}", loaded.warnings);
+        assert!(
+            loaded.warnings[0]
+                .to_string()
+                .contains("because it is the address owner (priority 255)")
+        );
     }
 }

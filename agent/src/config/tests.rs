@@ -294,7 +294,7 @@ vrrp_track_file tf {
 vrrp_instance V6 {
  interface eth0
  virtual_router_id 9
- priority 255
+ priority 254
  advert_int 0.25
  nopreempt
  preempt_delay 2.5
@@ -364,7 +364,7 @@ vrrp_instance V6 {
     // IPv6 needs VRRPv3, whose intervals are centiseconds.
     assert_eq!(i.version, Version::V3);
     assert_eq!(i.advert_int, Duration::from_millis(250));
-    assert_eq!(i.priority, 255);
+    assert_eq!(i.priority, 254);
     assert!(!i.preempt);
     assert_eq!(i.preempt_delay, Duration::from_millis(2500));
     assert!(!i.accept);
