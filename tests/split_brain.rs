@@ -21,6 +21,9 @@
 //! The same runs with Debian's keepalived 2.2.7 on one of the routers, in
 //! both role orders: each implementation heals the other.
 //!
+//! An agent on `a` also runs keepalived's `notify_master_rx_lower_pri`
+//! script: once or more per heal, never before the first partition.
+//!
 //! Run twice in a row: the second partition heals with adverts identical to
 //! the ones `a` recorded the first time, which only the kernel's "router
 //! resumed after a silence" event reports at once.
@@ -190,9 +193,11 @@ fn partition_and_heal(
     a: &Router,
     b: &Router,
     echoes: (&UdpEcho, &UdpEcho),
+    lower_heard: Option<&LowerHeardLog>,
     round: u32,
 ) -> Result<()> {
     let (a_mac, b_mac) = (net.a.mac(&net.a_if)?, net.b.mac(&net.b_if)?);
+    let heard_before = lower_heard.map(LowerHeardLog::runs).transpose()?;
     cut(&net.switch, &net.a_port)?;
     b.wait_for_state("MASTER")
         .with_context(|| format!("round {round}: b takes over behind the partition"))?;
@@ -248,7 +253,51 @@ fn partition_and_heal(
         !net.b.has_address(&net.b_if, vip())?,
         "round {round}: b kept the VIP"
     );
+    if let (Some(log), Some(before)) = (lower_heard, heard_before) {
+        lab::wait_until(
+            &format!("round {round}: a ran notify_master_rx_lower_pri after the heal"),
+            WAIT,
+            || Ok(log.runs()? > before),
+        )?;
+    }
     Ok(())
+}
+
+/// Lines written by a's `notify_master_rx_lower_pri` script, one per run,
+/// each the number of arguments it got (keepalived adds none).
+struct LowerHeardLog {
+    script: std::path::PathBuf,
+    log: std::path::PathBuf,
+}
+
+impl LowerHeardLog {
+    fn new(dir: &std::path::Path) -> Result<Self> {
+        use std::os::unix::fs::PermissionsExt;
+        let script = dir.join("lower-heard.sh");
+        let log = dir.join("lower-heard.log");
+        let log_text = log.to_str().context("temp path not UTF-8")?;
+        std::fs::write(&script, format!("#!/bin/sh\necho \"$#\" >> {log_text}\n"))?;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
+        Ok(Self { script, log })
+    }
+
+    fn config_line(&self) -> Result<String> {
+        let script = self.script.to_str().context("temp path not UTF-8")?;
+        Ok(format!("    notify_master_rx_lower_pri {script}\n"))
+    }
+
+    fn runs(&self) -> Result<usize> {
+        let text = match std::fs::read_to_string(&self.log) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(e).context("reading the notify_master_rx_lower_pri log"),
+        };
+        ensure!(
+            text.lines().all(|line| line == "0"),
+            "notify_master_rx_lower_pri got arguments: {text:?}"
+        );
+        Ok(text.lines().count())
+    }
 }
 
 /// The pair's configuration, with keepalived's `higher_prio_send_advert`.
@@ -268,17 +317,42 @@ fn split_brain_heals(prefix: &str, high: Kind, low: Kind) -> Result<()> {
     let echo = SocketAddr::new(vip(), ECHO_PORT);
     let echo_a = net.a.serve_udp_echo(echo)?;
     let echo_b = net.b.serve_udp_echo(echo)?;
-    let a = Router::start(high, &net.a, &config(&net.a_if, 200))?;
+    let lower_heard = match high {
+        Kind::Agent => Some(LowerHeardLog::new(net.lab.temp_dir())?),
+        Kind::Keepalived => None,
+    };
+    let mut a_config = config(&net.a_if, 200);
+    if let Some(log) = &lower_heard {
+        a_config = a_config.replace(
+            "    advert_int 1\n",
+            &format!("    advert_int 1\n{}", log.config_line()?),
+        );
+    }
+    let a = Router::start(high, &net.a, &a_config)?;
     a.wait_for_state("MASTER")?;
     let b = Router::start(low, &net.b, &config(&net.b_if, 100))?;
     b.wait_for_state("BACKUP")?;
+    if let Some(log) = &lower_heard {
+        ensure!(
+            log.runs()? == 0,
+            "notify_master_rx_lower_pri ran before any split brain"
+        );
+    }
     // The client has an entry for the VIP, at a.
     ensure!(
         answered_by(&net, &echo_a, &echo_b)? == "a",
         "a answers first"
     );
-    let result =
-        (1..=2).try_for_each(|round| partition_and_heal(&net, &a, &b, (&echo_a, &echo_b), round));
+    let result = (1..=2).try_for_each(|round| {
+        partition_and_heal(
+            &net,
+            &a,
+            &b,
+            (&echo_a, &echo_b),
+            lower_heard.as_ref(),
+            round,
+        )
+    });
     if result.is_err() {
         eprintln!("{}", net.lab.process_report());
     }

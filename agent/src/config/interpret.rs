@@ -582,6 +582,7 @@ struct InstanceDraft {
     notify_fault: Option<Notify>,
     notify_stop: Option<Notify>,
     notify: Option<Notify>,
+    notify_master_rx_lower_pri: Option<Notify>,
     smtp_alert: Option<bool>,
     use_vmac: Option<Option<String>>,
     old_unicast_checksum: Option<UnicastChecksumCompat>,
@@ -792,6 +793,9 @@ fn read_instance_statement(
         "notify_fault" => d.notify_fault = notify(s, owner, diags),
         "notify_stop" => d.notify_stop = notify(s, owner, diags),
         "notify" => d.notify = notify(s, owner, diags),
+        "notify_master_rx_lower_pri" => {
+            d.notify_master_rx_lower_pri = notify(s, owner, diags);
+        }
         "smtp_alert" => {
             no_block(s, diags);
             d.smtp_alert = flag(s, diags);
@@ -933,6 +937,7 @@ fn finish_instance(
         notify_fault: d.notify_fault,
         notify_stop: d.notify_stop,
         notify: d.notify,
+        notify_master_rx_lower_pri: d.notify_master_rx_lower_pri,
         smtp_alert: d.smtp_alert.unwrap_or(global.smtp_alert),
         use_vmac,
         old_unicast_checksum: d

@@ -410,6 +410,9 @@ pub struct VrrpInstance {
     pub notify_fault: Option<Notify>,
     pub notify_stop: Option<Notify>,
     pub notify: Option<Notify>,
+    /// Run, as configured, when this master hears a lower-priority advert
+    /// (the other router went master through a split brain).
+    pub notify_master_rx_lower_pri: Option<Notify>,
     pub smtp_alert: bool,
     /// Name of the macvlan interface when `use_vmac` is set.
     pub use_vmac: Option<String>,
@@ -431,6 +434,7 @@ impl VrrpInstance {
             &self.notify_fault,
             &self.notify_stop,
             &self.notify,
+            &self.notify_master_rx_lower_pri,
         ]
         .into_iter()
         .flatten()

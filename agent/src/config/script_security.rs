@@ -38,19 +38,20 @@ pub fn check(config: &Config) -> Vec<Diagnostic> {
         .map(|i| {
             (
                 format!("vrrp_instance {}", i.name),
-                [
+                vec![
                     ("notify_master", &i.notify_master),
                     ("notify_backup", &i.notify_backup),
                     ("notify_fault", &i.notify_fault),
                     ("notify_stop", &i.notify_stop),
                     ("notify", &i.notify),
+                    ("notify_master_rx_lower_pri", &i.notify_master_rx_lower_pri),
                 ],
             )
         })
         .chain(config.vrrp_sync_groups.iter().map(|g| {
             (
                 format!("vrrp_sync_group {}", g.name),
-                [
+                vec![
                     ("notify_master", &g.notify_master),
                     ("notify_backup", &g.notify_backup),
                     ("notify_fault", &g.notify_fault),

@@ -81,6 +81,7 @@ pub fn notify_target(
     target.fault = script(&hooks.fault)?;
     target.stop = script(&hooks.stop)?;
     target.generic = script(&hooks.generic)?;
+    target.master_rx_lower_pri = script(&hooks.master_rx_lower_pri)?;
     Ok(target)
 }
 

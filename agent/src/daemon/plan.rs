@@ -67,6 +67,8 @@ pub struct NotifyPlan {
     pub fault: Option<Notify>,
     pub stop: Option<Notify>,
     pub generic: Option<Notify>,
+    /// `notify_master_rx_lower_pri` (instances only).
+    pub master_rx_lower_pri: Option<Notify>,
     pub smtp_alert: bool,
 }
 
@@ -212,6 +214,7 @@ pub fn plan(
                 fault: unplaced_notify(&group.notify_fault),
                 stop: unplaced_notify(&group.notify_stop),
                 generic: unplaced_notify(&group.notify),
+                master_rx_lower_pri: None,
                 smtp_alert: group.smtp_alert || config.global_defs.smtp_alert,
             },
         });
@@ -422,6 +425,7 @@ fn plan_instance(
             fault: unplaced_notify(&instance.notify_fault),
             stop: unplaced_notify(&instance.notify_stop),
             generic: unplaced_notify(&instance.notify),
+            master_rx_lower_pri: unplaced_notify(&instance.notify_master_rx_lower_pri),
             smtp_alert: instance.smtp_alert || config.global_defs.smtp_alert,
         },
         garp: instance.garp.clone(),

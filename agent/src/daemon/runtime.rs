@@ -789,6 +789,11 @@ impl Runtime {
                     queue.notify(Transition { state, priority });
                 }
             }
+            Effect::MasterRxLowerPri { owner, .. } => {
+                if let Some(queue) = self.hooks.get_mut(&owner) {
+                    queue.master_rx_lower_pri();
+                }
+            }
             Effect::StartTracker { source, tracker } => self.start_tracker(source, &tracker),
             Effect::StopTracker { source } => {
                 if let Some(token) = self.trackers.remove(&source) {

@@ -72,6 +72,8 @@ pub struct NotifyTarget {
     pub stop: Option<NotifyScript>,
     /// The generic `notify` script.
     pub generic: Option<NotifyScript>,
+    /// `notify_master_rx_lower_pri`: run as configured, no arguments added.
+    pub master_rx_lower_pri: Option<NotifyScript>,
 }
 
 impl NotifyTarget {
@@ -84,6 +86,7 @@ impl NotifyTarget {
             fault: None,
             stop: None,
             generic: None,
+            master_rx_lower_pri: None,
         }
     }
 
@@ -147,6 +150,20 @@ pub fn plan(target: &NotifyTarget, transition: Transition) -> Vec<PlannedRun> {
         });
     }
     runs
+}
+
+/// The command for a lower-priority advert heard as master: keepalived runs
+/// the `notify_master_rx_lower_pri` script alone, exactly as configured (no
+/// generic `notify`, no mail).
+pub fn plan_master_rx_lower_pri(target: &NotifyTarget) -> Option<PlannedRun> {
+    target
+        .master_rx_lower_pri
+        .as_ref()
+        .map(|script| PlannedRun {
+            keyword: "notify_master_rx_lower_pri",
+            argv: script.command.argv_with(&[]),
+            run_as: script.run_as.clone(),
+        })
 }
 
 fn state_keyword(state: NotifyState) -> &'static str {

@@ -12,15 +12,19 @@
 //!
 //! SMTP alerts, when configured, are handed to the [`Mailer`] at enqueue
 //! time (not after the scripts), so a slow script never delays a mail.
+//!
+//! `notify_master_rx_lower_pri` runs in the same order, but is not a
+//! transition: a split brain can raise it at every advert interval, so one
+//! waiting run stands for any number of events that arrive before it starts.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::action::{NotifyTarget, Scope, Transition, plan};
+use super::action::{NotifyTarget, PlannedRun, Scope, Transition, plan, plan_master_rx_lower_pri};
 use super::alert::{AlertGate, vrrp_alert};
 use super::mail::Mailer;
 use crate::tracking::exec::{self, DEFAULT_TERM_GRACE, RunLimits, RunOutcome};
@@ -84,14 +88,24 @@ impl ScriptTotals {
     }
 }
 
+/// What the worker is asked to run, in order.
+#[derive(Debug)]
+enum Job {
+    Transition(Transition),
+    MasterRxLowerPri,
+}
+
 /// Handle to one instance's notify worker.
 #[derive(Debug)]
 pub struct NotifyQueue {
     name: String,
     scope: Scope,
-    tx: mpsc::UnboundedSender<Transition>,
+    tx: mpsc::UnboundedSender<Job>,
     worker: JoinHandle<QueueStats>,
     mail: Option<MailHook>,
+    has_lower_pri_script: bool,
+    /// A `MasterRxLowerPri` job is queued and not started yet.
+    lower_pri_waiting: Arc<AtomicBool>,
 }
 
 impl NotifyQueue {
@@ -111,14 +125,34 @@ impl NotifyQueue {
         let (tx, rx) = mpsc::unbounded_channel();
         let name = target.name.clone();
         let scope = target.scope;
-        let worker = tokio::spawn(run_worker(target, limits, rx, totals));
+        let has_lower_pri_script = target.master_rx_lower_pri.is_some();
+        let lower_pri_waiting = Arc::new(AtomicBool::new(false));
+        let worker = tokio::spawn(run_worker(
+            target,
+            limits,
+            rx,
+            totals,
+            Arc::clone(&lower_pri_waiting),
+        ));
         Self {
             name,
             scope,
             tx,
             worker,
             mail,
+            has_lower_pri_script,
+            lower_pri_waiting,
         }
+    }
+
+    /// This master heard a lower-priority advert: queues one run of
+    /// `notify_master_rx_lower_pri` unless one is already waiting. Returns
+    /// false if the worker is gone.
+    pub fn master_rx_lower_pri(&mut self) -> bool {
+        if !self.has_lower_pri_script || self.lower_pri_waiting.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        self.tx.send(Job::MasterRxLowerPri).is_ok()
     }
 
     /// Queues `transition`; never blocks. Returns false if the worker is gone.
@@ -129,7 +163,7 @@ impl NotifyQueue {
             let alert = vrrp_alert(&hook.router_id, self.scope, &self.name, transition.state);
             hook.mailer.send(alert);
         }
-        self.tx.send(transition).is_ok()
+        self.tx.send(Job::Transition(transition)).is_ok()
     }
 
     /// Stops accepting transitions, runs the ones already queued, and waits
@@ -143,56 +177,79 @@ impl NotifyQueue {
 async fn run_worker(
     target: NotifyTarget,
     limits: QueueLimits,
-    mut rx: mpsc::UnboundedReceiver<Transition>,
+    mut rx: mpsc::UnboundedReceiver<Job>,
     totals: Arc<ScriptTotals>,
+    lower_pri_waiting: Arc<AtomicBool>,
 ) -> QueueStats {
     let mut stats = QueueStats::default();
     let run_limits = RunLimits {
         timeout: limits.script_timeout,
         term_grace: limits.term_grace,
     };
-    while let Some(transition) = rx.recv().await {
-        stats.transitions += 1;
-        for run in plan(&target, transition) {
-            stats.scripts_run += 1;
-            let outcome = exec::run(&run.argv, &run.run_as, run_limits).await;
-            let counter = match &outcome {
-                RunOutcome::Exited(0) => &totals.ok,
-                RunOutcome::TimedOut => &totals.timed_out,
-                _ => &totals.failed,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
-            match &outcome {
-                RunOutcome::Exited(0) => tracing::debug!(
-                    instance = %target.name,
-                    keyword = run.keyword,
-                    state = %transition.state,
-                    "notify script done"
-                ),
-                RunOutcome::TimedOut => {
-                    stats.scripts_timed_out += 1;
-                    tracing::warn!(
-                        instance = %target.name,
-                        keyword = run.keyword,
-                        state = %transition.state,
-                        timeout_ms = limits.script_timeout.as_millis() as u64,
-                        "notify script hung; killed its process group and moved on"
-                    );
-                }
-                other => {
-                    stats.scripts_failed += 1;
-                    tracing::warn!(
-                        instance = %target.name,
-                        keyword = run.keyword,
-                        state = %transition.state,
-                        outcome = %other,
-                        "notify script failed"
-                    );
-                }
+    while let Some(job) = rx.recv().await {
+        let (runs, event) = match job {
+            Job::Transition(transition) => {
+                stats.transitions += 1;
+                (plan(&target, transition), transition.state.keyword())
             }
+            Job::MasterRxLowerPri => {
+                // Cleared before the run, so an advert heard while it runs
+                // queues the next one.
+                lower_pri_waiting.store(false, Ordering::Release);
+                (
+                    plan_master_rx_lower_pri(&target).into_iter().collect(),
+                    "MASTER_RX_LOWER_PRI",
+                )
+            }
+        };
+        for run in runs {
+            run_one(&target.name, &run, event, run_limits, &totals, &mut stats).await;
         }
     }
     stats
+}
+
+async fn run_one(
+    instance: &str,
+    run: &PlannedRun,
+    event: &str,
+    limits: RunLimits,
+    totals: &ScriptTotals,
+    stats: &mut QueueStats,
+) {
+    stats.scripts_run += 1;
+    let outcome = exec::run(&run.argv, &run.run_as, limits).await;
+    let counter = match &outcome {
+        RunOutcome::Exited(0) => &totals.ok,
+        RunOutcome::TimedOut => &totals.timed_out,
+        _ => &totals.failed,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    match &outcome {
+        RunOutcome::Exited(0) => {
+            tracing::debug!(instance, keyword = run.keyword, event, "notify script done")
+        }
+        RunOutcome::TimedOut => {
+            stats.scripts_timed_out += 1;
+            tracing::warn!(
+                instance,
+                keyword = run.keyword,
+                event,
+                timeout_ms = limits.timeout.as_millis() as u64,
+                "notify script hung; killed its process group and moved on"
+            );
+        }
+        other => {
+            stats.scripts_failed += 1;
+            tracing::warn!(
+                instance,
+                keyword = run.keyword,
+                event,
+                outcome = %other,
+                "notify script failed"
+            );
+        }
+    }
 }
 
 #[cfg(test)]
@@ -374,5 +431,57 @@ mod tests {
             second.subject().as_deref(),
             Some("[KEEPALIVED_TEST] VRRP Instance master1 - Entering BACKUP state")
         );
+    }
+
+    /// A split brain raises the event at every advert interval: while one
+    /// run waits, more events add nothing; the script gets exactly what was
+    /// configured, and neither the generic `notify` nor a transition count
+    /// moves.
+    #[tokio::test]
+    async fn master_rx_lower_pri_runs_alone_and_coalesces_while_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("log");
+        let lower = write_script(
+            dir.path(),
+            "lower.sh",
+            &format!("echo \"lower $#:$*\" >> {}\nsleep 0.2", log.display()),
+        );
+        let generic = write_script(
+            dir.path(),
+            "generic.sh",
+            &format!("echo \"generic $*\" >> {}", log.display()),
+        );
+        let mut target = NotifyTarget::new(Scope::Instance, "VI_1");
+        target.master_rx_lower_pri = script(&format!("{lower} 'one arg'"));
+        target.generic = script(&generic);
+        let mut queue = NotifyQueue::spawn(target, QueueLimits::default(), None);
+        // A transition first keeps the worker busy, so all ten events
+        // arrive while the first of them still waits: one run.
+        assert!(queue.notify(transition(NotifyState::Master, 200)));
+        for _ in 0..10 {
+            assert!(queue.master_rx_lower_pri());
+        }
+        let stats = tokio::time::timeout(Duration::from_secs(30), queue.shutdown())
+            .await
+            .unwrap();
+        assert_eq!(stats.transitions, 1);
+        assert_eq!(stats.scripts_run, 2);
+        let text = std::fs::read_to_string(&log).unwrap();
+        assert_eq!(
+            text.lines().collect::<Vec<_>>(),
+            ["generic INSTANCE VI_1 MASTER 200", "lower 1:one arg"]
+        );
+    }
+
+    #[tokio::test]
+    async fn master_rx_lower_pri_without_a_script_queues_nothing() {
+        let mut queue = NotifyQueue::spawn(
+            NotifyTarget::new(Scope::Instance, "VI_1"),
+            QueueLimits::default(),
+            None,
+        );
+        assert!(queue.master_rx_lower_pri());
+        let stats = queue.shutdown().await;
+        assert_eq!(stats.scripts_run, 0);
     }
 }

@@ -141,6 +141,12 @@ pub enum Effect {
         state: NotifyState,
         priority: u8,
     },
+    /// This master heard a lower-priority advert: run its
+    /// `notify_master_rx_lower_pri`.
+    MasterRxLowerPri {
+        owner: HookOwner,
+        name: String,
+    },
     StartTracker {
         source: TrackedSource,
         tracker: Box<TrackerConfig>,
@@ -306,6 +312,9 @@ impl fmt::Display for Effect {
             Effect::Hooks { owner, name, .. } => write!(f, "hooks {}", owner_text(owner, name)),
             Effect::DropHooks { owner, name } => {
                 write!(f, "hooks-drop {}", owner_text(owner, name))
+            }
+            Effect::MasterRxLowerPri { owner, name } => {
+                write!(f, "notify {} MASTER_RX_LOWER_PRI", owner_text(owner, name))
             }
             Effect::Notify {
                 owner,

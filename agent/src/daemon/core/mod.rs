@@ -547,7 +547,15 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
                 interval,
             });
         }
-        Action::RefreshNeighbours => refresh_neighbours(group, out),
+        Action::RefreshNeighbours => {
+            if plan.notify.master_rx_lower_pri.is_some() {
+                out.push(Effect::MasterRxLowerPri {
+                    owner: HookOwner::Instance(member.id),
+                    name: plan.name.clone(),
+                });
+            }
+            refresh_neighbours(group, out);
+        }
         Action::AddVips { accept_traffic } => {
             // The guard opens first: from here on frames from the VIPs may leave.
             guard(plan, VipState::master(accept_traffic), out);
