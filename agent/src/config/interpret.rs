@@ -415,8 +415,18 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
                 }
             }
             "rise" | "fall" => {
+                // keepalived reads 0 as 1 (with a config error it does not
+                // stop on); a config it ran must not be refused here.
                 if let Some(t) = single_arg(s, &format!("{key} N"), diags)
-                    && let Some(v) = u32_in(t, key, 1, 2_147_483_647, diags)
+                    && let Some(v) = if t.text == "0" {
+                        diags.warning(
+                            &t.position,
+                            format!("{key} 0 is read as {key} 1, as keepalived does; expected {key} 1 or more"),
+                        );
+                        Some(1)
+                    } else {
+                        u32_in(t, key, 1, 2_147_483_647, diags)
+                    }
                 {
                     if key == "rise" {
                         rise = v;

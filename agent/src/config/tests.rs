@@ -1283,3 +1283,21 @@ mod fuzz {
         }
     }
 }
+
+/// keepalived starts with `rise 0` / `fall 0` (read as 1, with a config
+/// error it does not stop on): a warning here, not a refusal.
+#[test]
+fn rise_and_fall_of_zero_are_read_as_one_with_a_warning() {
+    let text = "vrrp_script chk {\n script /bin/true\n rise 0\n fall 0\n}\nvrrp_instance A {\n interface eth0\n virtual_router_id 1\n track_script {\n  chk\n }\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n";
+    let loaded = ok(text);
+    let chk = loaded.config.script("chk").expect("chk");
+    assert_eq!((chk.rise, chk.fall), (1, 1));
+    let warnings: Vec<String> = loaded.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        warnings,
+        [
+            "keepalived.conf:3:7: rise 0 is read as rise 1, as keepalived does; expected rise 1 or more",
+            "keepalived.conf:4:7: fall 0 is read as fall 1, as keepalived does; expected fall 1 or more"
+        ]
+    );
+}
