@@ -359,3 +359,46 @@ fn xdp_program_on(host: &Host, iface: &str) -> Result<Option<String>> {
     let prog: serde_json::Value = serde_json::from_str(&out.stdout)?;
     Ok(prog["name"].as_str().map(str::to_owned))
 }
+
+/// keepalived's `track_interface` follows the link alone: an interface that
+/// lost its only address makes the instances *running* on it FAULT (nothing
+/// to advertise from), but an instance that only tracks it stays MASTER.
+#[test]
+fn an_unaddressed_interface_is_still_up_for_track_interface() -> Result<()> {
+    let lab = Lab::new("iftrack")?;
+    let sw1 = lab.add_switch("s1")?;
+    let sw2 = lab.add_switch("s2")?;
+    let a = lab.add_host("a")?;
+    let if1 = lab.attach(&a, &sw1)?;
+    let if2 = lab.attach(&a, &sw2)?;
+    a.add_address(&if1, "198.51.100.41/24")?;
+    a.add_address(&if2, "203.0.113.41/24")?;
+    let config = format!(
+        "vrrp_instance ON_IF1 {{\n interface {if1}\n virtual_router_id 41\n priority 150\n advert_int 0.1\n virtual_ipaddress {{\n  198.51.100.141/24\n }}\n}}\n\
+         vrrp_instance TRACKS_IF1 {{\n interface {if2}\n virtual_router_id 42\n priority 150\n advert_int 0.1\n track_interface {{\n  {if1}\n }}\n virtual_ipaddress {{\n  203.0.113.141/24\n }}\n}}\n"
+    );
+    let node = AgentNode::start(&a, &config)?;
+    node.wait_for_state("ON_IF1", "MASTER", WAIT)?;
+    node.wait_for_state("TRACKS_IF1", "MASTER", WAIT)?;
+    let transitions = node.instance("TRACKS_IF1")?["transitions"].clone();
+
+    a.del_address(&if1, "198.51.100.41/24")?;
+    node.wait_for_state("ON_IF1", "FAULT", WAIT)?;
+    thread::sleep(Duration::from_millis(1000));
+    let seen = node.instance("TRACKS_IF1")?;
+    ensure!(
+        seen["state"] == "MASTER" && seen["transitions"] == transitions,
+        "TRACKS_IF1 left MASTER although {if1}'s link stayed up: {seen}"
+    );
+
+    a.add_address(&if1, "198.51.100.41/24")?;
+    node.wait_for_state("ON_IF1", "MASTER", WAIT)?;
+
+    // The link itself going down still faults the tracking instance.
+    a.link_down(&if1)?;
+    node.wait_for_state("TRACKS_IF1", "FAULT", WAIT)?;
+    a.link_up(&if1)?;
+    node.wait_for_state("TRACKS_IF1", "MASTER", WAIT)?;
+    node.wait_for_state("ON_IF1", "MASTER", WAIT)?;
+    Ok(())
+}

@@ -147,6 +147,9 @@ impl Lifecycle {
             runtime.drop_interface(name);
             info!(interface = name, ifindex = ?event.ifindex, "VRRP interface is back under a new ifindex; re-attaching");
         }
+        // track_interface follows the link alone; the instances on it wait
+        // for their datapath and an address.
+        runtime.on_tracked_interface(name, true);
         self.pending_up.insert(name.to_owned());
         self.request(runtime);
     }
@@ -254,7 +257,7 @@ impl Lifecycle {
         for name in unaddressed {
             if self.pending_up.insert(name.clone()) {
                 warn!(interface = %name, "VRRP interface has no address to advertise from; its instances are FAULT until it has one");
-                runtime.on_interface(&name, false);
+                runtime.on_instance_interface(&name, false);
             }
         }
     }

@@ -555,6 +555,19 @@ impl Runtime {
         self.perform(effects);
     }
 
+    /// The instances on `name` can (not) use it; its link state, which
+    /// `track_interface` follows, is unchanged.
+    pub fn on_instance_interface(&mut self, name: &str, usable: bool) {
+        let effects = self.core.on_instance_interface(name, usable, now());
+        self.perform(effects);
+    }
+
+    /// The link state of `name`, for `track_interface` only.
+    pub fn on_tracked_interface(&mut self, name: &str, up: bool) {
+        let effects = self.core.on_tracked_interface(name, up, now());
+        self.perform(effects);
+    }
+
     /// RFC 5798 shutdown for every instance, sent at once. Returns what a
     /// graceful stop waits on: see [`Runtime::wait_for_successors`].
     pub fn shutdown_all(&mut self) -> Successors {

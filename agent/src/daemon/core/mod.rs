@@ -416,6 +416,29 @@ impl Core {
     /// The VRRP interface of some instances (and any tracker of it) went
     /// up or down.
     pub fn on_interface(&mut self, name: &str, up: bool, now: Timestamp) -> Vec<Effect> {
+        let mut out = self.on_instance_interface(name, up, now);
+        out.extend(self.on_tracked_interface(name, up, now));
+        out
+    }
+
+    /// The link state of `name`, for `track_interface` only.
+    pub fn on_tracked_interface(&mut self, name: &str, up: bool, now: Timestamp) -> Vec<Effect> {
+        let mut out = Vec::new();
+        self.tracked(
+            &TrackedSource::Interface(name.to_owned()),
+            up,
+            now,
+            &mut out,
+        );
+        self.rearm_all();
+        out
+    }
+
+    /// Whether the instances running on `name` can use it: an interface
+    /// with no address to advertise from cannot carry VRRP, yet its link is
+    /// up, so a `track_interface` on it (keepalived: link state only) does
+    /// not hear about it.
+    pub fn on_instance_interface(&mut self, name: &str, up: bool, now: Timestamp) -> Vec<Effect> {
         let mut out = Vec::new();
         for group in &mut self.groups {
             for member in 0..group.members.len() {
@@ -429,12 +452,6 @@ impl Core {
                 }
             }
         }
-        self.tracked(
-            &TrackedSource::Interface(name.to_owned()),
-            up,
-            now,
-            &mut out,
-        );
         self.rearm_all();
         out
     }
