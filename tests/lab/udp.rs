@@ -54,10 +54,14 @@ impl Host {
                 while !stop_flag.load(Ordering::Relaxed) {
                     if let Ok((len, peer)) = socket.recv_from(&mut buf)
                         && !mute_flag.load(Ordering::Relaxed)
-                        // Fails while the VIP is not local (a backup): nothing to answer then.
-                        && socket.send_to(&buf[..len], peer).is_ok()
                     {
-                        counter.fetch_add(1, Ordering::Relaxed);
+                        // Counted before the echo leaves: a client that holds
+                        // the reply must already see the count move.
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        // Fails while the VIP is not local (a backup): nothing was answered then.
+                        if socket.send_to(&buf[..len], peer).is_err() {
+                            counter.fetch_sub(1, Ordering::SeqCst);
+                        }
                     }
                 }
             })
@@ -175,7 +179,7 @@ impl UdpEcho {
 
     /// Datagrams answered so far.
     pub fn answered(&self) -> u64 {
-        self.answered.load(Ordering::Relaxed)
+        self.answered.load(Ordering::SeqCst)
     }
 
     /// Stops answering (the service died with its host).
