@@ -129,6 +129,15 @@ impl Default for CounterBlock {
     }
 }
 
+/// `InstanceFilter::flags`: the instance talks to unicast peers, so its
+/// adverts may have crossed routers: no TTL / hop-limit 255 check (as
+/// keepalived, which checks it only for multicast).
+pub const INSTANCE_UNICAST: u8 = 1 << 0;
+/// `InstanceFilter::flags`: adverts must come from a configured unicast
+/// peer (`UNICAST_SOURCES`), within that peer's TTL range
+/// (`check_unicast_src`, `vrrp_check_unicast_src`, `min_ttl`/`max_ttl`).
+pub const INSTANCE_CHECK_UNICAST_SOURCE: u8 = 1 << 1;
+
 /// `InstanceFilter::auth_type` values (VRRPv2 only).
 pub const AUTH_NONE: u8 = 0;
 pub const AUTH_PASS: u8 = 1;
@@ -142,10 +151,35 @@ pub struct InstanceFilter {
     pub auth_type: u8,
     /// VRRPv2 only: the advert interval in seconds must match (RFC 3768 §7.1).
     pub advert_int_s: u8,
-    pub _pad: u8,
+    /// `INSTANCE_*` bits.
+    pub flags: u8,
     /// NUL-padded PASS data, compared byte for byte.
     pub auth_pass: [u8; 8],
 }
+
+/// `UNICAST_SOURCES` key: one configured unicast peer of one instance.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct UnicastSourceKey {
+    pub instance: InstanceKey,
+    /// The peer's address; IPv4 uses the first 4 bytes.
+    pub address: [u8; 16],
+}
+
+/// `UNICAST_SOURCES` value: the TTL / hop limit range the peer's adverts
+/// must arrive with (keepalived's `min_ttl` / `max_ttl`, 0 and 255 unless
+/// configured).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UnicastSource {
+    pub min_ttl: u8,
+    pub max_ttl: u8,
+    pub _pad: [u8; 2],
+}
+
+/// How many unicast peers, over all instances, the kernel checks sources
+/// against.
+pub const MAX_UNICAST_SOURCES: u32 = 4 * MAX_INSTANCES;
 
 /// An address as a map key: the node's own addresses (whose adverts are
 /// ignored) and the virtual addresses guarded on egress.
@@ -164,7 +198,8 @@ pub struct AddressKey {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Counter {
     Accepted = 0,
-    /// TTL / hop limit not 255 (RFC 5798 §7.1).
+    /// TTL / hop limit not 255 (RFC 5798 §7.1) for a multicast instance,
+    /// or outside the sending peer's `min_ttl`..`max_ttl` for a unicast one.
     Ttl = 1,
     /// VRRP version neither 2 nor 3, or not the instance's version.
     Version = 2,
@@ -203,10 +238,13 @@ pub enum Counter {
     /// node is master of, and fenced that instance before the daemon heard
     /// of it.
     FenceClosed = 15,
+    /// A unicast instance that checks sources (`check_unicast_src`)
+    /// received an advert from an address that is none of its peers.
+    UnicastSource = 16,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 16;
+    pub const COUNT: u32 = 17;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::Accepted,
@@ -225,6 +263,7 @@ impl Counter {
         Counter::VipIngressBlocked,
         Counter::VipFenced,
         Counter::FenceClosed,
+        Counter::UnicastSource,
     ];
 
     /// Stable snake_case name, used in metrics, JSON and status output.
@@ -246,6 +285,7 @@ impl Counter {
             Counter::VipIngressBlocked => "vip_ingress_blocked",
             Counter::VipFenced => "vip_fenced",
             Counter::FenceClosed => "fence_closed",
+            Counter::UnicastSource => "unicast_source",
         }
     }
 
@@ -275,12 +315,13 @@ pub mod map_names {
     pub const VIP_OWNERSHIP: &str = "VIP_OWNERSHIP";
     pub const GUARD: &str = "GUARD";
     pub const HEARTBEATS: &str = "HEARTBEATS";
+    pub const UNICAST_SOURCES: &str = "UNICAST_SOURCES";
 
     /// The maps a daemon pins so that they outlive it: the kernel programs
     /// keep using them while no daemon runs, and the next daemon adopts
     /// them. The event and log rings are not among them: each daemon reads
     /// its own, and the kernel's records (`PEERS`) hold what a ring missed.
-    pub const PINNED: [&str; 8] = [
+    pub const PINNED: [&str; 9] = [
         PEERS,
         COUNTERS,
         INTERFACES,
@@ -289,6 +330,7 @@ pub mod map_names {
         VIP_OWNERSHIP,
         GUARD,
         HEARTBEATS,
+        UNICAST_SOURCES,
     ];
 }
 
@@ -413,8 +455,9 @@ pub const MAX_INSTANCES: u32 = 4096;
 /// without its sizes changing, so a daemon does not adopt maps written by
 /// an incompatible one. Pinned maps live under `maps-v<N>`. 2: counters
 /// per interface slot (`InterfaceConfig::slot`, `CounterBlock`), and
-/// `passed_unknown` where `unknown_vrid` was.
-pub const MAP_LAYOUT_VERSION: u32 = 2;
+/// `passed_unknown` where `unknown_vrid` was. 3: `InstanceFilter::flags`
+/// (unicast, source check) and `UNICAST_SOURCES`.
+pub const MAP_LAYOUT_VERSION: u32 = 3;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -431,6 +474,8 @@ mod pod {
     unsafe impl aya::Pod for GuardState {}
     unsafe impl aya::Pod for Heartbeat {}
     unsafe impl aya::Pod for CounterBlock {}
+    unsafe impl aya::Pod for UnicastSourceKey {}
+    unsafe impl aya::Pod for UnicastSource {}
 }
 
 #[cfg(test)]
@@ -447,6 +492,8 @@ mod tests {
         assert_eq!(size_of::<CounterBlock>(), 8 * Counter::COUNT as usize);
         assert_eq!(size_of::<InstanceFilter>(), 12);
         assert_eq!(size_of::<AddressKey>(), 20);
+        assert_eq!(size_of::<UnicastSourceKey>(), size_of::<InstanceKey>() + 16);
+        assert_eq!(size_of::<UnicastSource>(), 4);
         assert_eq!(size_of::<VipEntry>(), 4 + size_of::<InstanceKey>());
         assert_eq!(size_of::<GuardState>(), 16);
         assert_eq!(size_of::<Heartbeat>(), 4 * 8 + 16 + 1 + 1 + 6);

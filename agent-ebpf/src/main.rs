@@ -15,8 +15,10 @@ mod vip_ingress;
 use agent_common::{
     AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
     CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, CounterBlock, IFACE_OBSERVE_ONLY,
-    IFACE_PASS_CONSUMED, InstanceFilter, InstanceKey, InterfaceConfig, MAX_INTERFACE_SLOTS,
+    IFACE_PASS_CONSUMED, INSTANCE_CHECK_UNICAST_SOURCE, INSTANCE_UNICAST, InstanceFilter,
+    InstanceKey, InterfaceConfig, MAX_INTERFACE_SLOTS, MAX_UNICAST_SOURCES,
     PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PEER_SILENCE_INTERVALS, PeerEvent, PeerKey, PeerState,
+    UnicastSource, UnicastSourceKey,
 };
 use aya_ebpf::{
     bindings::xdp_action,
@@ -46,6 +48,11 @@ static INTERFACES: HashMap<u32, InterfaceConfig> = HashMap::with_max_entries(256
 
 #[map]
 static INSTANCES: HashMap<InstanceKey, InstanceFilter> = HashMap::with_max_entries(MAX_ROUTERS, 0);
+
+/// The peers of unicast instances that check where adverts come from.
+#[map]
+static UNICAST_SOURCES: HashMap<UnicastSourceKey, UnicastSource> =
+    HashMap::with_max_entries(MAX_UNICAST_SOURCES, 0);
 
 #[map]
 static LOCAL_ADDRESSES: HashMap<AddressKey, u8> = HashMap::with_max_entries(1024, 0);
@@ -90,19 +97,23 @@ pub fn vrrp_rx(ctx: XdpContext) -> u32 {
         return pass_unknown(slot);
     };
     let observe_only = interface.flags & IFACE_OBSERVE_ONLY != 0;
+    let key = InstanceKey::new(ifindex, addressed.vrid(), located.family);
     let filter = if observe_only {
         None
     } else {
-        let key = InstanceKey::new(ifindex, addressed.vrid(), located.family);
         // SAFETY: the filter is copied before use; userspace only replaces it whole.
         match unsafe { INSTANCES.get(key) } {
             Some(filter) => Some(*filter),
             None => return pass_unknown(slot),
         }
     };
+    // RFC 5798 §7.1's TTL 255 proves a multicast advert was not
+    // forwarded; unicast peers may sit behind routers, and keepalived
+    // checks their TTL only against a peer's own min_ttl / max_ttl.
+    let unicast = filter.is_some_and(|filter| filter.flags & INSTANCE_UNICAST != 0);
 
-    let outcome = parse_advert(&ctx, &located, &addressed).and_then(|advert| {
-        check_against_config(&advert, filter.as_ref())?;
+    let outcome = parse_advert(&ctx, &located, &addressed, !unicast).and_then(|advert| {
+        check_against_config(&advert, &key, filter.as_ref())?;
         Ok(advert)
     });
     match outcome {
@@ -136,7 +147,11 @@ fn pass_unknown(slot: u32) -> u32 {
 /// (observe-only, no `filter`) wants to see every virtual router, so it
 /// skips the instance's.
 #[inline(always)]
-fn check_against_config(advert: &Advert, filter: Option<&InstanceFilter>) -> Result<(), Verdict> {
+fn check_against_config(
+    advert: &Advert,
+    key: &InstanceKey,
+    filter: Option<&InstanceFilter>,
+) -> Result<(), Verdict> {
     if let Some(filter) = filter {
         if filter.version != advert.version {
             return Err(Verdict::Drop(Counter::Version));
@@ -162,7 +177,30 @@ fn check_against_config(advert: &Advert, filter: Option<&InstanceFilter>) -> Res
     if unsafe { LOCAL_ADDRESSES.get(own) }.is_some() {
         return Err(Verdict::Drop(Counter::OwnAddress));
     }
+    if let Some(filter) = filter
+        && filter.flags & INSTANCE_CHECK_UNICAST_SOURCE != 0
+    {
+        check_unicast_source(advert, key)?;
+    }
     Ok(())
+}
+
+/// keepalived's `check_unicast_src`: only a configured peer may speak for
+/// the virtual router, and only with a TTL in that peer's range.
+#[inline(always)]
+fn check_unicast_source(advert: &Advert, key: &InstanceKey) -> Result<(), Verdict> {
+    let source = UnicastSourceKey {
+        instance: *key,
+        address: advert.source,
+    };
+    // SAFETY: the value is copied out.
+    match unsafe { UNICAST_SOURCES.get(source) } {
+        None => Err(Verdict::Drop(Counter::UnicastSource)),
+        Some(peer) if advert.ttl < peer.min_ttl || advert.ttl > peer.max_ttl => {
+            Err(Verdict::Drop(Counter::Ttl))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 #[inline(always)]

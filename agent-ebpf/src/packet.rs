@@ -68,6 +68,8 @@ pub struct Advert {
     pub auth_type: u8,
     pub auth_data: [u8; 8],
     pub source: [u8; 16],
+    /// TTL / hop limit it arrived with.
+    pub ttl: u8,
     pub pseudo_header_checksum: bool,
 }
 
@@ -243,15 +245,17 @@ pub fn address_advert(ctx: &XdpContext, located: &Located) -> Option<Addressed> 
     Some(Addressed { ip, header })
 }
 
-/// Every packet-only receiver check, in the order the RFCs list them.
+/// Every packet-only receiver check, in the order the RFCs list them;
+/// the TTL / hop limit must be 255 only when `check_ttl` (multicast).
 #[inline(always)]
 pub fn parse_advert(
     ctx: &XdpContext,
     located: &Located,
     addressed: &Addressed,
+    check_ttl: bool,
 ) -> Result<Advert, Verdict> {
     let ip = &addressed.ip;
-    if ip.ttl != 255 {
+    if check_ttl && ip.ttl != 255 {
         return Err(Verdict::Drop(Counter::Ttl));
     }
     let offset = ip.vrrp_offset;
@@ -306,6 +310,7 @@ pub fn parse_advert(
         auth_type,
         auth_data,
         source: ip.source,
+        ttl: ip.ttl,
         pseudo_header_checksum,
     })
 }

@@ -20,7 +20,9 @@ use crate::vrrp::wire;
 
 const IPPROTO_VRRP: i32 = wire::IP_PROTOCOL as i32;
 /// RFC 5798 §5.1.1.3 / §5.1.2.3: adverts leave with TTL / hop limit 255 so
-/// receivers can tell they were not forwarded.
+/// receivers can tell they were not forwarded. Unicast adverts over IPv6
+/// leave with the kernel's default hop limit unless `unicast_ttl` says
+/// otherwise (per message), as keepalived's do.
 const VRRP_TTL: u32 = wire::HOP_LIMIT as u32;
 /// DSCP CS6 (network control), what keepalived marks adverts with.
 const TOS_NETWORK_CONTROL: u32 = wire::TRAFFIC_CLASS as u32;
@@ -102,9 +104,6 @@ impl AdvertSocket {
                 this.option("IPV6_MULTICAST_HOPS", |socket| {
                     socket.set_multicast_hops_v6(VRRP_TTL)
                 })?;
-                this.option("IPV6_UNICAST_HOPS", |socket| {
-                    socket.set_unicast_hops_v6(VRRP_TTL)
-                })?;
                 this.option("IPV6_MULTICAST_LOOP", |socket| {
                     socket.set_multicast_loop_v6(false)
                 })?;
@@ -161,32 +160,39 @@ impl AdvertSocket {
 
     /// Sends several messages with one `sendmmsg` call: a master of hundreds
     /// of instances at 10 ms would otherwise spend its time in syscalls.
+    /// Each message may carry its own TTL / hop limit (`unicast_ttl`).
     /// Returns how many were sent; the caller retries the rest.
-    pub fn send_batch(&self, messages: &[(&[u8], IpAddr)]) -> io::Result<usize> {
+    pub fn send_batch(&self, messages: &[(&[u8], IpAddr, Option<u8>)]) -> io::Result<usize> {
         if messages.is_empty() {
             return Ok(0);
         }
         let addresses: Vec<SockAddr> = messages
             .iter()
-            .map(|(_, destination)| self.sock_addr(*destination))
+            .map(|(_, destination, _)| self.sock_addr(*destination))
             .collect();
         let mut iovecs: Vec<libc::iovec> = messages
             .iter()
-            .map(|(message, _)| libc::iovec {
+            .map(|(message, _, _)| libc::iovec {
                 iov_base: message.as_ptr() as *mut libc::c_void,
                 iov_len: message.len(),
             })
             .collect();
+        let mut controls: Vec<HopsControl> = messages
+            .iter()
+            .map(|(_, destination, hops)| HopsControl::new(*destination, *hops))
+            .collect();
         let mut headers: Vec<libc::mmsghdr> = iovecs
             .iter_mut()
             .zip(&addresses)
-            .map(|(iovec, address)| {
+            .zip(controls.iter_mut())
+            .map(|((iovec, address), control)| {
                 // SAFETY: an all-zero msghdr is a valid empty header.
                 let mut header: libc::mmsghdr = unsafe { std::mem::zeroed() };
                 header.msg_hdr.msg_name = address.as_ptr() as *mut libc::c_void;
                 header.msg_hdr.msg_namelen = address.len();
                 header.msg_hdr.msg_iov = iovec;
                 header.msg_hdr.msg_iovlen = 1;
+                control.attach(&mut header.msg_hdr);
                 header
             })
             .collect();
@@ -213,6 +219,53 @@ impl AdvertSocket {
             IpAddr::V6(v6) => {
                 SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope_for(&v6, self.ifindex))).into()
             }
+        }
+    }
+}
+
+/// One `IP_TTL` / `IPV6_HOPLIMIT` control message, or none.
+struct HopsControl {
+    /// u64 words keep the cmsghdr aligned.
+    buffer: [u64; 4],
+    len: usize,
+}
+
+impl HopsControl {
+    fn new(destination: IpAddr, hops: Option<u8>) -> Self {
+        let mut this = Self {
+            buffer: [0; 4],
+            len: 0,
+        };
+        let Some(hops) = hops else {
+            return this;
+        };
+        let (level, kind) = match destination {
+            IpAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_TTL),
+            IpAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_HOPLIMIT),
+        };
+        let value = libc::c_int::from(hops);
+        // SAFETY: CMSG_SPACE of an int (24 bytes on 64-bit) fits the 32-byte
+        // buffer, which is aligned for cmsghdr; the header and the data
+        // are written inside it.
+        unsafe {
+            let space = libc::CMSG_SPACE(size_of::<libc::c_int>() as u32) as usize;
+            assert!(space <= size_of::<[u64; 4]>());
+            let header = this.buffer.as_mut_ptr().cast::<libc::cmsghdr>();
+            (*header).cmsg_level = level;
+            (*header).cmsg_type = kind;
+            (*header).cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as _;
+            libc::CMSG_DATA(header)
+                .cast::<libc::c_int>()
+                .write_unaligned(value);
+            this.len = space;
+        }
+        this
+    }
+
+    fn attach(&mut self, header: &mut libc::msghdr) {
+        if self.len > 0 {
+            header.msg_control = self.buffer.as_mut_ptr().cast();
+            header.msg_controllen = self.len as _;
         }
     }
 }
@@ -293,7 +346,8 @@ mod tests {
             assert_eq!(v4.socket.ttl_v4().unwrap(), VRRP_TTL);
             assert!(!v4.socket.multicast_loop_v4().unwrap());
             assert_eq!(v6.socket.multicast_hops_v6().unwrap(), VRRP_TTL);
-            assert_eq!(v6.socket.unicast_hops_v6().unwrap(), VRRP_TTL);
+            // Unicast hop limit: the kernel's default (keepalived's).
+            assert_ne!(v6.socket.unicast_hops_v6().unwrap(), VRRP_TTL);
             let groups = crate::test_netns::ip_in(&name, &["maddr", "show", "dev", "v0"]);
             assert!(groups.contains("224.0.0.18"), "{groups}");
             assert!(groups.contains("ff02::12"), "{groups}");

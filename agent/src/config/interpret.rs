@@ -268,6 +268,10 @@ fn read_global_defs(
                     global.vrrp_higher_prio_send_advert = v;
                 }
             }
+            "vrrp_check_unicast_src" => {
+                bare(s, diags);
+                global.vrrp_check_unicast_src = true;
+            }
             "script_user" => {
                 if let Some(r) = run_as(s, diags) {
                     global.script_user = Some(r);
@@ -586,6 +590,12 @@ struct InstanceDraft {
     track_file: Vec<TrackRef>,
     unicast_src_ip: Option<IpAddr>,
     unicast_peer: Vec<UnicastPeer>,
+    unicast_ttl: Option<(u8, Position)>,
+    check_unicast_src: bool,
+    unicast_fault_no_peer: bool,
+    /// Where the first keyword keepalived counts as "unicast configured" is.
+    unicast_at: Option<Position>,
+    unicast_src_at: Option<Position>,
     mcast_src_ip: Option<IpAddr>,
     notify_master: Option<Notify>,
     notify_backup: Option<Notify>,
@@ -778,9 +788,29 @@ fn read_instance_statement(
         "track_interface" => d.track_interface.extend(read_track_refs(s, 253, diags)),
         "track_file" => d.track_file.extend(read_track_refs(s, 254, diags)),
         "unicast_src_ip" => {
+            d.unicast_at.get_or_insert_with(|| s.position().clone());
             if let Some(t) = single_arg(s, "unicast_src_ip ADDRESS", diags) {
                 d.unicast_src_ip = ip(t, key, diags);
+                d.unicast_src_at = Some(t.position.clone());
             }
+        }
+        "unicast_ttl" => {
+            // keepalived takes 0, which the kernel refuses as a TTL.
+            if let Some(t) = single_arg(s, "unicast_ttl 1-255", diags)
+                && let Some(ttl) = u8_in(t, key, 1, 255, diags)
+            {
+                d.unicast_ttl = Some((ttl, s.position().clone()));
+            }
+        }
+        "check_unicast_src" => {
+            bare(s, diags);
+            d.unicast_at.get_or_insert_with(|| s.position().clone());
+            d.check_unicast_src = true;
+        }
+        "unicast_fault_no_peer" => {
+            bare(s, diags);
+            d.unicast_at.get_or_insert_with(|| s.position().clone());
+            d.unicast_fault_no_peer = true;
         }
         "mcast_src_ip" => {
             if let Some(t) = single_arg(s, "mcast_src_ip ADDRESS", diags) {
@@ -789,6 +819,7 @@ fn read_instance_statement(
         }
         "unicast_peer" => {
             no_args(s, diags);
+            d.unicast_at.get_or_insert_with(|| s.position().clone());
             d.strict_at.unicast_peer = Some(s.position().clone());
             if let Some(body) = block(s, diags) {
                 d.unicast_peer.extend(
@@ -824,6 +855,7 @@ fn read_instance_statement(
             d.use_vmac = Some(name);
         }
         "old_unicast_checksum" => {
+            d.unicast_at.get_or_insert_with(|| s.position().clone());
             no_block(s, diags);
             warn_extra(s, 1, diags);
             d.old_unicast_checksum = match s.args.first() {
@@ -907,6 +939,7 @@ fn finish_instance(
     } else {
         InitialState::Backup
     });
+    let name_for_ttl = name.clone();
     let use_vmac = d
         .use_vmac
         .map(|n| n.unwrap_or_else(|| format!("vrrp.{virtual_router_id}")));
@@ -940,6 +973,15 @@ fn finish_instance(
         track_interface: d.track_interface,
         track_file: d.track_file,
         unicast_src_ip: d.unicast_src_ip,
+        check_unicast_src: !d.unicast_peer.is_empty()
+            && (d.check_unicast_src
+                || global.vrrp_check_unicast_src
+                || d.unicast_peer
+                    .iter()
+                    .any(|peer| peer.min_ttl.is_some() || peer.max_ttl.is_some())),
+        unicast_ttl: unicast_ttl(&name_for_ttl, d.unicast_ttl, &d.unicast_peer, diags),
+        unicast_fault_no_peer: d.unicast_fault_no_peer,
+        unicast_without_peers: d.unicast_peer.is_empty() && d.unicast_at.is_some(),
         unicast_peer: d.unicast_peer,
         mcast_src_ip: d.mcast_src_ip,
         notify_master: d.notify_master,
@@ -965,8 +1007,10 @@ fn finish_instance(
             advert_int: d.advert_at,
             version: d.version_at,
             authentication: d.auth_at,
+            unicast_src_ip: d.unicast_src_at,
         },
     };
+    super::unicast::check(&instance, d.unicast_at.as_ref(), diags);
     strict::enforce(&mut instance, &d.strict_at, diags);
     instance
 }
@@ -1339,12 +1383,6 @@ fn read_unicast_peer(line: &Statement, diags: &mut Diagnostics) -> Option<Unicas
         match (key, words.next()) {
             ("min_ttl" | "max_ttl", Some(v)) => {
                 let ttl = u8_in(v, key, 0, 255, diags)?;
-                diags.warning(
-                    &w.position,
-                    format!(
-                        "unicast peer {key} is read and ignored: vrrp-agent does not check the TTL of unicast adverts against it"
-                    ),
-                );
                 if key == "min_ttl" {
                     peer.min_ttl = Some(ttl);
                 } else {
@@ -1360,7 +1398,37 @@ fn read_unicast_peer(line: &Statement, diags: &mut Diagnostics) -> Option<Unicas
             }
         }
     }
+    if let (Some(min), Some(max)) = (peer.min_ttl, peer.max_ttl)
+        && min > max
+    {
+        diags.warning(
+            line.position(),
+            format!(
+                "unicast peer {address}: min_ttl {min} > max_ttl {max}, so every advert from it is dropped; expected min_ttl <= max_ttl"
+            ),
+        );
+    }
     Some(peer)
+}
+
+/// keepalived ignores `unicast_ttl` on an instance without unicast peers.
+fn unicast_ttl(
+    name: &str,
+    ttl: Option<(u8, Position)>,
+    peers: &[UnicastPeer],
+    diags: &mut Diagnostics,
+) -> Option<u8> {
+    let (ttl, at) = ttl?;
+    if peers.is_empty() {
+        diags.warning(
+            &at,
+            format!(
+                "vrrp_instance {name}: unicast_ttl without unicast peers is ignored; expected a unicast_peer block"
+            ),
+        );
+        return None;
+    }
+    Some(ttl)
 }
 
 fn read_sync_group(
@@ -1496,8 +1564,6 @@ vrrp_instance a {
         let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
         let expected = [
             "k.conf:9:2: use_vmac is read and ignored",
-            "k.conf:11:13: unicast peer min_ttl is read and ignored",
-            "k.conf:11:25: unicast peer max_ttl is read and ignored",
             "k.conf:14:23: old_unicast_checksum never is read and ignored",
         ];
         for prefix in expected {

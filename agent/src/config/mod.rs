@@ -18,6 +18,7 @@ pub mod preprocess;
 pub mod script_security;
 mod strict;
 mod sync_tracking;
+pub mod unicast;
 mod validate;
 mod values;
 
@@ -25,6 +26,8 @@ mod values;
 mod refusal_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod unicast_tests;
 
 use std::path::Path;
 use std::sync::Arc;

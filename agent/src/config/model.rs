@@ -70,6 +70,8 @@ pub struct GlobalDefs {
     pub vrrp_lower_prio_no_advert: bool,
     /// Default of the instances' `higher_prio_send_advert`.
     pub vrrp_higher_prio_send_advert: bool,
+    /// Every unicast instance checks that adverts come from its peers.
+    pub vrrp_check_unicast_src: bool,
     pub script_user: Option<RunAs>,
     pub enable_script_security: bool,
 }
@@ -93,6 +95,7 @@ impl Default for GlobalDefs {
             v3_checksum_as_v2: false,
             vrrp_lower_prio_no_advert: false,
             vrrp_higher_prio_send_advert: false,
+            vrrp_check_unicast_src: false,
             script_user: None,
             enable_script_security: false,
         }
@@ -404,6 +407,20 @@ pub struct VrrpInstance {
     pub track_file: Vec<TrackRef>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<UnicastPeer>,
+    /// `unicast_ttl`: the TTL / hop limit of adverts to unicast peers.
+    /// `None`: 255 over IPv4, the kernel's default hop limit over IPv6
+    /// (keepalived's defaults).
+    pub unicast_ttl: Option<u8>,
+    /// Adverts must come from a unicast peer, within its TTL range:
+    /// `check_unicast_src`, the global `vrrp_check_unicast_src`, or a
+    /// peer's `min_ttl` / `max_ttl` (which set it in keepalived).
+    pub check_unicast_src: bool,
+    /// `unicast_fault_no_peer`: a unicast instance without peers stays in
+    /// FAULT instead of falling back to multicast.
+    pub unicast_fault_no_peer: bool,
+    /// A unicast keyword is present but no peer: keepalived then runs the
+    /// instance over multicast, or in FAULT with `unicast_fault_no_peer`.
+    pub unicast_without_peers: bool,
     pub mcast_src_ip: Option<IpAddr>,
     pub notify_master: Option<Notify>,
     pub notify_backup: Option<Notify>,
@@ -450,6 +467,7 @@ pub struct InstancePositions {
     pub advert_int: Option<Position>,
     pub version: Option<Position>,
     pub authentication: Option<Position>,
+    pub unicast_src_ip: Option<Position>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

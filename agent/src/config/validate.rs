@@ -148,14 +148,10 @@ fn check_runnable(instance: &VrrpInstance, diags: &mut Diagnostics) {
 }
 
 fn check_required(instance: &VrrpInstance, diags: &mut Diagnostics) {
-    if instance.positions.interface.is_none() {
-        diags.error(
-            &instance.positions.name,
-            format!(
-                "vrrp_instance {} has no interface; expected `interface NAME` in its block",
-                instance.name
-            ),
-        );
+    if instance.positions.interface.is_none()
+        && let Err(error) = super::unicast::interface_optional(instance)
+    {
+        diags.error(&instance.positions.name, error);
     }
     if instance.positions.virtual_router_id.is_none() {
         diags.error(

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use agent_common::{AUTH_NONE, AUTH_PASS, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey};
+use agent_common::{
+    AUTH_NONE, AUTH_PASS, FAMILY_IPV4, FAMILY_IPV6, INSTANCE_CHECK_UNICAST_SOURCE,
+    INSTANCE_UNICAST, InstanceFilter, InstanceKey,
+};
 use thiserror::Error;
 
 use crate::{
@@ -12,6 +15,7 @@ use crate::{
         self, Config,
         model::{AuthType, GarpSettings, Notify, VirtualAddress, VirtualRoute},
     },
+    datapath::UnicastPeerFilter,
     vrrp::{
         ChecksumForm, Version,
         election::{InitialState, InstanceConfig, TrackedItem},
@@ -57,7 +61,13 @@ pub enum TrackedSource {
     Script(String),
     Interface(String),
     File(String),
+    /// A configuration that keeps the instance in FAULT for as long as it
+    /// holds (`unicast_fault_no_peer` without peers): never up.
+    Config(String),
 }
+
+/// The `TrackedSource::Config` of `unicast_fault_no_peer` without peers.
+pub const NO_UNICAST_PEER: &str = "unicast_fault_no_peer";
 
 /// Notify hooks of one instance or sync group.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -104,6 +114,12 @@ pub struct InstancePlan {
     /// for IPv6 (unsolicited NA), as keepalived spaces each kind separately.
     pub announce_spacing: std::time::Duration,
     pub filter: InstanceFilter,
+    /// TTL / hop limit of adverts to unicast peers; `None` leaves the
+    /// socket's (255 over IPv4, the kernel's default over IPv6).
+    pub unicast_ttl: Option<u8>,
+    /// The peers the kernel accepts adverts from when the instance checks
+    /// unicast sources; empty otherwise.
+    pub unicast_sources: Vec<UnicastPeerFilter>,
 }
 
 impl InstancePlan {
@@ -239,7 +255,7 @@ pub fn plan(
                 file.position = unplaced();
                 TrackerConfig::File(file)
             }),
-            TrackedSource::Interface(_) => None,
+            TrackedSource::Interface(_) | TrackedSource::Config(_) => None,
         };
         if let Some(tracker) = tracker {
             trackers.insert(source.clone(), tracker);
@@ -347,6 +363,14 @@ fn plan_instance(
         });
         tracked.push(TrackedSource::File(reference.name.clone()));
     }
+    if instance.unicast_fault_no_peer && instance.unicast_without_peers {
+        items.push(TrackedItem {
+            weight: 0,
+            reverse: false,
+            initially_up: false,
+        });
+        tracked.push(TrackedSource::Config(NO_UNICAST_PEER.to_owned()));
+    }
 
     let mut election = InstanceConfig::new(instance.virtual_router_id, source);
     election.version = instance.version;
@@ -383,8 +407,25 @@ fn plan_instance(
             AUTH_PASS
         },
         advert_int_s: instance.advert_int.as_secs().min(255) as u8,
-        _pad: 0,
+        flags: match (instance.unicast_peer.is_empty(), instance.check_unicast_src) {
+            (true, _) => 0,
+            (false, false) => INSTANCE_UNICAST,
+            (false, true) => INSTANCE_UNICAST | INSTANCE_CHECK_UNICAST_SOURCE,
+        },
         auth_pass,
+    };
+    let unicast_sources = if instance.check_unicast_src {
+        instance
+            .unicast_peer
+            .iter()
+            .map(|peer| UnicastPeerFilter {
+                address: peer.address,
+                min_ttl: peer.min_ttl.unwrap_or(0),
+                max_ttl: peer.max_ttl.unwrap_or(255),
+            })
+            .collect()
+    } else {
+        Vec::new()
     };
 
     let mut vips = instance.virtual_ipaddress.clone();
@@ -431,6 +472,12 @@ fn plan_instance(
         garp: instance.garp.clone(),
         announce_spacing: announce_spacing(&config.global_defs, family),
         filter,
+        unicast_ttl: if instance.unicast_peer.is_empty() {
+            None
+        } else {
+            instance.unicast_ttl
+        },
+        unicast_sources,
     })
 }
 

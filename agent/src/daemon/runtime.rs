@@ -51,7 +51,9 @@ use super::{
 /// An advert socket is per (ifindex, source address).
 type SocketKey = (u32, IpAddr);
 /// An encoded advert and its destination.
-type Outgoing = (Vec<u8>, IpAddr);
+/// Bytes, destination, and the TTL / hop limit when the instance sets
+/// one for its unicast peers.
+type Outgoing = (Vec<u8>, IpAddr, Option<u8>);
 
 pub fn now() -> Timestamp {
     Timestamp::from_nanos(kernel_now_ns())
@@ -654,6 +656,11 @@ impl Runtime {
                     warn!(%error, vrid = key.vrid, "removing the kernel filter failed");
                 }
             }
+            Effect::UnicastSources { key, sources } => {
+                if let Err(error) = self.datapath.set_unicast_sources(key, &sources) {
+                    warn!(%error, vrid = key.vrid, "installing the unicast sources failed");
+                }
+            }
             Effect::Vip {
                 address,
                 instance,
@@ -878,11 +885,14 @@ impl Runtime {
             .or_default()
             .messages(plan, priority, interval)
         {
-            Ok(messages) => self
-                .outbox
-                .entry((plan.ifindex, plan.source))
-                .or_default()
-                .extend(messages.iter().cloned()),
+            Ok(messages) => {
+                self.outbox
+                    .entry((plan.ifindex, plan.source))
+                    .or_default()
+                    .extend(messages.iter().map(|(bytes, destination)| {
+                        (bytes.clone(), *destination, plan.unicast_ttl)
+                    }))
+            }
             Err(error) => warn!(instance = %plan.name, %error, "cannot encode advert"),
         }
     }
@@ -969,9 +979,9 @@ impl Runtime {
                 messages.clear();
                 continue;
             };
-            let batch: Vec<(&[u8], IpAddr)> = messages
+            let batch: Vec<(&[u8], IpAddr, Option<u8>)> = messages
                 .iter()
-                .map(|(bytes, destination)| (bytes.as_slice(), *destination))
+                .map(|(bytes, destination, hops)| (bytes.as_slice(), *destination, *hops))
                 .collect();
             let mut sent = 0;
             while sent < batch.len() {
@@ -1173,6 +1183,7 @@ fn instance_status(
                     TrackedSource::Script(name) => ("script", name),
                     TrackedSource::Interface(name) => ("interface", name),
                     TrackedSource::File(name) => ("file", name),
+                    TrackedSource::Config(name) => ("config", name),
                 };
                 TrackedStatus {
                     kind: kind.into(),

@@ -53,6 +53,8 @@ pub async fn prepare(
         .map_err(|error| {
             DaemonError::Setup(format!("reading the configuration failed: {error}"))
         })??;
+    let mut config = config;
+    resolve_unicast_interfaces(&handle, &mut config).await?;
     let facts = interface_facts(&handle, &config).await?;
     let plan = plan::plan(&config, &|name| facts.get(name).cloned(), &hostname)
         .map_err(super::plan_error)?;
@@ -112,6 +114,40 @@ fn check_hooks(config: &Config, plan: &Plan) -> Result<(), DaemonError> {
     } else {
         Err(DaemonError::Setup(problems.join("; ")))
     }
+}
+
+/// Unicast instances written without `interface` run on the interface
+/// holding their `unicast_src_ip`.
+async fn resolve_unicast_interfaces(
+    handle: &netlink::Handle,
+    config: &mut Config,
+) -> Result<(), DaemonError> {
+    if config
+        .vrrp_instances
+        .iter()
+        .all(|instance| !instance.interface.is_empty())
+    {
+        return Ok(());
+    }
+    let interfaces = Interfaces::new(handle.clone());
+    let addresses = interfaces.all_addresses().await?;
+    let mut names = HashMap::new();
+    for link in interfaces.all().await? {
+        names.insert(link.index, link.name);
+    }
+    crate::config::unicast::resolve_interfaces(config, &|address| {
+        let holder = addresses.iter().find(|entry| entry.address == address)?;
+        names.get(&holder.ifindex).cloned()
+    })
+    .map_err(|errors| {
+        DaemonError::Setup(
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        )
+    })
 }
 
 /// Facts about every interface the configuration names.

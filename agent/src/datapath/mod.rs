@@ -17,6 +17,7 @@ pub mod pin;
 mod test_frames;
 #[cfg(test)]
 mod tests;
+mod unicast;
 
 use std::{
     collections::{BTreeMap, HashMap as StdHashMap, HashSet},
@@ -50,6 +51,7 @@ pub use peer::PeerRecord;
 pub use pin::PinDir;
 use thiserror::Error;
 use tracing::{info, warn};
+pub use unicast::UnicastPeerFilter;
 
 /// The compiled `agent-ebpf` object, built by this crate's build script.
 static EBPF_OBJECT: &[u8] =
@@ -257,6 +259,7 @@ struct Inherited {
     local_addresses: HashSet<AddressKey>,
     vips: HashSet<AddressKey>,
     heartbeats: HashSet<InstanceKey>,
+    unicast_sources: HashSet<agent_common::UnicastSourceKey>,
 }
 
 /// The heartbeats this daemon keeps fresh, for the fast-path window.
@@ -794,11 +797,18 @@ impl Datapath {
         for key in &inherited.heartbeats {
             self.remove_key::<InstanceKey, Heartbeat>(map_names::HEARTBEATS, key)?;
         }
+        for key in &inherited.unicast_sources {
+            self.remove_key::<agent_common::UnicastSourceKey, agent_common::UnicastSource>(
+                map_names::UNICAST_SOURCES,
+                key,
+            )?;
+        }
         let removed = inherited.interfaces.len()
             + inherited.instances.len()
             + inherited.local_addresses.len()
             + inherited.vips.len()
-            + inherited.heartbeats.len();
+            + inherited.heartbeats.len()
+            + inherited.unicast_sources.len();
         if removed > 0 {
             info!(
                 entries = removed,
@@ -821,6 +831,7 @@ impl Datapath {
             local_addresses: self.keys::<AddressKey, u8>(map_names::LOCAL_ADDRESSES)?,
             vips: self.keys::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?,
             heartbeats: self.keys::<InstanceKey, Heartbeat>(map_names::HEARTBEATS)?,
+            unicast_sources: self.unicast_source_keys()?,
         })
     }
 
@@ -910,8 +921,10 @@ impl Datapath {
         Ok(())
     }
 
+    /// Removes the receive filter of one instance, and its unicast sources.
     pub fn remove_instance_filter(&mut self, key: &InstanceKey) -> Result<(), DatapathError> {
-        self.remove_key::<InstanceKey, InstanceFilter>(map_names::INSTANCES, key)
+        self.remove_key::<InstanceKey, InstanceFilter>(map_names::INSTANCES, key)?;
+        self.set_unicast_sources(*key, &[])
     }
 
     /// Marks an address as this node's own: adverts from it are dropped.

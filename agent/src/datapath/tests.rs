@@ -79,7 +79,7 @@ impl Harness {
                     version,
                     auth_type: auth,
                     advert_int_s: int_s,
-                    _pad: 0,
+                    flags: 0,
                     auth_pass,
                 },
             )
@@ -1169,4 +1169,145 @@ fn slots_of_vanished_interfaces_are_reused() {
     assert_eq!(counters.len(), 2, "only lo and the newest remain");
     assert_eq!(counters[&harness.ifindex].get(Counter::Accepted), 1);
     assert_eq!(counters[&gone.end], CounterSnapshot::default());
+}
+
+impl Harness {
+    /// Turns instance `vrid` into a unicast one with `flags`.
+    fn make_unicast(&mut self, vrid: u8, family: u8, flags: u8) {
+        let key = InstanceKey::new(self.ifindex, vrid, family);
+        let filter = InstanceFilter {
+            version: 3,
+            auth_type: AUTH_NONE,
+            advert_int_s: 1,
+            flags,
+            auth_pass: [0; 8],
+        };
+        self.datapath
+            .set_instance_filter(key, filter)
+            .expect("set filter");
+    }
+
+    fn unicast_peers(&mut self, vrid: u8, family: u8, peers: &[(IpAddr, u8, u8)]) {
+        let key = InstanceKey::new(self.ifindex, vrid, family);
+        let peers: Vec<UnicastPeerFilter> = peers
+            .iter()
+            .map(|(address, min_ttl, max_ttl)| UnicastPeerFilter {
+                address: *address,
+                min_ttl: *min_ttl,
+                max_ttl: *max_ttl,
+            })
+            .collect();
+        self.datapath
+            .set_unicast_sources(key, &peers)
+            .expect("set unicast sources");
+    }
+}
+
+/// RFC 5798's TTL 255 holds for multicast only: keepalived takes unicast
+/// adverts that crossed routers.
+#[test]
+fn unicast_instances_accept_forwarded_adverts_multicast_ones_do_not() {
+    let mut harness = Harness::enforcing();
+    harness.assert_dropped(&v3_ipv4().ttl(63).build(), Counter::Ttl);
+    harness.assert_dropped(
+        &FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).ttl(64).build(),
+        Counter::Ttl,
+    );
+    harness.make_unicast(51, FAMILY_IPV4, agent_common::INSTANCE_UNICAST);
+    harness.make_unicast(52, FAMILY_IPV6, agent_common::INSTANCE_UNICAST);
+    let routed = v3_ipv4().unicast_to(Ipv4Addr::new(192, 0, 2, 1)).ttl(63);
+    assert_eq!(harness.run(&routed.build()), XDP_DROP);
+    assert_eq!(harness.run(&v3_ipv4().ttl(1).build()), XDP_DROP);
+    assert_eq!(
+        harness.run(&FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).ttl(64).build()),
+        XDP_DROP
+    );
+    assert_eq!(harness.counter(Counter::Accepted), 3);
+    assert_eq!(harness.counter(Counter::Ttl), 2);
+    assert!(harness.peer(51, FAMILY_IPV4).is_some());
+    assert!(harness.peer(52, FAMILY_IPV6).is_some());
+    // Everything else is still checked.
+    harness.drain_events();
+    harness.assert_dropped(
+        &routed.checksum(Checksum::Corrupt).build(),
+        Counter::Checksum,
+    );
+}
+
+#[test]
+fn check_unicast_src_drops_adverts_from_other_sources() {
+    let mut harness = Harness::enforcing();
+    let flags = agent_common::INSTANCE_UNICAST | agent_common::INSTANCE_CHECK_UNICAST_SOURCE;
+    harness.unicast_peers(51, FAMILY_IPV4, &[(IpAddr::V4(PEER_V4), 0, 255)]);
+    harness.unicast_peers(52, FAMILY_IPV6, &[(IpAddr::V6(PEER_V6), 0, 255)]);
+    harness.make_unicast(51, FAMILY_IPV4, flags);
+    harness.make_unicast(52, FAMILY_IPV6, flags);
+    let stranger = Ipv4Addr::new(198, 51, 100, 9);
+    harness.assert_dropped(
+        &FrameSpec::v3_ipv4(stranger, 51, 100, 100).ttl(60).build(),
+        Counter::UnicastSource,
+    );
+    harness.assert_dropped(
+        &FrameSpec::v3_ipv6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 9), 52, 200, 5).build(),
+        Counter::UnicastSource,
+    );
+    assert!(harness.peer(51, FAMILY_IPV4).is_none());
+    assert_eq!(harness.run(&v3_ipv4().ttl(60).build()), XDP_DROP);
+    assert_eq!(
+        harness.run(&FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).ttl(1).build()),
+        XDP_DROP
+    );
+    assert_eq!(harness.counter(Counter::Accepted), 2);
+    // The same peer under another instance is a stranger there.
+    harness.drain_events();
+    harness.unicast_peers(51, FAMILY_IPV4, &[(IpAddr::V4(stranger), 0, 255)]);
+    harness.assert_dropped(&v3_ipv4().build(), Counter::UnicastSource);
+    assert_eq!(
+        harness
+            .datapath
+            .unicast_sources(InstanceKey::new(harness.ifindex, 51, FAMILY_IPV4))
+            .unwrap()
+            .len(),
+        1,
+        "a replaced peer list keeps only the new peers"
+    );
+    // Without the check flag, any source is taken again.
+    harness.make_unicast(51, FAMILY_IPV4, agent_common::INSTANCE_UNICAST);
+    assert_eq!(harness.run(&v3_ipv4().build()), XDP_DROP);
+    assert_eq!(harness.counter(Counter::Accepted), 3);
+}
+
+#[test]
+fn a_unicast_peer_ttl_range_is_enforced() {
+    let mut harness = Harness::enforcing();
+    let flags = agent_common::INSTANCE_UNICAST | agent_common::INSTANCE_CHECK_UNICAST_SOURCE;
+    harness.unicast_peers(51, FAMILY_IPV4, &[(IpAddr::V4(PEER_V4), 250, 254)]);
+    harness.unicast_peers(52, FAMILY_IPV6, &[(IpAddr::V6(PEER_V6), 64, 64)]);
+    harness.make_unicast(51, FAMILY_IPV4, flags);
+    harness.make_unicast(52, FAMILY_IPV6, flags);
+    harness.assert_dropped(&v3_ipv4().ttl(249).build(), Counter::Ttl);
+    harness.assert_dropped(&v3_ipv4().build(), Counter::Ttl);
+    harness.assert_dropped(
+        &FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).ttl(63).build(),
+        Counter::Ttl,
+    );
+    for ttl in [250, 254] {
+        assert_eq!(harness.run(&v3_ipv4().ttl(ttl).build()), XDP_DROP);
+    }
+    assert_eq!(
+        harness.run(&FrameSpec::v3_ipv6(PEER_V6, 52, 200, 5).ttl(64).build()),
+        XDP_DROP
+    );
+    assert_eq!(harness.counter(Counter::Accepted), 3);
+}
+
+/// Removing an instance's filter takes its unicast sources with it.
+#[test]
+fn removing_a_filter_removes_its_unicast_sources() {
+    let mut harness = Harness::enforcing();
+    let key = InstanceKey::new(harness.ifindex, 51, FAMILY_IPV4);
+    harness.unicast_peers(51, FAMILY_IPV4, &[(IpAddr::V4(PEER_V4), 0, 255)]);
+    assert_eq!(harness.datapath.unicast_sources(key).unwrap().len(), 1);
+    harness.datapath.remove_instance_filter(&key).unwrap();
+    assert!(harness.datapath.unicast_sources(key).unwrap().is_empty());
 }

@@ -206,7 +206,6 @@ impl Interfaces {
         super::device::index_of(&self.handle, name).await
     }
 
-    #[cfg(test)]
     pub async fn all(&self) -> Result<Vec<InterfaceInfo>, NetlinkError> {
         let action = "listing interfaces";
         let messages: Vec<LinkMessage> = self
@@ -236,7 +235,6 @@ impl Interfaces {
     }
 
     /// Every address in the namespace.
-    #[cfg(test)]
     pub async fn all_addresses(&self) -> Result<Vec<InterfaceAddress>, NetlinkError> {
         let action = "listing addresses";
         let messages: Vec<AddressMessage> = self

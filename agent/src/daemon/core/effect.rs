@@ -4,7 +4,10 @@
 
 use std::{fmt, net::IpAddr, sync::Arc};
 
-use agent_common::{AUTH_PASS, FAMILY_IPV4, InstanceFilter, InstanceKey};
+use agent_common::{
+    AUTH_PASS, FAMILY_IPV4, INSTANCE_CHECK_UNICAST_SOURCE, INSTANCE_UNICAST, InstanceFilter,
+    InstanceKey,
+};
 
 use crate::{
     config::model::{VirtualAddress, VirtualRoute},
@@ -51,6 +54,12 @@ pub enum Effect {
     },
     RemoveFilter {
         key: InstanceKey,
+    },
+    /// The unicast peers XDP accepts adverts from for this instance
+    /// (`check_unicast_src`); empty removes them.
+    UnicastSources {
+        key: InstanceKey,
+        sources: Vec<crate::datapath::UnicastPeerFilter>,
     },
     Vip {
         address: IpAddr,
@@ -179,6 +188,7 @@ fn source_text(source: &TrackedSource) -> String {
         TrackedSource::Script(name) => format!("script {name}"),
         TrackedSource::Interface(name) => format!("interface {name}"),
         TrackedSource::File(name) => format!("file {name}"),
+        TrackedSource::Config(name) => format!("config {name}"),
     }
 }
 
@@ -218,9 +228,30 @@ impl fmt::Display for Effect {
                     key_text(key),
                     filter.version,
                     filter.advert_int_s
-                )
+                )?;
+                if filter.flags & INSTANCE_UNICAST != 0 {
+                    write!(f, " unicast")?;
+                }
+                if filter.flags & INSTANCE_CHECK_UNICAST_SOURCE != 0 {
+                    write!(f, " check-source")?;
+                }
+                Ok(())
             }
             Effect::RemoveFilter { key } => write!(f, "filter-remove {}", key_text(key)),
+            Effect::UnicastSources { key, sources } => {
+                write!(f, "unicast-sources {}", key_text(key))?;
+                if sources.is_empty() {
+                    write!(f, " none")?;
+                }
+                for source in sources {
+                    write!(
+                        f,
+                        " {} ttl={}-{}",
+                        source.address, source.min_ttl, source.max_ttl
+                    )?;
+                }
+                Ok(())
+            }
             Effect::Vip { address, state, .. } => {
                 let text = match state {
                     VipState::NotOwned => "not-owned",

@@ -185,6 +185,13 @@ impl Core {
         let mut members = Vec::new();
         for member_plan in &plan.members {
             let id = MemberId(self.fresh_id());
+            // The peers first: a filter that checks sources finds them.
+            if !member_plan.unicast_sources.is_empty() {
+                out.push(Effect::UnicastSources {
+                    key: member_plan.datapath_key(),
+                    sources: member_plan.unicast_sources.clone(),
+                });
+            }
             out.push(Effect::Filter {
                 key: member_plan.datapath_key(),
                 filter: member_plan.filter,

@@ -210,11 +210,24 @@ fn update_member(
             key: old.datapath_key(),
         });
     }
+    // Peers are in place before a filter that checks them, and leave
+    // after a filter that stops checking them.
+    let sources_changed = rekeyed || old.unicast_sources != new.unicast_sources;
+    let sources = || Effect::UnicastSources {
+        key,
+        sources: new.unicast_sources.clone(),
+    };
+    if sources_changed && !new.unicast_sources.is_empty() {
+        out.push(sources());
+    }
     if old.datapath_key() != key || old.filter != new.filter {
         out.push(Effect::Filter {
             key,
             filter: new.filter,
         });
+    }
+    if sources_changed && new.unicast_sources.is_empty() && !rekeyed {
+        out.push(sources());
     }
     if old.notify != new.notify || old.name != new.name || hooks_changed {
         out.push(Effect::Hooks {
