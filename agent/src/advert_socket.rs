@@ -20,9 +20,10 @@ use crate::vrrp::wire;
 
 const IPPROTO_VRRP: i32 = wire::IP_PROTOCOL as i32;
 /// RFC 5798 §5.1.1.3 / §5.1.2.3: adverts leave with TTL / hop limit 255 so
-/// receivers can tell they were not forwarded. Unicast adverts over IPv6
-/// leave with the kernel's default hop limit unless `unicast_ttl` says
-/// otherwise (per message), as keepalived's do.
+/// receivers can tell they were not forwarded. Unicast adverts too, unless
+/// `unicast_ttl` says otherwise (per message). keepalived leaves IPv6
+/// unicast adverts at the kernel's default hop limit; 255 is what the RFC
+/// asks, and what earlier agents, which checked it on unicast too, accept.
 const VRRP_TTL: u32 = wire::HOP_LIMIT as u32;
 /// DSCP CS6 (network control), what keepalived marks adverts with.
 const TOS_NETWORK_CONTROL: u32 = wire::TRAFFIC_CLASS as u32;
@@ -103,6 +104,9 @@ impl AdvertSocket {
             (IpAddr::V6(_), IpAddr::V6(group)) => {
                 this.option("IPV6_MULTICAST_HOPS", |socket| {
                     socket.set_multicast_hops_v6(VRRP_TTL)
+                })?;
+                this.option("IPV6_UNICAST_HOPS", |socket| {
+                    socket.set_unicast_hops_v6(VRRP_TTL)
                 })?;
                 this.option("IPV6_MULTICAST_LOOP", |socket| {
                     socket.set_multicast_loop_v6(false)
@@ -346,8 +350,7 @@ mod tests {
             assert_eq!(v4.socket.ttl_v4().unwrap(), VRRP_TTL);
             assert!(!v4.socket.multicast_loop_v4().unwrap());
             assert_eq!(v6.socket.multicast_hops_v6().unwrap(), VRRP_TTL);
-            // Unicast hop limit: the kernel's default (keepalived's).
-            assert_ne!(v6.socket.unicast_hops_v6().unwrap(), VRRP_TTL);
+            assert_eq!(v6.socket.unicast_hops_v6().unwrap(), VRRP_TTL);
             let groups = crate::test_netns::ip_in(&name, &["maddr", "show", "dev", "v0"]);
             assert!(groups.contains("224.0.0.18"), "{groups}");
             assert!(groups.contains("ff02::12"), "{groups}");

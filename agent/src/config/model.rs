@@ -408,8 +408,8 @@ pub struct VrrpInstance {
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<UnicastPeer>,
     /// `unicast_ttl`: the TTL / hop limit of adverts to unicast peers.
-    /// `None`: 255 over IPv4, the kernel's default hop limit over IPv6
-    /// (keepalived's defaults).
+    /// `None`: 255 (keepalived: 255 over IPv4, the kernel's default hop
+    /// limit over IPv6).
     pub unicast_ttl: Option<u8>,
     /// Adverts must come from a unicast peer, within its TTL range:
     /// `check_unicast_src`, the global `vrrp_check_unicast_src`, or a

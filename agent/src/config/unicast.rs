@@ -60,45 +60,84 @@ pub(super) fn interface_optional(instance: &VrrpInstance) -> Result<(), String> 
     }
 }
 
-/// A configured instance whose interface could not be found from its
-/// `unicast_src_ip`.
+/// Why an instance written without `interface` cannot run.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{at}: vrrp_instance {instance} has no interface and no interface of this host holds its unicast_src_ip {address}; add the address to the interface the peers are reached through, or set `interface NAME`"
-)]
-pub struct UnresolvedInterface {
-    pub at: Position,
-    pub instance: String,
-    pub address: IpAddr,
+pub enum ResolveError {
+    #[error(
+        "{at}: vrrp_instance {instance} has no interface and no interface of this host holds its unicast_src_ip {address}; add the address to the interface the peers are reached through, or set `interface NAME`"
+    )]
+    NoHolder {
+        at: Position,
+        instance: String,
+        address: IpAddr,
+    },
+    #[error(
+        "{at}: vrrp_instance {instance} runs on {interface} (it holds unicast_src_ip {address}) with virtual_router_id {vrid}, as vrrp_instance {other} does; expected a VRID unique per interface and family"
+    )]
+    Clash {
+        at: Position,
+        instance: String,
+        address: IpAddr,
+        interface: String,
+        vrid: u8,
+        other: String,
+    },
 }
 
 /// Gives every instance written without `interface` the interface that
 /// holds its `unicast_src_ip` (`holder`), which is where its adverts leave
 /// and arrive. keepalived leaves such an instance unbound and lets routing
-/// pick; vrrp-agent needs the interface for its receive filter and sockets.
+/// pick; vrrp-agent needs the interface for its receive filter and sockets,
+/// which hold one instance per interface, VRID and family (checked here for
+/// the resolved ones, as `-t` checks the others).
 pub fn resolve_interfaces(
     config: &mut Config,
     holder: &dyn Fn(IpAddr) -> Option<String>,
-) -> Result<(), Vec<UnresolvedInterface>> {
+) -> Result<(), Vec<ResolveError>> {
     let mut errors = Vec::new();
-    for instance in &mut config.vrrp_instances {
+    let mut resolved = Vec::new();
+    for (index, instance) in config.vrrp_instances.iter_mut().enumerate() {
         if !instance.interface.is_empty() {
             continue;
         }
         let Some(address) = instance.unicast_src_ip else {
             continue;
         };
+        let at = instance
+            .positions
+            .unicast_src_ip
+            .clone()
+            .unwrap_or_else(|| instance.positions.name.clone());
         match holder(address) {
-            Some(interface) => instance.interface = interface,
-            None => errors.push(UnresolvedInterface {
-                at: instance
-                    .positions
-                    .unicast_src_ip
-                    .clone()
-                    .unwrap_or_else(|| instance.positions.name.clone()),
+            Some(interface) => {
+                instance.interface = interface;
+                resolved.push((index, at, address));
+            }
+            None => errors.push(ResolveError::NoHolder {
+                at,
                 instance: instance.name.clone(),
                 address,
             }),
+        }
+    }
+    let instances = &config.vrrp_instances;
+    for (index, at, address) in resolved {
+        let instance = &instances[index];
+        let clash = instances.iter().enumerate().find(|(other, candidate)| {
+            *other != index
+                && candidate.interface == instance.interface
+                && candidate.virtual_router_id == instance.virtual_router_id
+                && candidate.family == instance.family
+        });
+        if let Some((_, other)) = clash {
+            errors.push(ResolveError::Clash {
+                at,
+                instance: instance.name.clone(),
+                address,
+                interface: instance.interface.clone(),
+                vrid: instance.virtual_router_id,
+                other: other.name.clone(),
+            });
         }
     }
     if errors.is_empty() {

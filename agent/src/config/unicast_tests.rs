@@ -330,3 +330,22 @@ fn only_unicast_instances_with_a_source_may_omit_the_interface() {
         "{link_local:#?}"
     );
 }
+
+/// Two instances on one interface, VRID and family would share one kernel
+/// filter: also refused when the interface comes from `unicast_src_ip`.
+#[test]
+fn a_resolved_interface_may_not_clash_with_another_instance() {
+    let text = format!(
+        "{NO_INTERFACE}vrrp_instance b {{\n interface eth1\n virtual_router_id 5\n virtual_ipaddress {{ 203.0.113.2 }}\n}}\n"
+    );
+    let mut loaded = ok(&text);
+    let errors =
+        resolve_interfaces(&mut loaded.config, &|_| Some("eth1".to_owned())).expect_err("a clash");
+    let text: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        text,
+        [
+            "k.conf:3:17: vrrp_instance a runs on eth1 (it holds unicast_src_ip 192.0.2.10) with virtual_router_id 5, as vrrp_instance b does; expected a VRID unique per interface and family"
+        ]
+    );
+}

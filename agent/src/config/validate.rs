@@ -140,7 +140,12 @@ fn check_runnable(instance: &VrrpInstance, diags: &mut Diagnostics) {
                 &instance.positions.name,
                 format!(
                     "vrrp_instance {}: {what} {a} is unspecified and cannot source adverts; expected an address of this host on {}",
-                    instance.name, instance.interface
+                    instance.name,
+                    if instance.interface.is_empty() {
+                        "the interface its unicast peers are reached through"
+                    } else {
+                        &instance.interface
+                    }
                 ),
             );
         }

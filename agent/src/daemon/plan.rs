@@ -115,7 +115,7 @@ pub struct InstancePlan {
     pub announce_spacing: std::time::Duration,
     pub filter: InstanceFilter,
     /// TTL / hop limit of adverts to unicast peers; `None` leaves the
-    /// socket's (255 over IPv4, the kernel's default over IPv6).
+    /// socket's 255.
     pub unicast_ttl: Option<u8>,
     /// The peers the kernel accepts adverts from when the instance checks
     /// unicast sources; empty otherwise.
