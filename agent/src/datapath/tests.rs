@@ -1311,3 +1311,42 @@ fn removing_a_filter_removes_its_unicast_sources() {
     harness.datapath.remove_instance_filter(&key).unwrap();
     assert!(harness.datapath.unicast_sources(key).unwrap().is_empty());
 }
+
+/// A restarted daemon adopts the pinned unicast sources (the kernel keeps
+/// checking them while no daemon runs) and prunes those of instances it
+/// no longer checks.
+#[test]
+fn pinned_unicast_sources_are_adopted_and_pruned() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let fs = TempBpffs::new();
+    let pins = PinDir::new(fs.path().join("vrrp-agent"));
+    let ours = InstanceKey::new(7, 51, FAMILY_IPV4);
+    let gone = InstanceKey::new(7, 52, FAMILY_IPV4);
+    let peer = UnicastPeerFilter {
+        address: IpAddr::V4(PEER_V4),
+        min_ttl: 250,
+        max_ttl: 254,
+    };
+    {
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
+        for key in [ours, gone] {
+            datapath.set_unicast_sources(key, &[peer]).unwrap();
+        }
+    }
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
+    assert_eq!(
+        datapath.unicast_sources(ours).unwrap(),
+        vec![(peer.key(ours), peer.value())],
+        "adopted"
+    );
+    datapath.set_unicast_sources(ours, &[peer]).unwrap();
+    datapath.prune_inherited().unwrap();
+    assert_eq!(datapath.unicast_sources(ours).unwrap().len(), 1);
+    assert!(
+        datapath.unicast_sources(gone).unwrap().is_empty(),
+        "what this daemon did not write again is pruned"
+    );
+    datapath.release();
+}
