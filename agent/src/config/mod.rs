@@ -18,6 +18,9 @@ pub mod preprocess;
 pub mod script_security;
 mod strict;
 mod sync_tracking;
+mod track_process;
+#[cfg(test)]
+mod track_process_tests;
 mod validate;
 mod values;
 

@@ -57,6 +57,7 @@ pub enum TrackedSource {
     Script(String),
     Interface(String),
     File(String),
+    Process(String),
 }
 
 /// Notify hooks of one instance or sync group.
@@ -132,6 +133,7 @@ pub struct GroupPlan {
 pub enum TrackerConfig {
     Script(config::model::VrrpScript),
     File(config::model::TrackFile),
+    Process(config::model::TrackProcess),
 }
 
 /// The global settings every notify hook and tracked script depends on: a
@@ -238,6 +240,10 @@ pub fn plan(
             TrackedSource::File(name) => config.track_file(name).cloned().map(|mut file| {
                 file.position = unplaced();
                 TrackerConfig::File(file)
+            }),
+            TrackedSource::Process(name) => config.track_process(name).cloned().map(|mut p| {
+                p.position = unplaced();
+                TrackerConfig::Process(p)
             }),
             TrackedSource::Interface(_) => None,
         };
@@ -347,6 +353,15 @@ fn plan_instance(
         });
         tracked.push(TrackedSource::File(reference.name.clone()));
     }
+    for reference in &instance.track_process {
+        let process = config.track_process(&reference.name);
+        let weight = reference
+            .weight
+            .unwrap_or_else(|| process.map_or(0, |process| process.weight));
+        let reverse = reference.reverse || process.is_some_and(|process| process.weight_reverse);
+        items.push(process_item(weight, reverse));
+        tracked.push(TrackedSource::Process(reference.name.clone()));
+    }
 
     let mut election = InstanceConfig::new(instance.virtual_router_id, source);
     election.version = instance.version;
@@ -432,6 +447,41 @@ fn plan_instance(
         announce_spacing: announce_spacing(&config.global_defs, family),
         filter,
     })
+}
+
+/// keepalived applies a tracked process's weight times -1 under `reverse`
+/// (a positive weight is subtracted while the quorum holds, a negative one
+/// added while it does not); the election's `reverse` instead swaps which
+/// state fails. The negated weight with `reverse` gives keepalived's
+/// priorities exactly; at weight 0, `reverse` faults while the quorum holds
+/// in both. Until the monitor's first report (which follows at once) the
+/// process counts as up; the daemon fills in a scan of `/proc` before it
+/// starts the instances (see `setup::initial_process_states`).
+pub fn process_item(weight: i32, reverse: bool) -> TrackedItem {
+    TrackedItem {
+        weight: if reverse { -weight } else { weight },
+        reverse,
+        initially_up: true,
+    }
+}
+
+/// What the process monitor looks for, from a `vrrp_track_process`.
+pub fn process_spec(process: &config::model::TrackProcess) -> crate::tracking::ProcessSpec {
+    use crate::{config::model::ParamMatch as Written, tracking::process::ParamMatch};
+    let mut spec = crate::tracking::ProcessSpec::new(process.name.clone(), process.process.clone())
+        .with_params(&process.params);
+    spec.param_match = match process.param_match {
+        Written::None => ParamMatch::None,
+        Written::Exact => ParamMatch::Exact,
+        Written::Partial => ParamMatch::Partial,
+        Written::Initial => ParamMatch::Initial,
+    };
+    spec.full_command = process.full_command;
+    spec.quorum = process.quorum;
+    spec.quorum_max = process.quorum_max;
+    spec.fork_delay = process.fork_delay;
+    spec.terminate_delay = process.terminate_delay;
+    spec
 }
 
 /// A plan says what runs, not where it was written: without positions, an

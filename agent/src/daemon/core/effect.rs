@@ -179,6 +179,7 @@ fn source_text(source: &TrackedSource) -> String {
         TrackedSource::Script(name) => format!("script {name}"),
         TrackedSource::Interface(name) => format!("interface {name}"),
         TrackedSource::File(name) => format!("file {name}"),
+        TrackedSource::Process(name) => format!("process {name}"),
     }
 }
 
