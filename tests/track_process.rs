@@ -370,3 +370,79 @@ fn a_sync_group_s_process_faults_its_members() -> Result<()> {
     wait_answered_by(&pair, &echoes, "b")?;
     Ok(())
 }
+
+/// Without `--process-events-netns`, a daemon in a namespace cannot listen
+/// to the kernel's process events: it says so and reads `/proc` every
+/// second instead, and still follows the process.
+#[test]
+fn outside_the_initial_namespace_the_agent_falls_back_to_reading_proc() -> Result<()> {
+    let Setup { pair, echoes, b } = setup("tppoll")?;
+    let program = Program::new(&pair.a)?;
+    let process = program.start(&pair.a)?;
+    lab::wait_until("tracked process running", WAIT, || {
+        Ok(running(&program)? == 1)
+    })?;
+    let a = AgentNode::start(
+        &pair.a,
+        &config(&pair.a_if, 200, &tracker(&program, ""), TRACKED),
+    )?;
+    a.process()
+        .stderr()
+        .wait_for(WAIT, |line| {
+            line.contains("reading /proc every second instead")
+        })
+        .context("the agent did not fall back to reading /proc")?;
+    a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    wait_answered_by(&pair, &echoes, "a")?;
+    process.kill9()?;
+    a.wait_for_state(INSTANCE, "FAULT", WAIT)?;
+    b.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    wait_answered_by(&pair, &echoes, "b")?;
+    let _again = program.start(&pair.a)?;
+    a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    Ok(())
+}
+
+/// `-t` accepts the keywords without a warning and `--dump-config` shows
+/// the effective tracker.
+#[test]
+fn config_test_and_dump_show_the_tracker() -> Result<()> {
+    let dir = std::env::temp_dir().join(format!("track-process-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("keepalived.conf");
+    let text = "global_defs {\n process_monitor_rcv_bufs 500000\n}\n\
+        vrrp_track_process ng {\n process nginx\n quorum 1\n quorum_max 8\n delay 0.5\n weight -20\n}\n\
+        vrrp_instance VI_1 {\n interface eth0\n virtual_router_id 61\n priority 150\n\
+        \x20track_process {\n  ng weight -30\n }\n virtual_ipaddress {\n  192.0.2.100/24\n }\n}\n";
+    std::fs::write(&path, text)?;
+    let run = |args: &[&str]| {
+        let args: Vec<&std::ffi::OsStr> = args
+            .iter()
+            .map(std::ffi::OsStr::new)
+            .chain([std::ffi::OsStr::new("-f"), path.as_os_str()])
+            .collect();
+        lab::run_agent_command(&args)
+    };
+    let checked = run(&["-t"])?;
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    ensure!(checked.status.success(), "-t refused it: {stderr}");
+    ensure!(!stderr.contains("warning:"), "-t warned: {stderr}");
+    let dumped = run(&["--dump-config"])?;
+    ensure!(
+        dumped.status.success(),
+        "--dump-config failed: {}",
+        String::from_utf8_lossy(&dumped.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&dumped.stdout)?;
+    let tracker = &json["track_processes"][0];
+    ensure!(
+        tracker["process"] == "nginx"
+            && tracker["quorum_max"] == 8
+            && tracker["terminate_delay"] == 0.5
+            && json["global_defs"]["process_monitor_rcv_bufs"] == 500000
+            && json["vrrp_instances"][0]["track_process"][0]["weight"] == -30,
+        "unexpected dump: {json}"
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}

@@ -355,10 +355,6 @@ impl Monitor {
                 self.receive();
             }
             let now = Instant::now();
-            if self.socket.is_none() && self.rescan_at.is_none() && !self.table.is_empty() {
-                // No events: read /proc every second instead.
-                self.rescan_at = Some(now + POLL_WITHOUT_EVENTS);
-            }
             if self.rescan_at.is_some_and(|at| at <= now) {
                 self.rescan_at = None;
                 let scan = scan(&self.proc_root, self.table.needs_cmdline());
@@ -376,6 +372,10 @@ impl Monitor {
             }
             let changes = self.table.on_timers(now);
             self.report(changes);
+            if self.socket.is_none() && self.rescan_at.is_none() && !self.table.is_empty() {
+                // No events: read /proc every second instead.
+                self.rescan_at = Some(now + POLL_WITHOUT_EVENTS);
+            }
         }
     }
 
@@ -409,27 +409,10 @@ impl Monitor {
     }
 
     fn set_rcv_buf(&self, socket: &OwnedFd, bytes: Option<u32>) {
-        let Some(bytes) = bytes else {
-            return;
-        };
-        let option = if self.options.rcv_buf_force {
-            libc::SO_RCVBUFFORCE
-        } else {
-            libc::SO_RCVBUF
-        };
-        let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
-        // SAFETY: passes a live c_int of the size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::SOL_SOCKET,
-                option,
-                (&raw const value).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            warn!(error = %io::Error::last_os_error(), bytes, "process monitor: cannot set the receive buffer");
+        if let Some(bytes) = bytes
+            && let Err(error) = set_rcv_buf(socket, bytes, self.options.rcv_buf_force)
+        {
+            warn!(%error, bytes, "process monitor: cannot set the receive buffer");
         }
     }
 
@@ -492,6 +475,31 @@ impl Monitor {
         }
         self.report(changes);
     }
+}
+
+/// SO_RCVBUF, or SO_RCVBUFFORCE (past `net.core.rmem_max`, needs
+/// CAP_NET_ADMIN).
+fn set_rcv_buf(socket: &OwnedFd, bytes: u32, force: bool) -> io::Result<()> {
+    let option = if force {
+        libc::SO_RCVBUFFORCE
+    } else {
+        libc::SO_RCVBUF
+    };
+    let value = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: passes a live c_int of the size given.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            option,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 fn current_rcv_buf(fd: RawFd) -> Option<u32> {
@@ -725,6 +733,48 @@ mod tests {
         let read = read_process(root, me, true).expect("own process");
         assert_eq!(read.comm, mine.comm);
         assert!(read_process(root, -1, false).is_none());
+    }
+
+    /// The kernel's proc connector, for real (root, in the initial network
+    /// namespace, as the namespace tests' runner is): a child's fork, exec
+    /// and exit arrive, and the forced receive buffer is what was asked
+    /// (the kernel reports it doubled).
+    #[test]
+    fn the_connector_reports_a_child_s_fork_exec_and_exit() {
+        let socket = open_connector().expect("proc connector socket (root needed)");
+        set_rcv_buf(&socket, 300_000, true).expect("SO_RCVBUFFORCE");
+        assert_eq!(current_rcv_buf(socket.as_raw_fd()), Some(600_000));
+        subscribe(&socket).expect("subscribe");
+        let child = std::process::Command::new("/bin/true")
+            .spawn()
+            .expect("spawn /bin/true");
+        let pid = i32::try_from(child.id()).unwrap();
+        let (mut forked, mut execed, mut exited) = (false, false, false);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut buf = [0u8; 1024];
+        while !(forked && execed && exited) && Instant::now() < deadline {
+            let mut fd = libc::pollfd {
+                fd: socket.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd.
+            unsafe { libc::poll(&raw mut fd, 1, 100) };
+            while let Ok(Some(length)) = recv_from_kernel(socket.as_raw_fd(), &mut buf) {
+                match parse_event(&buf[..length]) {
+                    Some(ProcEvent::Fork { child, .. }) if child == pid => forked = true,
+                    Some(ProcEvent::Exec { pid: p }) if p == pid => execed = true,
+                    Some(ProcEvent::Exit { pid: p }) if p == pid => exited = true,
+                    _ => {}
+                }
+            }
+        }
+        let mut child = child;
+        let _ = child.wait();
+        assert!(
+            forked && execed && exited,
+            "fork {forked}, exec {execed}, exit {exited}"
+        );
     }
 
     #[test]
