@@ -446,3 +446,53 @@ fn config_test_and_dump_show_the_tracker() -> Result<()> {
     std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
+
+/// Lost events: with the smallest receive buffer and the daemon stopped
+/// (SIGSTOP), a burst of processes overflows the socket and the tracked
+/// process's exit, which comes after the burst, is dropped by the kernel.
+/// Resumed, the daemon reads ENOBUFS, doubles the buffer and reads /proc
+/// again, which finds the process gone: FAULT.
+#[test]
+fn lost_events_are_recovered_by_reading_proc_again() -> Result<()> {
+    let Setup { pair, echoes, b } = setup("tplost")?;
+    let program = Program::new(&pair.a)?;
+    let process = program.start(&pair.a)?;
+    lab::wait_until("tracked process running", WAIT, || {
+        Ok(running(&program)? == 1)
+    })?;
+    let a = agent(
+        &pair.a,
+        &config(
+            &pair.a_if,
+            200,
+            &format!(
+                "global_defs {{\n process_monitor_rcv_bufs 1\n}}\n{}",
+                tracker(&program, "")
+            ),
+            TRACKED,
+        ),
+    )?;
+    check_listening(&a)?;
+    a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    wait_answered_by(&pair, &echoes, "a")?;
+
+    a.process().signal(libc::SIGSTOP)?;
+    for _ in 0..300 {
+        std::process::Command::new("/bin/true")
+            .status()
+            .context("running /bin/true")?;
+    }
+    process.kill9()?;
+    lab::wait_until("tracked process gone", WAIT, || Ok(running(&program)? == 0))?;
+    a.process().signal(libc::SIGCONT)?;
+    a.process()
+        .stderr()
+        .wait_for(WAIT, |line| {
+            line.contains("the kernel dropped process events")
+        })
+        .context("the agent never noticed the lost events")?;
+    a.wait_for_state(INSTANCE, "FAULT", WAIT)?;
+    b.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    wait_answered_by(&pair, &echoes, "b")?;
+    Ok(())
+}
