@@ -340,6 +340,15 @@ pub fn check(config: &mut super::model::Config, diags: &mut Diagnostics) {
                 );
                 reference.weight = Some(weight.signum() * 253);
             }
+            if instance.priority == 255 && reference.weight.unwrap_or(own_weight) != 0 {
+                diags.warning(
+                    &reference.position,
+                    format!(
+                        "vrrp_instance {}: track_process \"{}\" has a weight, which does nothing: the address owner's (priority 255) priority never moves; use weight 0 to fault it instead",
+                        instance.name, reference.name
+                    ),
+                );
+            }
             kept.push(reference);
         }
         instance.track_process = kept;

@@ -326,6 +326,34 @@ fn a_sync_group_s_processes_merge_into_every_member() {
     assert_eq!(loaded.config.vrrp_sync_groups[0].track_process.len(), 1);
 }
 
+/// Unlike its weighted scripts and files, a member of a group without
+/// sync_group_tracking_weight keeps its weighted processes, silently, as in
+/// keepalived.
+#[test]
+fn a_group_member_keeps_its_own_weighted_processes() {
+    let text = format!("{GROUP}vrrp_sync_group G {{\n group {{\n  a\n  b\n }}\n}}\n");
+    let loaded = ok(&text);
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    assert_eq!(
+        tracked(&loaded, "a"),
+        [("ng".into(), Some(-5), false), ("w".into(), None, false)]
+    );
+}
+
+/// An address owner keeps a weighted process too, but its priority never
+/// moves: a warning says the weight does nothing.
+#[test]
+fn an_address_owner_s_weighted_process_warns_that_it_does_nothing() {
+    let loaded = ok(&GROUP.replace(" priority 150\n", " priority 255\n"));
+    assert_eq!(tracked(&loaded, "a").len(), 2);
+    assert_eq!(
+        warning_lines(&loaded),
+        [
+            "k.conf:13:3: vrrp_instance a: track_process \"ng\" has a weight, which does nothing: the address owner's (priority 255) priority never moves; use weight 0 to fault it instead"
+        ]
+    );
+}
+
 #[test]
 fn a_sync_group_process_naming_nothing_is_a_located_error() {
     let text = format!(

@@ -19,6 +19,8 @@
 //! namespace. A daemon in another namespace (the tests run every daemon in
 //! one) names the initial one with `--process-events-netns`: the socket is
 //! created there, by this thread, which then returns to its own namespace.
+//! Where the subscription fails (no `CONFIG_PROC_EVENTS`, no flag), the
+//! monitor says so and reads `/proc` every second instead.
 
 use std::ffi::OsStr;
 use std::fs::File;
