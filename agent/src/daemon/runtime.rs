@@ -1221,11 +1221,17 @@ fn instance_status(
                     TrackedSource::File(name) => ("file", name),
                     TrackedSource::Process(name) => ("process", name),
                 };
+                // A process's weight is negated under `reverse` for the
+                // election (see `plan::process_item`); show it as written.
+                let weight = match source {
+                    TrackedSource::Process(_) if item.reverse => -item.weight,
+                    _ => item.weight,
+                };
                 TrackedStatus {
                     kind: kind.into(),
                     name: name.clone(),
                     status: if *up { "up".into() } else { "down".into() },
-                    weight: item.weight,
+                    weight,
                 }
             })
             .collect(),
