@@ -243,6 +243,11 @@ fn a_weighted_process_lowers_the_priority_and_the_backup_takes_over() -> Result<
         effective_priority(&a)? == 200,
         "priority moved with the process running"
     );
+    let shown = a.instance(INSTANCE)?["tracked"][0].clone();
+    ensure!(
+        shown["kind"] == "process" && shown["weight"] == -150 && shown["status"] == "up",
+        "status shows {shown}"
+    );
     wait_answered_by(&pair, &echoes, "a")?;
 
     process.kill9()?;
