@@ -501,3 +501,54 @@ fn lost_events_are_recovered_by_reading_proc_again() -> Result<()> {
     wait_answered_by(&pair, &echoes, "b")?;
     Ok(())
 }
+
+/// `terminate_delay 3`: a process that is back within the delay (a service
+/// restart) never shows, the master stays; one that stays away faults it
+/// once the delay is over.
+#[test]
+fn terminate_delay_hides_a_quick_restart() -> Result<()> {
+    let Setup { pair, echoes, b } = setup("tpdelay")?;
+    let program = Program::new(&pair.a)?;
+    let first = program.start(&pair.a)?;
+    lab::wait_until("tracked process running", WAIT, || {
+        Ok(running(&program)? == 1)
+    })?;
+    let a = agent(
+        &pair.a,
+        &config(
+            &pair.a_if,
+            200,
+            &tracker(&program, " terminate_delay 3\n"),
+            TRACKED,
+        ),
+    )?;
+    check_listening(&a)?;
+    a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    let transitions = a.instance(INSTANCE)?["transitions"].clone();
+
+    first.kill9()?;
+    let second = program.start(&pair.a)?;
+    lab::wait_until("restarted process running", WAIT, || {
+        Ok(running(&program)? == 1)
+    })?;
+    // Past the delay: nothing happened.
+    std::thread::sleep(Duration::from_secs(4));
+    let now = a.instance(INSTANCE)?;
+    ensure!(
+        now["state"] == "MASTER" && now["transitions"] == transitions,
+        "a quick restart showed: {now}"
+    );
+    ensure!(tracked_status(&a)? == "up", "status shows the process down");
+    wait_answered_by(&pair, &echoes, "a")?;
+
+    second.kill9()?;
+    std::thread::sleep(Duration::from_secs(1));
+    ensure!(
+        a.state(INSTANCE)? == "MASTER",
+        "a faulted before terminate_delay ended"
+    );
+    a.wait_for_state(INSTANCE, "FAULT", WAIT)?;
+    b.wait_for_state(INSTANCE, "MASTER", WAIT)?;
+    wait_answered_by(&pair, &echoes, "b")?;
+    Ok(())
+}
