@@ -62,6 +62,12 @@ struct Cli {
     /// shrink it to one page so that a burst of changes overflows it.
     #[arg(long, value_name = "BYTES", hide = true, value_parser = ring_bytes)]
     test_event_ring_bytes: Option<u32>,
+    /// Listen to the kernel's process events (`track_process`) from the
+    /// network namespace at PATH (e.g. /proc/1/ns/net). The kernel accepts
+    /// them only in the initial namespace; a daemon that runs there (the
+    /// normal case) needs nothing.
+    #[arg(long, value_name = "PATH")]
+    process_events_netns: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -279,6 +285,7 @@ fn run(cli: Cli, config_id: String, watchdog: Option<Duration>) -> anyhow::Resul
                 metrics_listen: cli.metrics_listen,
                 watchdog,
                 event_ring_bytes: cli.test_event_ring_bytes,
+                process_events_netns: cli.process_events_netns,
             }))
             .map_err(anyhow::Error::from),
     }

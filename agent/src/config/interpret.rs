@@ -22,7 +22,6 @@ const UNSUPPORTED_SECTIONS: &[&str] = &[
     "static_routes",
     "static_rules",
     "garp_group",
-    "vrrp_track_process",
     "bfd_instance",
     "track_group",
     "linkbeat_interfaces",
@@ -58,6 +57,7 @@ pub fn interpret(tree: &[Statement], diags: &mut Diagnostics) -> Config {
         global_defs: global,
         vrrp_scripts: Vec::new(),
         track_files: Vec::new(),
+        track_processes: Vec::new(),
         vrrp_instances: Vec::new(),
         vrrp_sync_groups: Vec::new(),
     };
@@ -72,6 +72,11 @@ pub fn interpret(tree: &[Statement], diags: &mut Diagnostics) -> Config {
             "vrrp_track_file" | "track_file" => {
                 if let Some(track) = read_track_file(statement, diags) {
                     config.track_files.push(track);
+                }
+            }
+            "vrrp_track_process" => {
+                if let Some(track) = super::track_process::read_track_process(statement, diags) {
+                    config.track_processes.push(track);
                 }
             }
             "vrrp_instance" => {
@@ -281,6 +286,7 @@ fn read_global_defs(
                 bare(s, diags);
                 global.enable_script_security = true;
             }
+            _ if super::track_process::read_global(s, global, diags) => {}
             _ => unknown_keyword(s, "global_defs", diags),
         }
     }
@@ -588,6 +594,7 @@ struct InstanceDraft {
     track_script: Vec<TrackRef>,
     track_interface: Vec<TrackRef>,
     track_file: Vec<TrackRef>,
+    track_process: Vec<TrackRef>,
     unicast_src_ip: Option<IpAddr>,
     unicast_peer: Vec<UnicastPeer>,
     unicast_ttl: Option<(u8, Position)>,
@@ -787,6 +794,7 @@ fn read_instance_statement(
         "track_script" => d.track_script.extend(read_track_refs(s, 253, diags)),
         "track_interface" => d.track_interface.extend(read_track_refs(s, 253, diags)),
         "track_file" => d.track_file.extend(read_track_refs(s, 254, diags)),
+        "track_process" => d.track_process.extend(read_track_refs(s, 254, diags)),
         "unicast_src_ip" => {
             d.unicast_at.get_or_insert_with(|| s.position().clone());
             if let Some(t) = single_arg(s, "unicast_src_ip ADDRESS", diags) {
@@ -972,6 +980,7 @@ fn finish_instance(
         track_script: d.track_script,
         track_interface: d.track_interface,
         track_file: d.track_file,
+        track_process: d.track_process,
         unicast_src_ip: d.unicast_src_ip,
         check_unicast_src: !d.unicast_peer.is_empty()
             && (d.check_unicast_src
@@ -1451,6 +1460,7 @@ fn read_sync_group(
         track_script: Vec::new(),
         track_interface: Vec::new(),
         track_file: Vec::new(),
+        track_process: Vec::new(),
         tracking_weight: false,
         position: section.position().clone(),
         member_positions: Vec::new(),
@@ -1473,6 +1483,7 @@ fn read_sync_group(
             "track_script" => group.track_script.extend(read_track_refs(s, 253, diags)),
             "track_interface" => group.track_interface.extend(read_track_refs(s, 253, diags)),
             "track_file" => group.track_file.extend(read_track_refs(s, 254, diags)),
+            "track_process" => group.track_process.extend(read_track_refs(s, 254, diags)),
             "sync_group_tracking_weight" => {
                 no_args(s, diags);
                 no_block(s, diags);

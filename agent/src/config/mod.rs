@@ -19,6 +19,9 @@ pub mod script_security;
 mod strict;
 mod sync_tracking;
 pub mod unicast;
+mod track_process;
+#[cfg(test)]
+mod track_process_tests;
 mod validate;
 mod values;
 

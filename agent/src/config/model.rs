@@ -24,6 +24,7 @@ pub struct Config {
     pub global_defs: GlobalDefs,
     pub vrrp_scripts: Vec<VrrpScript>,
     pub track_files: Vec<TrackFile>,
+    pub track_processes: Vec<TrackProcess>,
     pub vrrp_instances: Vec<VrrpInstance>,
     pub vrrp_sync_groups: Vec<SyncGroup>,
 }
@@ -39,6 +40,10 @@ impl Config {
 
     pub fn track_file(&self, name: &str) -> Option<&TrackFile> {
         self.track_files.iter().find(|t| t.name == name)
+    }
+
+    pub fn track_process(&self, name: &str) -> Option<&TrackProcess> {
+        self.track_processes.iter().find(|t| t.name == name)
     }
 }
 
@@ -74,6 +79,12 @@ pub struct GlobalDefs {
     pub vrrp_check_unicast_src: bool,
     pub script_user: Option<RunAs>,
     pub enable_script_security: bool,
+    /// `process_monitor_rcv_bufs`: receive buffer of the process-event
+    /// socket, in bytes (`None`: the kernel's default).
+    pub process_monitor_rcv_bufs: Option<u32>,
+    /// `process_monitor_rcv_bufs_force`: set it with SO_RCVBUFFORCE, past
+    /// `net.core.rmem_max`.
+    pub process_monitor_rcv_bufs_force: bool,
 }
 
 impl Default for GlobalDefs {
@@ -98,6 +109,8 @@ impl Default for GlobalDefs {
             vrrp_check_unicast_src: false,
             script_user: None,
             enable_script_security: false,
+            process_monitor_rcv_bufs: None,
+            process_monitor_rcv_bufs_force: false,
         }
     }
 }
@@ -249,6 +262,50 @@ pub struct TrackFile {
     pub position: Position,
 }
 
+/// How a `vrrp_track_process`'s parameters are compared with a process's
+/// command line (keepalived's `param_match`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamMatch {
+    /// No parameters were written and no `param_match`: any parameters.
+    None,
+    /// The parameters are exactly the ones written (none if none).
+    Exact,
+    /// The written parameters are the first ones; more may follow.
+    Partial,
+    /// As partial, and the last written one may be the start of a longer one.
+    Initial,
+}
+
+/// One `vrrp_track_process` block.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrackProcess {
+    pub name: String,
+    /// The process name (`/proc/PID/comm`) or, with `full_command`, the
+    /// first word of `/proc/PID/cmdline`.
+    pub process: String,
+    /// Parameters after the name, each one word of the command line.
+    pub params: Vec<String>,
+    pub param_match: ParamMatch,
+    /// Match against the command line rather than the process name (set by
+    /// `full_command`, by parameters and by `param_match`).
+    pub full_command: bool,
+    pub weight: i32,
+    pub weight_reverse: bool,
+    /// Fewest matching processes that count as up (0 with `quorum_max 0`).
+    pub quorum: u32,
+    /// Most matching processes that count as up.
+    pub quorum_max: u32,
+    /// How long a quorum gained by a fork waits before it counts.
+    #[serde(serialize_with = "seconds")]
+    pub fork_delay: Duration,
+    /// How long a quorum lost by an exit waits before it counts.
+    #[serde(serialize_with = "seconds")]
+    pub terminate_delay: Duration,
+    #[serde(skip)]
+    pub position: Position,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct InitFile {
     pub value: i64,
@@ -354,7 +411,8 @@ pub struct VirtualRoute {
     pub position: Position,
 }
 
-/// A `track_script` / `track_interface` / `track_file` entry.
+/// A `track_script` / `track_interface` / `track_file` / `track_process`
+/// entry.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackRef {
     pub name: String,
@@ -405,6 +463,7 @@ pub struct VrrpInstance {
     pub track_script: Vec<TrackRef>,
     pub track_interface: Vec<TrackRef>,
     pub track_file: Vec<TrackRef>,
+    pub track_process: Vec<TrackRef>,
     pub unicast_src_ip: Option<IpAddr>,
     pub unicast_peer: Vec<UnicastPeer>,
     /// `unicast_ttl`: the TTL / hop limit of adverts to unicast peers.
@@ -486,6 +545,7 @@ pub struct SyncGroup {
     pub track_script: Vec<TrackRef>,
     pub track_interface: Vec<TrackRef>,
     pub track_file: Vec<TrackRef>,
+    pub track_process: Vec<TrackRef>,
     /// `sync_group_tracking_weight` (or the deprecated `global_tracking`):
     /// members keep their own weighted tracking. Without it keepalived
     /// drops a member's weights, because members at different priorities

@@ -1,4 +1,4 @@
-//! `track_script`, `track_interface` and `track_file` in a
+//! `track_script`, `track_interface`, `track_file` and `track_process` in a
 //! `vrrp_sync_group`, applied as keepalived's `sync_group_tracking_init`
 //! applies them: each item is tracked by every member of the group, as if
 //! the member listed it, so a failing item lowers every member's priority
@@ -20,6 +20,8 @@
 //! tracking it), a weighted script is dropped, a file at the default weight
 //! 1 becomes unweighted and one at any other weight is dropped. Each is a
 //! located warning, so `-t` shows what keepalived would have done.
+//! `track_process` is not in that list in keepalived: a member or owner
+//! keeps its weighted processes (an owner's priority still never moves).
 
 use super::diagnostic::Diagnostics;
 use super::model::{Config, TrackRef, VrrpInstance};
@@ -29,6 +31,7 @@ enum Kind {
     Script,
     Interface,
     File,
+    Process,
 }
 
 impl Kind {
@@ -37,6 +40,7 @@ impl Kind {
             Kind::Script => "track_script",
             Kind::Interface => "track_interface",
             Kind::File => "track_file",
+            Kind::Process => "track_process",
         }
     }
 }
@@ -47,6 +51,9 @@ fn effective_weight(config: &Config, kind: Kind, reference: &TrackRef) -> i32 {
     reference.weight.unwrap_or_else(|| match kind {
         Kind::Script => config.script(&reference.name).map_or(0, |s| s.weight),
         Kind::File => config.track_file(&reference.name).map_or(0, |f| f.weight),
+        Kind::Process => config
+            .track_process(&reference.name)
+            .map_or(0, |p| p.weight),
         Kind::Interface => 0,
     })
 }
@@ -85,7 +92,7 @@ fn drop_member_weights(config: &mut Config, diags: &mut Diagnostics) {
                 }
                 let unweighted = match kind {
                     Kind::Interface => in_group,
-                    Kind::Script => false,
+                    Kind::Script | Kind::Process => false,
                     Kind::File => weight == 1,
                 };
                 let outcome = if unweighted {
@@ -126,6 +133,7 @@ pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
             (Kind::Script, &group.track_script),
             (Kind::Interface, &group.track_interface),
             (Kind::File, &group.track_file),
+            (Kind::Process, &group.track_process),
         ] {
             for reference in refs {
                 let missing = match kind {
@@ -141,6 +149,14 @@ pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
                         let names: Vec<&str> =
                             config.track_files.iter().map(|f| f.name.as_str()).collect();
                         ("vrrp_track_file", names.join(", "))
+                    }),
+                    Kind::Process => config.track_process(&reference.name).is_none().then(|| {
+                        let names: Vec<&str> = config
+                            .track_processes
+                            .iter()
+                            .map(|p| p.name.as_str())
+                            .collect();
+                        ("vrrp_track_process", names.join(", "))
                     }),
                     Kind::Interface => None,
                 };
@@ -194,6 +210,9 @@ pub fn apply(config: &mut Config, diags: &mut Diagnostics) {
                     match refs.iter().position(|r| r.name == applied.name) {
                         // The member's unweighted entry stays unweighted.
                         Some(at) if own_weights.get(at) == Some(&0) => {}
+                        // keepalived's add_vrrp_to_track_process keeps the
+                        // member's direction and takes the group's weight.
+                        Some(at) if kind == Kind::Process => refs[at].weight = Some(group_weight),
                         Some(at) => {
                             refs[at].weight = Some(group_weight);
                             refs[at].reverse = applied.reverse;
@@ -211,6 +230,7 @@ fn list(instance: &VrrpInstance, kind: Kind) -> &Vec<TrackRef> {
         Kind::Script => &instance.track_script,
         Kind::Interface => &instance.track_interface,
         Kind::File => &instance.track_file,
+        Kind::Process => &instance.track_process,
     }
 }
 
@@ -219,6 +239,7 @@ fn list_mut(instance: &mut VrrpInstance, kind: Kind) -> &mut Vec<TrackRef> {
         Kind::Script => &mut instance.track_script,
         Kind::Interface => &mut instance.track_interface,
         Kind::File => &mut instance.track_file,
+        Kind::Process => &mut instance.track_process,
     }
 }
 

@@ -32,6 +32,7 @@ pub fn validate(config: &mut Config, diags: &mut Diagnostics) {
     check_identity_clashes(config, diags);
     check_shared_addresses(config, diags);
     check_tracked_weights(config, diags);
+    super::track_process::check(config, diags);
     check_sync_groups(config, diags);
 }
 

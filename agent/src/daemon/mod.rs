@@ -63,6 +63,9 @@ pub struct DaemonOptions {
     pub watchdog: Option<Duration>,
     /// Test only: the size of the peer event ring (`None`: the object's).
     pub event_ring_bytes: Option<u32>,
+    /// `--process-events-netns`: the network namespace the process monitor
+    /// listens from (`None`: the daemon's own).
+    pub process_events_netns: Option<PathBuf>,
 }
 
 /// How the daemon leaves.
@@ -145,6 +148,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
     let env = HookEnv::new(config.global_defs.clone(), hostname.clone());
     let mut runtime = Runtime::new(datapath, net_tx.clone(), event_tx, env);
+    runtime.set_process_events_netns(options.process_events_netns.clone());
     setup::attach(
         &mut runtime,
         &plan,

@@ -64,6 +64,7 @@ pub enum TrackedSource {
     /// A configuration that keeps the instance in FAULT for as long as it
     /// holds (`unicast_fault_no_peer` without peers): never up.
     Config(String),
+    Process(String),
 }
 
 /// The `TrackedSource::Config` of `unicast_fault_no_peer` without peers.
@@ -148,6 +149,7 @@ pub struct GroupPlan {
 pub enum TrackerConfig {
     Script(config::model::VrrpScript),
     File(config::model::TrackFile),
+    Process(config::model::TrackProcess),
 }
 
 /// The global settings every notify hook and tracked script depends on: a
@@ -254,6 +256,10 @@ pub fn plan(
             TrackedSource::File(name) => config.track_file(name).cloned().map(|mut file| {
                 file.position = unplaced();
                 TrackerConfig::File(file)
+            }),
+            TrackedSource::Process(name) => config.track_process(name).cloned().map(|mut p| {
+                p.position = unplaced();
+                TrackerConfig::Process(p)
             }),
             TrackedSource::Interface(_) | TrackedSource::Config(_) => None,
         };
@@ -371,6 +377,15 @@ fn plan_instance(
         });
         tracked.push(TrackedSource::Config(NO_UNICAST_PEER.to_owned()));
     }
+    for reference in &instance.track_process {
+        let process = config.track_process(&reference.name);
+        let weight = reference
+            .weight
+            .unwrap_or_else(|| process.map_or(0, |process| process.weight));
+        let reverse = reference.reverse || process.is_some_and(|process| process.weight_reverse);
+        items.push(process_item(weight, reverse));
+        tracked.push(TrackedSource::Process(reference.name.clone()));
+    }
 
     let mut election = InstanceConfig::new(instance.virtual_router_id, source);
     election.version = instance.version;
@@ -479,6 +494,41 @@ fn plan_instance(
         },
         unicast_sources,
     })
+}
+
+/// keepalived applies a tracked process's weight times -1 under `reverse`
+/// (a positive weight is subtracted while the quorum holds, a negative one
+/// added while it does not); the election's `reverse` instead swaps which
+/// state fails. The negated weight with `reverse` gives keepalived's
+/// priorities exactly; at weight 0, `reverse` faults while the quorum holds
+/// in both. Until the monitor's first report (which follows at once) the
+/// process counts as up; the daemon fills in a scan of `/proc` before it
+/// starts the instances (see `setup::initial_process_states`).
+pub fn process_item(weight: i32, reverse: bool) -> TrackedItem {
+    TrackedItem {
+        weight: if reverse { -weight } else { weight },
+        reverse,
+        initially_up: true,
+    }
+}
+
+/// What the process monitor looks for, from a `vrrp_track_process`.
+pub fn process_spec(process: &config::model::TrackProcess) -> crate::tracking::ProcessSpec {
+    use crate::{config::model::ParamMatch as Written, tracking::process::ParamMatch};
+    let mut spec = crate::tracking::ProcessSpec::new(process.name.clone(), process.process.clone())
+        .with_params(&process.params);
+    spec.param_match = match process.param_match {
+        Written::None => ParamMatch::None,
+        Written::Exact => ParamMatch::Exact,
+        Written::Partial => ParamMatch::Partial,
+        Written::Initial => ParamMatch::Initial,
+    };
+    spec.full_command = process.full_command;
+    spec.quorum = process.quorum;
+    spec.quorum_max = process.quorum_max;
+    spec.fork_delay = process.fork_delay;
+    spec.terminate_delay = process.terminate_delay;
+    spec
 }
 
 /// A plan says what runs, not where it was written: without positions, an

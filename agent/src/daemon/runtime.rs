@@ -28,8 +28,8 @@ use crate::{
         mail::MailStats,
     },
     tracking::{
-        FileEvent, InitFile, ScriptEvent, TrackFileSpec, file::DEFAULT_POLL_INTERVAL,
-        spawn_file_tracker, spawn_script_tracker,
+        FileEvent, InitFile, MonitorOptions, ProcessMonitor, QuorumChange, ScriptEvent,
+        TrackFileSpec, file::DEFAULT_POLL_INTERVAL, spawn_file_tracker, spawn_script_tracker,
     },
     vrrp::{
         Version,
@@ -143,6 +143,11 @@ pub struct Runtime {
     tracker_root: CancellationToken,
     script_events: mpsc::Sender<ScriptEvent>,
     file_events: mpsc::Sender<FileEvent>,
+    process_events: mpsc::Sender<QuorumChange>,
+    /// Started with the first `track_process`; one for every tracker.
+    process_monitor: Option<ProcessMonitor>,
+    /// `--process-events-netns`.
+    process_events_netns: Option<std::path::PathBuf>,
     last_transition_unix: HashMap<MemberId, u64>,
     /// Transitions by the state entered, for the metrics.
     transitions_to: HashMap<MemberId, BTreeMap<&'static str, u64>>,
@@ -285,6 +290,14 @@ impl Runtime {
                 }
             }
         });
+        let (process_events, mut process_rx) = mpsc::channel::<QuorumChange>(64);
+        let forward = events.clone();
+        tokio::spawn(async move {
+            while let Some(change) = process_rx.recv().await {
+                let source = TrackedSource::Process(change.name);
+                let _ = forward.send(Event::Tracked(source, change.up)).await;
+            }
+        });
         let (file_events, mut file_rx) = mpsc::channel::<FileEvent>(64);
         tokio::spawn(async move {
             while let Some(event) = file_rx.recv().await {
@@ -310,6 +323,9 @@ impl Runtime {
             tracker_root: CancellationToken::new(),
             script_events,
             file_events,
+            process_events,
+            process_monitor: None,
+            process_events_netns: None,
             last_transition_unix: HashMap::new(),
             transitions_to: HashMap::new(),
             masters_seen: HashMap::new(),
@@ -322,6 +338,11 @@ impl Runtime {
             local_addresses: HashSet::new(),
             events_lost: 0,
         }
+    }
+
+    /// `--process-events-netns`: where the process monitor listens.
+    pub fn set_process_events_netns(&mut self, netns: Option<std::path::PathBuf>) {
+        self.process_events_netns = netns;
     }
 
     pub fn attached(&self) -> &HashMap<String, u32> {
@@ -624,6 +645,7 @@ impl Runtime {
 
     pub fn stop_trackers(&mut self) {
         self.tracker_root.cancel();
+        self.process_monitor = None;
     }
 
     pub fn perform(&mut self, effects: Vec<Effect>) {
@@ -819,6 +841,11 @@ impl Runtime {
                 if let Some(token) = self.trackers.remove(&source) {
                     token.cancel();
                 }
+                if let (TrackedSource::Process(name), Some(monitor)) =
+                    (&source, &self.process_monitor)
+                {
+                    monitor.remove(name);
+                }
             }
         }
     }
@@ -956,6 +983,25 @@ impl Runtime {
                 ) {
                     warn!(%error, "tracked file not usable");
                     return;
+                }
+            }
+            TrackerConfig::Process(process) => {
+                if self.process_monitor.is_none() {
+                    let options = MonitorOptions {
+                        netns: self.process_events_netns.clone(),
+                        rcv_buf: self.env.global.process_monitor_rcv_bufs,
+                        rcv_buf_force: self.env.global.process_monitor_rcv_bufs_force,
+                    };
+                    match ProcessMonitor::spawn(options, self.process_events.clone()) {
+                        Ok(monitor) => self.process_monitor = Some(monitor),
+                        Err(error) => {
+                            warn!(%error, "process monitor not started; track_process not usable");
+                            return;
+                        }
+                    }
+                }
+                if let Some(monitor) = &self.process_monitor {
+                    monitor.add(super::plan::process_spec(process));
                 }
             }
         }
@@ -1184,12 +1230,19 @@ fn instance_status(
                     TrackedSource::Interface(name) => ("interface", name),
                     TrackedSource::File(name) => ("file", name),
                     TrackedSource::Config(name) => ("config", name),
+                    TrackedSource::Process(name) => ("process", name),
+                };
+                // A process's weight is negated under `reverse` for the
+                // election (see `plan::process_item`); show it as written.
+                let weight = match source {
+                    TrackedSource::Process(_) if item.reverse => -item.weight,
+                    _ => item.weight,
                 };
                 TrackedStatus {
                     kind: kind.into(),
                     name: name.clone(),
                     status: if *up { "up".into() } else { "down".into() },
-                    weight: item.weight,
+                    weight,
                 }
             })
             .collect(),

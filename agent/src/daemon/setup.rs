@@ -56,9 +56,10 @@ pub async fn prepare(
     let mut config = config;
     resolve_unicast_interfaces(&handle, &mut config).await?;
     let facts = interface_facts(&handle, &config).await?;
-    let plan = plan::plan(&config, &|name| facts.get(name).cloned(), &hostname)
+    let mut plan = plan::plan(&config, &|name| facts.get(name).cloned(), &hostname)
         .map_err(super::plan_error)?;
     check_hooks(&config, &plan)?;
+    initial_process_states(&mut plan).await;
     Ok(Prepared { config, plan })
 }
 
@@ -80,6 +81,50 @@ pub fn load_config(path: &Path, config_id: &str) -> Result<Config, DaemonError> 
                 .collect::<Vec<_>>()
                 .join("; "),
         }),
+    }
+}
+
+/// Tracked processes start with what `/proc` shows now, as keepalived
+/// counts them before its instances start: an instance tracking a process
+/// that is not running starts in FAULT instead of briefly running without
+/// it until the monitor's first report.
+async fn initial_process_states(plan: &mut Plan) {
+    use crate::tracking::process::ProcessTable;
+    let specs: Vec<_> = plan
+        .trackers
+        .values()
+        .filter_map(|tracker| match tracker {
+            TrackerConfig::Process(process) => Some(plan::process_spec(process)),
+            _ => None,
+        })
+        .collect();
+    if specs.is_empty() {
+        return;
+    }
+    let cmdline = specs.iter().any(|spec| spec.full_command);
+    let Ok(scan) = tokio::task::spawn_blocking(move || {
+        crate::tracking::proc_events::scan(Path::new("/proc"), cmdline)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut table = ProcessTable::default();
+    let up: HashMap<String, bool> = specs
+        .into_iter()
+        .map(|spec| {
+            let first = table.add(spec, &scan);
+            (first.name, first.up)
+        })
+        .collect();
+    for member in plan.groups.iter_mut().flat_map(|group| &mut group.members) {
+        for (item, source) in member.election.tracked.iter_mut().zip(&member.tracked) {
+            if let plan::TrackedSource::Process(name) = source
+                && let Some(&up) = up.get(name)
+            {
+                item.initially_up = up;
+            }
+        }
     }
 }
 

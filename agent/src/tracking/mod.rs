@@ -1,4 +1,5 @@
-//! Health tracking: `vrrp_script`, `track_file` and the priority they yield.
+//! Health tracking: `vrrp_script`, `track_file`, `vrrp_track_process` and
+//! the priority they yield.
 //!
 //! The IO side (tasks running scripts, polling files) reports changes on
 //! channels; the decisions (rise/fall hysteresis, weights, effective
@@ -10,6 +11,8 @@ pub mod command;
 pub mod exec;
 pub mod file;
 pub mod hysteresis;
+pub mod proc_events;
+pub mod process;
 pub mod script;
 pub mod security;
 #[cfg(test)]
@@ -19,5 +22,7 @@ pub mod user;
 pub use command::CommandLine;
 pub use file::{FileEvent, InitFile, TrackFileSpec, spawn_file_tracker};
 pub use hysteresis::ScriptStatus;
+pub use proc_events::{MonitorOptions, ProcessMonitor};
+pub use process::{ProcessSpec, QuorumChange};
 pub use script::{ScriptEvent, ScriptSpec, spawn_script_tracker};
 pub use user::{RunAs, UserError, UserSpec, resolve_run_as};

@@ -185,6 +185,7 @@ impl Case {
                 let source = match words[1] {
                     "script" => TrackedSource::Script(words[2].to_owned()),
                     "file" => TrackedSource::File(words[2].to_owned()),
+                    "process" => TrackedSource::Process(words[2].to_owned()),
                     _ => TrackedSource::Interface(words[2].to_owned()),
                 };
                 let effects = self.core.on_tracked(&source, words[3] == "up", now);

@@ -189,6 +189,7 @@ fn source_text(source: &TrackedSource) -> String {
         TrackedSource::Interface(name) => format!("interface {name}"),
         TrackedSource::File(name) => format!("file {name}"),
         TrackedSource::Config(name) => format!("config {name}"),
+        TrackedSource::Process(name) => format!("process {name}"),
     }
 }
 
