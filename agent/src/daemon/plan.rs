@@ -8,6 +8,7 @@ use agent_common::{AUTH_NONE, AUTH_PASS, FAMILY_IPV4, FAMILY_IPV6, InstanceFilte
 use thiserror::Error;
 
 use crate::{
+    datapath::Vmac,
     config::{
         self, Config,
         model::{AuthType, GarpSettings, Notify, VirtualAddress, VirtualRoute},
@@ -104,9 +105,21 @@ pub struct InstancePlan {
     /// for IPv6 (unsolicited NA), as keepalived spaces each kind separately.
     pub announce_spacing: std::time::Duration,
     pub filter: InstanceFilter,
+    /// `use_vmac` / `vmac_xmit_base`.
+    pub vmac: Vmac,
 }
 
 impl InstancePlan {
+    /// The MAC the instance answers with while master: its virtual router
+    /// MAC with `use_vmac`, else the interface's.
+    pub fn answering_mac(&self) -> [u8; 6] {
+        if self.vmac.is_on() {
+            agent_common::virtual_mac(self.election.vrid, family_code(self.family))
+        } else {
+            self.mac
+        }
+    }
+
     /// Identity kept across reloads: an instance with the same interface,
     /// VRID and family keeps its state.
     pub fn identity(&self) -> (String, u8, AddressFamily) {
@@ -430,6 +443,11 @@ fn plan_instance(
         },
         garp: instance.garp.clone(),
         announce_spacing: announce_spacing(&config.global_defs, family),
+        vmac: match (instance.use_vmac.is_some(), instance.vmac_xmit_base) {
+            (false, _) => Vmac::Off,
+            (true, false) => Vmac::On,
+            (true, true) => Vmac::XmitBase,
+        },
         filter,
     })
 }

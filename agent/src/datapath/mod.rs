@@ -28,7 +28,7 @@ use std::{
 pub use agent_common::Heartbeat;
 use agent_common::{
     AddressKey, CounterBlock, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
-    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VipEntry,
+    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VIP_VMAC, VIP_VMAC_XMIT_BASE, VipEntry,
     map_names, program_names,
 };
 pub use agent_common::{
@@ -80,9 +80,10 @@ pub enum DatapathError {
     },
     #[error("interface `{name}` does not exist (check `ip link`)")]
     UnknownInterface { name: String },
-    #[error("attaching the TC egress guard to `{interface}` failed: {source}")]
+    #[error("attaching the TC program {program} to `{interface}` failed: {source}")]
     AttachGuard {
         interface: String,
+        program: &'static str,
         #[source]
         source: ProgramError,
     },
@@ -152,6 +153,33 @@ impl VipState {
             Self::Owned => VIP_OWNED,
             Self::OwnedNoAccept => VIP_OWNED | VIP_DROP_INGRESS,
         }
+    }
+}
+
+/// Whether an instance's addresses answer with its virtual router MAC
+/// (`use_vmac`), and whether its adverts do too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Vmac {
+    /// The interface's own MAC (keepalived's default).
+    #[default]
+    Off,
+    /// `use_vmac`: addresses and adverts use 00:00:5e:00:01|02:VRID.
+    On,
+    /// `use_vmac` with `vmac_xmit_base`: adverts keep the interface's MAC.
+    XmitBase,
+}
+
+impl Vmac {
+    fn flags(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::On => VIP_VMAC,
+            Self::XmitBase => VIP_VMAC | VIP_VMAC_XMIT_BASE,
+        }
+    }
+
+    pub fn is_on(self) -> bool {
+        self != Self::Off
     }
 }
 
@@ -381,9 +409,14 @@ impl Datapath {
             program: program_names::VRRP_RX,
             source,
         })?;
-        let guard = guard_program(&mut ebpf)?;
+        let guard = tc_program(&mut ebpf, TcSide::Egress)?;
         guard.load().map_err(|source| DatapathError::Program {
             program: program_names::VIP_GUARD,
+            source,
+        })?;
+        let vmac = tc_program(&mut ebpf, TcSide::Ingress)?;
+        vmac.load().map_err(|source| DatapathError::Program {
+            program: program_names::VMAC_RX,
             source,
         })?;
         Ok((
@@ -526,39 +559,51 @@ impl Datapath {
     }
 
     /// Attaches the `vip_guard` egress program to `interface` (adopting a
-    /// pinned one, as [`attach`](Self::attach) does).
+    /// pinned one, as [`attach`](Self::attach) does), and the `vmac_rx`
+    /// ingress program that takes in frames addressed to a virtual MAC
+    /// while this node is master of its router.
     pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
         let ifindex = interface_index(interface)?;
-        let (link, adopted) = match self.adopt_guard(interface, ifindex) {
-            Some(link) => (link, true),
-            None => {
-                let program = guard_program(&mut self.ebpf)?;
-                let attach_error = |source| DatapathError::AttachGuard {
-                    interface: interface.to_owned(),
-                    source,
-                };
-                let id = program
-                    .attach(interface, TcAttachType::Egress)
-                    .map_err(attach_error)?;
-                let link = program.take_link(id).map_err(attach_error)?;
-                let link = match &self.pins {
-                    Some(pins) => pin_link(link, &pins.interface(interface).join(pin::TC_EGRESS))?,
-                    None => link,
-                };
-                (link, false)
-            }
-        };
-        info!(interface, adopted, "TC egress guard attached");
-        self.guards.push(GuardAttachment {
-            interface: interface.to_owned(),
-            _link: link,
-        });
+        for side in [TcSide::Egress, TcSide::Ingress] {
+            let (link, adopted) = match self.adopt_tc(side, interface, ifindex) {
+                Some(link) => (link, true),
+                None => {
+                    let program = tc_program(&mut self.ebpf, side)?;
+                    let attach_error = |source| DatapathError::AttachGuard {
+                        interface: interface.to_owned(),
+                        program: side.program(),
+                        source,
+                    };
+                    let id = program
+                        .attach(interface, side.attach_type())
+                        .map_err(attach_error)?;
+                    let link = program.take_link(id).map_err(attach_error)?;
+                    let link = match &self.pins {
+                        Some(pins) => {
+                            pin_link(link, &pins.interface(interface).join(side.pin_name()))?
+                        }
+                        None => link,
+                    };
+                    (link, false)
+                }
+            };
+            info!(interface, adopted, program = side.program(), "TC program attached");
+            self.guards.push(GuardAttachment {
+                interface: interface.to_owned(),
+                _link: link,
+            });
+        }
         Ok(())
     }
 
-    fn adopt_guard(&mut self, interface: &str, ifindex: u32) -> Option<SchedClassifierLink> {
+    fn adopt_tc(
+        &mut self,
+        side: TcSide,
+        interface: &str,
+        ifindex: u32,
+    ) -> Option<SchedClassifierLink> {
         let pins = self.pins.clone()?;
-        let path = pins.interface(interface).join(pin::TC_EGRESS);
+        let path = pins.interface(interface).join(side.pin_name());
         if !path.exists() {
             return None;
         }
@@ -566,11 +611,11 @@ impl Datapath {
             &path,
             pin::LINK_TYPE_TCX,
             ifindex,
-            Some(pin::ATTACH_TCX_EGRESS),
+            Some(side.pinned_attach_type()),
         )
         .and_then(|link| SchedClassifierLink::try_from(link).map_err(|error| error.to_string()))
         .and_then(|link| {
-            let program = guard_program(&mut self.ebpf).map_err(|error| error.to_string())?;
+            let program = tc_program(&mut self.ebpf, side).map_err(|error| error.to_string())?;
             let id = program
                 .attach_to_link(link)
                 .map_err(|error| error.to_string())?;
@@ -610,11 +655,12 @@ impl Datapath {
         address: IpAddr,
         instance: InstanceKey,
         state: VipState,
+        vmac: Vmac,
     ) -> Result<(), DatapathError> {
         let key = address_key(address);
         let mut map = self.hash_map::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?;
         let entry = VipEntry {
-            flags: state.flags(),
+            flags: state.flags() | vmac.flags(),
             _pad: [0; 3],
             instance,
         };
@@ -1072,10 +1118,16 @@ impl Datapath {
         xdp_program(&mut self.ebpf)
     }
 
+    /// The loaded `vmac_rx`, for `BPF_PROG_TEST_RUN` in tests.
+    #[cfg(test)]
+    pub fn vmac_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
+        tc_program(&mut self.ebpf, TcSide::Ingress)
+    }
+
     /// The loaded egress guard, for `BPF_PROG_TEST_RUN` in tests.
     #[cfg(test)]
     pub fn guard_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
-        guard_program(&mut self.ebpf)
+        tc_program(&mut self.ebpf, TcSide::Egress)
     }
 
     /// Removes `key`; a key that is not there is already what was wanted.
@@ -1199,8 +1251,47 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DatapathError> {
     program(ebpf, program_names::VRRP_RX)
 }
 
-fn guard_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, DatapathError> {
-    program(ebpf, program_names::VIP_GUARD)
+fn tc_program(ebpf: &mut Ebpf, side: TcSide) -> Result<&mut SchedClassifier, DatapathError> {
+    program(ebpf, side.program())
+}
+
+/// The two TC programs on every VRRP interface.
+#[derive(Debug, Clone, Copy)]
+enum TcSide {
+    /// `vip_guard`.
+    Egress,
+    /// `vmac_rx`.
+    Ingress,
+}
+
+impl TcSide {
+    fn program(self) -> &'static str {
+        match self {
+            Self::Egress => program_names::VIP_GUARD,
+            Self::Ingress => program_names::VMAC_RX,
+        }
+    }
+
+    fn attach_type(self) -> TcAttachType {
+        match self {
+            Self::Egress => TcAttachType::Egress,
+            Self::Ingress => TcAttachType::Ingress,
+        }
+    }
+
+    fn pin_name(self) -> &'static str {
+        match self {
+            Self::Egress => pin::TC_EGRESS,
+            Self::Ingress => pin::TC_INGRESS,
+        }
+    }
+
+    fn pinned_attach_type(self) -> u32 {
+        match self {
+            Self::Egress => pin::ATTACH_TCX_EGRESS,
+            Self::Ingress => pin::ATTACH_TCX_INGRESS,
+        }
+    }
 }
 
 fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DatapathError>
