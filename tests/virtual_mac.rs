@@ -71,6 +71,13 @@ fn neighbour(client: &Host, iface: &str) -> Result<Option<String>> {
     Ok(entries[0]["lladdr"].as_str().map(str::to_owned))
 }
 
+/// `bridge fdb show dev IF self`: the interface's unicast filter.
+fn unicast_filter(host: &Host, iface: &str) -> Result<String> {
+    Ok(host
+        .exec(&["bridge", "fdb", "show", "dev", iface, "self"])?
+        .stdout)
+}
+
 /// A router of the pair: our agent or keepalived.
 enum Router {
     Agent(AgentNode),
@@ -137,11 +144,9 @@ fn failover_keeps_the_mac(prefix: &str, high: Kind, low: Kind) -> Result<()> {
     let only_agents = high == Kind::Agent && low == Kind::Agent;
     let echo_a = net.a.serve_udp_echo(echo_target())?;
     let echo_b = net.b.serve_udp_echo(echo_target())?;
-    let capture = net.c.capture(
-        &net.c_if,
-        &format!("arp or udp port {ECHO_PORT}"),
-        100_000,
-    )?;
+    let capture = net
+        .c
+        .capture(&net.c_if, &format!("arp or udp port {ECHO_PORT}"), 100_000)?;
     let a = Router::start(high, &net.a, &config(&net.a_if, 150, ""))?;
     a.wait_for_state("MASTER")?;
     let b = Router::start(low, &net.b, &config(&net.b_if, 100, ""))?;
@@ -153,17 +158,41 @@ fn failover_keeps_the_mac(prefix: &str, high: Kind, low: Kind) -> Result<()> {
         Duration::from_secs(30),
     )?;
     probe.wait_for_first_answer(WAIT)?;
+    // The entry may have come from a gratuitous ARP: ask again, so the
+    // capture holds an ARP reply from the master.
+    net.c.exec(&["ip", "neigh", "flush", "dev", &net.c_if])?;
+    lab::wait_until("the client resolves the VIP again", WAIT, || {
+        Ok(neighbour(&net.c, &net.c_if)?.is_some())
+    })?;
     let before = neighbour(&net.c, &net.c_if)?;
     ensure!(
         before.as_deref() == Some(VMAC),
         "{high:?} master: the client resolved the VIP to {before:?}, not the virtual MAC {VMAC}"
     );
     ensure!(echo_a.answered() > 0, "a never answered");
+    if let Router::Agent(agent) = &a {
+        let pin = agent
+            .pin_dir()
+            .join("links")
+            .join(&net.a_if)
+            .join("tc-ingress");
+        ensure!(pin.exists(), "vmac_rx is not pinned at {}", pin.display());
+        ensure!(
+            unicast_filter(&net.a, &net.a_if)?.contains(VMAC),
+            "the master's interface does not list {VMAC} in its unicast filter"
+        );
+    }
 
     let answered_by_b = echo_b.answered();
     a.stop()?;
     b.wait_for_state("MASTER")?;
     let took_over = now_epoch();
+    if high == Kind::Agent {
+        ensure!(
+            !unicast_filter(&net.a, &net.a_if)?.contains(VMAC),
+            "the stopped agent left {VMAC} in its unicast filter"
+        );
+    }
     lab::wait_until("b answers the client's probes", WAIT, || {
         Ok(echo_b.answered() > answered_by_b + 20)
     })?;
@@ -172,12 +201,19 @@ fn failover_keeps_the_mac(prefix: &str, high: Kind, low: Kind) -> Result<()> {
         after.as_deref() == Some(VMAC),
         "{low:?} took over: the client's entry for the VIP moved to {after:?}"
     );
-    thread::sleep(Duration::from_millis(300));
     let trace = probe.finish()?;
+    // tcpdump hands packets over in blocks retired after up to a second;
+    // stopping it sooner loses the last ones.
+    thread::sleep(Duration::from_millis(1500));
     capture.stop()?;
 
     let from_vip = capture.fields(
-        &["frame.time_epoch", "eth.src", "arp.opcode", "arp.src.hw_mac"],
+        &[
+            "frame.time_epoch",
+            "eth.src",
+            "arp.opcode",
+            "arp.src.hw_mac",
+        ],
         &format!("(arp && arp.src.proto_ipv4 == {VIP}) || ip.src == {VIP}"),
     )?;
     let arp_replies: Vec<&Vec<String>> = from_vip
@@ -236,7 +272,10 @@ fn advert_sources(host: &Host, iface: &str) -> Result<Vec<String>> {
     thread::sleep(Duration::from_millis(700));
     capture.stop()?;
     let rows = capture.fields(&["eth.src"], "vrrp")?;
-    Ok(rows.into_iter().filter_map(|row| row.into_iter().next()).collect())
+    Ok(rows
+        .into_iter()
+        .filter_map(|row| row.into_iter().next())
+        .collect())
 }
 
 /// `vmac_xmit_base`: the adverts keep the interface's MAC while the VIP
@@ -247,10 +286,7 @@ fn vmac_xmit_base_keeps_adverts_on_the_interface_mac() -> Result<()> {
     let net = RouterPair::new("vmacxmit")?;
     let _echo = net.a.serve_udp_echo(echo_target())?;
     let a_mac = net.a.mac(&net.a_if)?;
-    let agent = AgentNode::start(
-        &net.a,
-        &config(&net.a_if, 150, "    vmac_xmit_base\n"),
-    )?;
+    let agent = AgentNode::start(&net.a, &config(&net.a_if, 150, "    vmac_xmit_base\n"))?;
     agent.wait_for_state("VI_1", "MASTER", WAIT)?;
     let sources = advert_sources(&net.c, &net.c_if)?;
     ensure!(

@@ -233,8 +233,7 @@ pub fn vmac_rx(ctx: TcContext) -> i32 {
         None => return TCX_NEXT,
     };
     let now = unsafe { bpf_ktime_get_ns() };
-    if heartbeat.fenced != 0 || now.saturating_sub(heartbeat.last_advert_ns) > heartbeat.hold_ns
-    {
+    if heartbeat.fenced != 0 || now.saturating_sub(heartbeat.last_advert_ns) > heartbeat.hold_ns {
         return TCX_NEXT;
     }
     if ctx.change_type(PACKET_HOST).is_err() {

@@ -1050,14 +1050,18 @@ fn vmac_xmit_base(
         Some(at) if !use_vmac => {
             diags.warning(
                 at,
-                format!("vrrp_instance {name}: vmac_xmit_base is only valid with use_vmac; ignored"),
+                format!(
+                    "vrrp_instance {name}: vmac_xmit_base is only valid with use_vmac; ignored"
+                ),
             );
             false
         }
         Some(at) if strict_mode => {
             diags.warning(
                 at,
-                format!("vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; ignored"),
+                format!(
+                    "vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; ignored"
+                ),
             );
             false
         }

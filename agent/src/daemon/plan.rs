@@ -8,11 +8,11 @@ use agent_common::{AUTH_NONE, AUTH_PASS, FAMILY_IPV4, FAMILY_IPV6, InstanceFilte
 use thiserror::Error;
 
 use crate::{
-    datapath::Vmac,
     config::{
         self, Config,
         model::{AuthType, GarpSettings, Notify, VirtualAddress, VirtualRoute},
     },
+    datapath::Vmac,
     vrrp::{
         ChecksumForm, Version,
         election::{InitialState, InstanceConfig, TrackedItem},

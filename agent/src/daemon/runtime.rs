@@ -21,9 +21,9 @@ use crate::{
     control::{InstanceStatus, StatusReport, TrackedStatus},
     daemon::peer_batch::PeerBatch,
     datapath::{Datapath, PeerRecord, VipState, address_to_key, kernel_now_ns},
-    netlink::unicast_filter::{self, Change},
     frame_socket::FrameSocket,
     metrics::{self, InstanceMetrics, NotifyTotals},
+    netlink::unicast_filter::{self, Change},
     notify::{
         MailHook, Mailer, NotifyQueue, QueueLimits, Scope, ScriptTotals, Transition,
         mail::MailStats,

@@ -28,8 +28,8 @@ use std::{
 pub use agent_common::Heartbeat;
 use agent_common::{
     AddressKey, CounterBlock, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
-    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VIP_VMAC, VIP_VMAC_XMIT_BASE, VipEntry,
-    map_names, program_names,
+    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VIP_VMAC,
+    VIP_VMAC_XMIT_BASE, VipEntry, map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
@@ -266,7 +266,7 @@ impl CounterSnapshot {
     }
 }
 
-/// A `vip_guard` attachment (TCX egress; no qdisc is created on 6.6+ kernels).
+/// A `vip_guard` or `vmac_rx` attachment (TCX; no qdisc is created on 6.6+ kernels).
 #[derive(Debug)]
 struct GuardAttachment {
     interface: String,
@@ -329,6 +329,8 @@ pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
     guards: Vec<GuardAttachment>,
+    /// `vmac_rx` attachments, on interfaces where an instance uses `use_vmac`.
+    vmac_links: Vec<GuardAttachment>,
     pins: Option<PinDir>,
     inherited: Inherited,
     /// Addresses in [`VipState::OwnedNoAccept`] and in any owned state:
@@ -424,6 +426,7 @@ impl Datapath {
                 ebpf,
                 attachments: Vec::new(),
                 guards: Vec::new(),
+                vmac_links: Vec::new(),
                 pins,
                 inherited: Inherited::default(),
                 drop_ingress: HashSet::new(),
@@ -559,41 +562,94 @@ impl Datapath {
     }
 
     /// Attaches the `vip_guard` egress program to `interface` (adopting a
-    /// pinned one, as [`attach`](Self::attach) does), and the `vmac_rx`
-    /// ingress program that takes in frames addressed to a virtual MAC
-    /// while this node is master of its router.
+    /// pinned one, as [`attach`](Self::attach) does).
     pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
-        let ifindex = interface_index(interface)?;
-        for side in [TcSide::Egress, TcSide::Ingress] {
-            let (link, adopted) = match self.adopt_tc(side, interface, ifindex) {
-                Some(link) => (link, true),
-                None => {
-                    let program = tc_program(&mut self.ebpf, side)?;
-                    let attach_error = |source| DatapathError::AttachGuard {
-                        interface: interface.to_owned(),
-                        program: side.program(),
-                        source,
-                    };
-                    let id = program
-                        .attach(interface, side.attach_type())
-                        .map_err(attach_error)?;
-                    let link = program.take_link(id).map_err(attach_error)?;
-                    let link = match &self.pins {
-                        Some(pins) => {
-                            pin_link(link, &pins.interface(interface).join(side.pin_name()))?
-                        }
-                        None => link,
-                    };
-                    (link, false)
-                }
-            };
-            info!(interface, adopted, program = side.program(), "TC program attached");
-            self.guards.push(GuardAttachment {
-                interface: interface.to_owned(),
-                _link: link,
-            });
-        }
+        let link = self.attach_tc(TcSide::Egress, interface)?;
+        self.guards.push(GuardAttachment {
+            interface: interface.to_owned(),
+            _link: link,
+        });
         Ok(())
+    }
+
+    /// Attaches the `vmac_rx` ingress program to `interface`, where an
+    /// instance uses `use_vmac` (adopting a pinned one); nothing when it is
+    /// attached already. It stays until the interface is detached: frames
+    /// to a virtual MAC are only taken in while its router is master here.
+    pub fn attach_vmac_rx(&mut self, interface: &str) -> Result<(), DatapathError> {
+        if self
+            .vmac_links
+            .iter()
+            .any(|link| link.interface == interface)
+        {
+            return Ok(());
+        }
+        let link = self.attach_tc(TcSide::Ingress, interface)?;
+        self.vmac_links.push(GuardAttachment {
+            interface: interface.to_owned(),
+            _link: link,
+        });
+        Ok(())
+    }
+
+    /// No instance on `interface` uses `use_vmac`: a `vmac_rx` link an
+    /// earlier daemon pinned there is unpinned (the program detaches), so
+    /// an interface without virtual MACs pays nothing on ingress.
+    pub fn unpin_unused_vmac_rx(&mut self, interface: &str) {
+        if self
+            .vmac_links
+            .iter()
+            .any(|link| link.interface == interface)
+        {
+            return;
+        }
+        if let Some(pins) = &self.pins {
+            let path = pins.interface(interface).join(TcSide::Ingress.pin_name());
+            if path.exists() {
+                info!(
+                    interface,
+                    "no instance uses use_vmac here: unpinning vmac_rx"
+                );
+                if let Err(error) = pin::remove_tree(&path) {
+                    warn!(interface, %error, "unpinning vmac_rx failed");
+                }
+            }
+        }
+    }
+
+    fn attach_tc(
+        &mut self,
+        side: TcSide,
+        interface: &str,
+    ) -> Result<SchedClassifierLink, DatapathError> {
+        let ifindex = interface_index(interface)?;
+        let (link, adopted) = match self.adopt_tc(side, interface, ifindex) {
+            Some(link) => (link, true),
+            None => {
+                let program = tc_program(&mut self.ebpf, side)?;
+                let attach_error = |source| DatapathError::AttachGuard {
+                    interface: interface.to_owned(),
+                    program: side.program(),
+                    source,
+                };
+                let id = program
+                    .attach(interface, side.attach_type())
+                    .map_err(attach_error)?;
+                let link = program.take_link(id).map_err(attach_error)?;
+                let link = match &self.pins {
+                    Some(pins) => pin_link(link, &pins.interface(interface).join(side.pin_name()))?,
+                    None => link,
+                };
+                (link, false)
+            }
+        };
+        info!(
+            interface,
+            adopted,
+            program = side.program(),
+            "TC program attached"
+        );
+        Ok(link)
     }
 
     fn adopt_tc(
@@ -797,6 +853,7 @@ impl Datapath {
         }
         let before = self.guards.len() + self.attachments.len();
         self.guards.retain(|guard| guard.interface != interface);
+        self.vmac_links.retain(|link| link.interface != interface);
         self.attachments
             .retain(|attachment| attachment.interface != interface);
         if self.guards.len() + self.attachments.len() != before {
@@ -816,6 +873,7 @@ impl Datapath {
             }
         }
         self.guards.clear();
+        self.vmac_links.clear();
         self.attachments.clear();
         info!("XDP and TC programs detached");
     }

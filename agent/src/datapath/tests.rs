@@ -118,7 +118,8 @@ impl Harness {
             self.heartbeat(0, 10_000, 200)?;
         }
         let instance = self.instance();
-        self.datapath.set_vip_state(address, instance, state, Vmac::Off)
+        self.datapath
+            .set_vip_state(address, instance, state, Vmac::Off)
     }
 
     /// Writes the instance's heartbeat as if its last advert was `age_ms`
