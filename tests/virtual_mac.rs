@@ -312,3 +312,65 @@ fn vmac_xmit_base_keeps_adverts_on_the_interface_mac() -> Result<()> {
     );
     Ok(())
 }
+
+const VIP6: &str = "2001:db8::100";
+const VMAC6: &str = "00:00:5e:00:02:33";
+
+/// The MAC the client's IPv6 neighbour entry for the VIP holds.
+fn neighbour6(client: &Host, iface: &str) -> Result<Option<String>> {
+    let out = client.exec(&["ip", "-6", "-j", "neigh", "show", "to", VIP6, "dev", iface])?;
+    let entries: serde_json::Value = serde_json::from_str(&out.stdout)?;
+    Ok(entries[0]["lladdr"].as_str().map(str::to_owned))
+}
+
+/// The same over IPv6: the client resolves the VIP (neighbour solicitation
+/// answered by the kernel, the target link-layer option rewritten) to
+/// 00:00:5e:00:02:VRID and keeps it across a failover.
+#[test]
+fn ipv6_the_client_keeps_the_virtual_mac_across_a_failover() -> Result<()> {
+    let net = RouterPair::new("vmacsix")?;
+    for (host, iface, cidr) in [
+        (&net.a, &net.a_if, "2001:db8::1/64"),
+        (&net.b, &net.b_if, "2001:db8::2/64"),
+        (&net.c, &net.c_if, "2001:db8::3/64"),
+    ] {
+        host.add_address(iface, cidr)?;
+    }
+    let target = SocketAddr::new(VIP6.parse().expect("literal"), ECHO_PORT);
+    let _echo_a = net.a.serve_udp_echo(target)?;
+    let echo_b = net.b.serve_udp_echo(target)?;
+    let config6 = |interface: &str, priority: u8| {
+        config(interface, priority, "").replace(&format!("{VIP}/24"), &format!("{VIP6}/64"))
+    };
+    let a = AgentNode::start(&net.a, &config6(&net.a_if, 150))?;
+    a.wait_for_state("VI_1", "MASTER", WAIT)?;
+    let b = AgentNode::start(&net.b, &config6(&net.b_if, 100))?;
+    b.wait_for_state("VI_1", "BACKUP", WAIT)?;
+
+    let probe =
+        net.c
+            .start_udp_probe(target, Duration::from_millis(10), Duration::from_secs(30))?;
+    probe.wait_for_first_answer(WAIT)?;
+    let before = neighbour6(&net.c, &net.c_if)?;
+    ensure!(
+        before.as_deref() == Some(VMAC6),
+        "the client resolved the IPv6 VIP to {before:?}, not {VMAC6}"
+    );
+    let answered_by_b = echo_b.answered();
+    a.process().signal(libc::SIGTERM)?;
+    a.process().wait(Duration::from_secs(10))?;
+    b.wait_for_state("VI_1", "MASTER", WAIT)?;
+    lab::wait_until("b answers the client's probes", WAIT, || {
+        Ok(echo_b.answered() > answered_by_b + 20)
+    })?;
+    let after = neighbour6(&net.c, &net.c_if)?;
+    ensure!(
+        after.as_deref() == Some(VMAC6),
+        "after the failover the client's entry moved to {after:?}"
+    );
+    let trace = probe.finish()?;
+    let end = trace.sent.last().copied().unwrap_or_default();
+    let last = trace.window(end.saturating_sub(Duration::from_millis(500)), end);
+    ensure!(last.answered > 0, "the new master does not answer: {last}");
+    Ok(())
+}

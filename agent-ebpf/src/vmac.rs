@@ -4,8 +4,9 @@
 //! - on egress (`vip_guard` calls in here), while it owns an address
 //!   flagged [`VIP_VMAC`], frames sourced from the address leave with the
 //!   virtual MAC as Ethernet source, its ARP carries it as sender hardware
-//!   address, neighbour advertisements for it carry it as target
-//!   link-layer address, and the instance's adverts leave from it (unless
+//!   address, its neighbour solicitations as source link-layer address,
+//!   neighbour advertisements for it carry it as target link-layer
+//!   address, and the instance's adverts leave from it (unless
 //!   [`VIP_VMAC_XMIT_BASE`]);
 //! - on ingress (`vmac_rx`), frames addressed to the virtual MAC of an
 //!   instance this node is master of are handed to the stack as its own:
@@ -40,13 +41,15 @@ const IPV6_HEADER_LEN: usize = 40;
 const ICMPV6_OFFSET: usize = ETH_HEADER_LEN + IPV6_HEADER_LEN;
 const ICMPV6_CHECKSUM_OFFSET: usize = ICMPV6_OFFSET + 2;
 const NA_TARGET_OFFSET: usize = ICMPV6_OFFSET + 8;
-/// The first option of a neighbour advertisement; the kernel and
-/// keepalived put the target link-layer address there, alone.
+/// The first option of a neighbour solicitation or advertisement; the
+/// kernel and keepalived put the link-layer address there, alone.
 const NA_OPTION_OFFSET: usize = ICMPV6_OFFSET + 24;
 const NA_OPTION_MAC_OFFSET: usize = NA_OPTION_OFFSET + 2;
 const IPPROTO_VRRP: u8 = 112;
 const IPPROTO_ICMPV6: u8 = 58;
+const ICMPV6_NEIGHBOR_SOLICIT: u8 = 135;
 const ICMPV6_NEIGHBOR_ADVERT: u8 = 136;
+const OPTION_SOURCE_LINK_LAYER_ADDRESS: u8 = 1;
 const OPTION_TARGET_LINK_LAYER_ADDRESS: u8 = 2;
 const VRRP_HEADER_LEN: usize = 8;
 /// Adverts are matched to their instance through the addresses they
@@ -74,8 +77,19 @@ pub(crate) fn rewrite_owned(ctx: &TcContext, entry: &VipEntry, ifindex: u32) {
     }
     let mac = virtual_mac(entry.instance.vrid, entry.instance.family);
     let _ = ctx.store(ETH_SOURCE_OFFSET, &mac, 0);
-    if matches!(ctx.load::<u16>(12), Ok(ethertype) if u16::from_be(ethertype) == ETHERTYPE_ARP) {
-        let _ = ctx.store(ARP_SENDER_MAC_OFFSET, &mac, 0);
+    match ctx.load::<u16>(12).map(u16::from_be) {
+        Ok(ETHERTYPE_ARP) => {
+            let _ = ctx.store(ARP_SENDER_MAC_OFFSET, &mac, 0);
+        }
+        // A solicitation from the address (the kernel resolving a client
+        // to answer it) names its sender's MAC, which the client learns.
+        Ok(ETHERTYPE_IPV6)
+            if matches!(ctx.load::<u8>(IPV6_NEXT_HEADER_OFFSET), Ok(IPPROTO_ICMPV6))
+                && matches!(ctx.load::<u8>(ICMPV6_OFFSET), Ok(ICMPV6_NEIGHBOR_SOLICIT)) =>
+        {
+            rewrite_link_layer_option(ctx, OPTION_SOURCE_LINK_LAYER_ADDRESS, &mac);
+        }
+        _ => {}
     }
 }
 
@@ -173,10 +187,19 @@ fn rewrite_neighbour_advert(ctx: &TcContext, ifindex: u32) {
     }
     let mac = virtual_mac(entry.instance.vrid, entry.instance.family);
     let _ = ctx.store(ETH_SOURCE_OFFSET, &mac, 0);
+    rewrite_link_layer_option(ctx, OPTION_TARGET_LINK_LAYER_ADDRESS, &mac);
+}
+
+/// Puts `mac` into the neighbour discovery message's first option when it
+/// is a link-layer address option of `kind`, fixing the ICMPv6 checksum.
+/// Neighbour solicitations and advertisements carry it right after the
+/// target address.
+#[inline(always)]
+fn rewrite_link_layer_option(ctx: &TcContext, kind: u8, mac: &[u8; 6]) {
     let Ok(option) = ctx.load::<[u8; 2]>(NA_OPTION_OFFSET) else {
         return;
     };
-    if option != [OPTION_TARGET_LINK_LAYER_ADDRESS, 1] {
+    if option != [kind, 1] {
         return;
     }
     let Ok(old) = ctx.load::<[u16; 3]>(NA_OPTION_MAC_OFFSET) else {
@@ -202,7 +225,7 @@ fn rewrite_neighbour_advert(ctx: &TcContext, ifindex: u32) {
         }
         word += 1;
     }
-    let _ = ctx.store(NA_OPTION_MAC_OFFSET, &mac, 0);
+    let _ = ctx.store(NA_OPTION_MAC_OFFSET, mac, 0);
 }
 
 /// TC ingress on each VRRP interface: a frame addressed to the virtual MAC

@@ -1326,6 +1326,74 @@ mod vmac {
         assert_eq!(parsed.target, VIP_V6);
     }
 
+    /// One's-complement checksum of an ICMPv6 message over its pseudo-header.
+    fn icmpv6_checksum(source: Ipv6Addr, destination: Ipv6Addr, message: &[u8]) -> u16 {
+        let mut bytes = Vec::new();
+        bytes.extend(source.octets());
+        bytes.extend(destination.octets());
+        bytes.extend((message.len() as u32).to_be_bytes());
+        bytes.extend([0, 0, 0, 58]);
+        bytes.extend(message);
+        let mut sum: u32 = bytes
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// A neighbour solicitation from `source` for `target`, to its
+    /// solicited-node group, naming `mac` as source link-layer address.
+    fn solicitation(source: Ipv6Addr, target: Ipv6Addr, mac: [u8; 6]) -> Vec<u8> {
+        let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 3);
+        let mut message = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        message.extend(target.octets());
+        message.extend([1, 1]);
+        message.extend(mac);
+        let sum = icmpv6_checksum(source, group, &message);
+        message[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![0x33, 0x33, 0xff, 0, 0, 3];
+        frame.extend(mac);
+        frame.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+        frame.extend((message.len() as u16).to_be_bytes());
+        frame.extend([58, 255]);
+        frame.extend(source.octets());
+        frame.extend(group.octets());
+        frame.extend(message);
+        frame
+    }
+
+    /// The kernel resolving a client to answer it from the VIP: the client
+    /// learns the VIP's MAC from the solicitation's source option.
+    #[test]
+    fn solicitations_from_a_vmac_address_name_the_virtual_mac() {
+        let mut harness = Harness::enforcing();
+        let instance = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
+        let heartbeat = Heartbeat {
+            last_advert_ns: kernel_now_ns(),
+            interval_ns: 1_000_000_000,
+            takeover_ns: 10_000_000_000,
+            hold_ns: 10_000_000_000,
+            primary: [0; 16],
+            priority: 200,
+            fenced: 0,
+            _pad: [0; 6],
+        };
+        harness
+            .datapath
+            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
+            .unwrap();
+        harness
+            .datapath
+            .set_vip_state(VIP_V6.into(), instance, VipState::Owned, Vmac::On)
+            .unwrap();
+        let client = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3);
+        let out = egress(&mut harness, &solicitation(VIP_V6, client, BASE_MAC));
+        assert_eq!(out, solicitation(VIP_V6, client, VMAC_52_V6));
+    }
+
     /// To the virtual MAC of an instance this node is master of (fresh,
     /// unfenced heartbeat): the frame is taken in; otherwise it goes on
     /// as it came (the stack drops it as another host's).
