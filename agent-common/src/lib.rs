@@ -338,6 +338,7 @@ pub mod map_names {
 pub mod program_names {
     pub const VRRP_RX: &str = "vrrp_rx";
     pub const VIP_GUARD: &str = "vip_guard";
+    pub const VMAC_RX: &str = "vmac_rx";
 }
 
 /// `VIP_OWNERSHIP` values are bit sets. No bit: this node is not master of
@@ -349,6 +350,23 @@ pub const VIP_OWNED: u8 = 1 << 0;
 /// packets addressed to it are dropped on ingress, except VRRP and IPv6
 /// neighbour discovery. Only ever set together with [`VIP_OWNED`].
 pub const VIP_DROP_INGRESS: u8 = 1 << 1;
+/// `use_vmac`: while owned, the address answers with its instance's
+/// virtual MAC ([`virtual_mac`] of `VipEntry::instance`): `vip_guard`
+/// rewrites the source MAC of frames from it, the sender address of its
+/// ARP and the target link-layer address of its neighbour advertisements,
+/// and the instance's VRRP adverts leave from the virtual MAC too.
+pub const VIP_VMAC: u8 = 1 << 2;
+/// `vmac_xmit_base`, only with [`VIP_VMAC`]: the instance's VRRP adverts
+/// keep the interface's own MAC.
+pub const VIP_VMAC_XMIT_BASE: u8 = 1 << 3;
+
+/// The virtual router MAC of RFC 5798 §7.3: 00:00:5e:00:01:VRID for IPv4,
+/// 00:00:5e:00:02:VRID for IPv6.
+#[inline(always)]
+pub const fn virtual_mac(vrid: u8, family: u8) -> [u8; 6] {
+    let kind = if family == FAMILY_IPV6 { 2 } else { 1 };
+    [0x00, 0x00, 0x5e, 0x00, kind, vrid]
+}
 
 /// A `VIP_OWNERSHIP` value: what the kernel does with one virtual address,
 /// and which instance it belongs to (whose heartbeat fences it).

@@ -11,6 +11,7 @@ mod fence;
 mod packet;
 mod vip_guard;
 mod vip_ingress;
+mod vmac;
 
 use agent_common::{
     AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,

@@ -5,6 +5,11 @@
 //! flight. The daemon flips `VIP_OWNERSHIP` at the moment of a transition;
 //! the fence (`fence.rs`) stops them too once the daemon stopped
 //! advertising, so a hung or killed master stays silent as well.
+//!
+//! While this node owns an address of a `use_vmac` instance, the same pass
+//! makes the node answer for it with the virtual router MAC (`vmac.rs`):
+//! keepalived creates a macvlan for that; here the frames are rewritten on
+//! their way out.
 
 use agent_common::{AddressKey, Counter, FAMILY_IPV4, FAMILY_IPV6, VIP_OWNED, VipEntry};
 use aya_ebpf::{
@@ -14,16 +19,16 @@ use aya_ebpf::{
     programs::TcContext,
 };
 
-use crate::{count, fence, slot_of};
+use crate::{count, fence, slot_of, vmac};
 
 /// TCX verdicts: let the next program (or the stack) decide, or drop.
-const TCX_NEXT: i32 = -1;
+pub(crate) const TCX_NEXT: i32 = -1;
 const TCX_DROP: i32 = 2;
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_ARP: u16 = 0x0806;
-const ETH_HEADER_LEN: usize = 14;
+pub(crate) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(crate) const ETHERTYPE_IPV6: u16 = 0x86dd;
+pub(crate) const ETHERTYPE_ARP: u16 = 0x0806;
+pub(crate) const ETH_HEADER_LEN: usize = 14;
 const IPV4_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 12;
 const IPV6_SOURCE_OFFSET: usize = ETH_HEADER_LEN + 8;
 const ARP_SENDER_IP_OFFSET: usize = ETH_HEADER_LEN + 14;
@@ -38,6 +43,10 @@ pub fn vip_guard(ctx: TcContext) -> i32 {
     let Some(key) = source_address(&ctx) else {
         return TCX_NEXT;
     };
+    // Adverts leave from the primary address and unsolicited NAs may leave
+    // from a link-local one: neither is found by its source, so the
+    // virtual MAC finds them by what they carry.
+    vmac::rewrite_by_content(&ctx, ifindex(&ctx));
     // SAFETY: the entry is copied out immediately.
     let entry = match unsafe { VIP_OWNERSHIP.get(key) } {
         Some(entry) => *entry,
@@ -52,6 +61,7 @@ pub fn vip_guard(ctx: TcContext) -> i32 {
         count(slot_of(ifindex(&ctx)), Counter::VipFenced);
         return TCX_DROP;
     }
+    vmac::rewrite_owned(&ctx, &entry, ifindex(&ctx));
     TCX_NEXT
 }
 

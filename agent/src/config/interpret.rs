@@ -612,6 +612,7 @@ struct InstanceDraft {
     notify_master_rx_lower_pri: Option<Notify>,
     smtp_alert: Option<bool>,
     use_vmac: Option<Option<String>>,
+    vmac_xmit_base: Option<Position>,
     old_unicast_checksum: Option<UnicastChecksumCompat>,
     v3_checksum_as_v2: Option<bool>,
     interface_at: Option<Position>,
@@ -851,17 +852,16 @@ fn read_instance_statement(
         }
         "use_vmac" => {
             no_block(s, diags);
-            warn_extra(s, 1, diags);
-            let name = match s.args.first() {
-                Some(t) => interface_name(t, diags),
-                None => None,
-            };
-            diags.warning(
-                s.position(),
-                "use_vmac is read and ignored: vrrp-agent does not create the macvlan yet; the instance runs on its interface's own MAC address",
-            );
-            d.use_vmac = Some(name);
+            d.use_vmac = Some(read_use_vmac(s, diags));
         }
+        "vmac_xmit_base" => {
+            bare(s, diags);
+            d.vmac_xmit_base = Some(s.position().clone());
+        }
+        "use_vmac_addr" => diags.warning(
+            s.position(),
+            "use_vmac_addr is read and ignored: vrrp-agent creates no macvlan interfaces; addresses on other interfaces keep those interfaces' MAC",
+        ),
         "old_unicast_checksum" => {
             d.unicast_at.get_or_insert_with(|| s.position().clone());
             no_block(s, diags);
@@ -948,6 +948,14 @@ fn finish_instance(
         InitialState::Backup
     });
     let name_for_ttl = name.clone();
+    let vmac_xmit_base = vmac_xmit_base(
+        &name,
+        d.vmac_xmit_base.as_ref(),
+        d.use_vmac.is_some(),
+        (!d.unicast_peer.is_empty()).then_some(d.interface_at.as_ref()),
+        strict_mode,
+        diags,
+    );
     let use_vmac = d
         .use_vmac
         .map(|n| n.unwrap_or_else(|| format!("vrrp.{virtual_router_id}")));
@@ -1001,6 +1009,7 @@ fn finish_instance(
         notify_master_rx_lower_pri: d.notify_master_rx_lower_pri,
         smtp_alert: d.smtp_alert.unwrap_or(global.smtp_alert),
         use_vmac,
+        vmac_xmit_base,
         old_unicast_checksum: d
             .old_unicast_checksum
             .unwrap_or(UnicastChecksumCompat::Auto),
@@ -1022,6 +1031,105 @@ fn finish_instance(
     super::unicast::check(&instance, d.unicast_at.as_ref(), diags);
     strict::enforce(&mut instance, &d.strict_at, diags);
     instance
+}
+
+/// `use_vmac [[name] NAME] [MAC] [netlink_notify_msg] [group GROUP]`:
+/// keepalived's options all shape the macvlan it creates, which vrrp-agent
+/// does not (the kernel programs use the virtual MAC on the instance's own
+/// interface); each is accepted with a warning. Returns the name.
+fn read_use_vmac(s: &Statement, diags: &mut Diagnostics) -> Option<String> {
+    let mut name = None;
+    let mut args = s.args.iter().peekable();
+    while let Some(t) = args.next() {
+        match t.text.as_str() {
+            "netlink_notify_msg" => diags.warning(
+                &t.position,
+                "use_vmac netlink_notify_msg is read and ignored: vrrp-agent creates no macvlan interface",
+            ),
+            "group" => {
+                args.next();
+                diags.warning(
+                    &t.position,
+                    "use_vmac group is read and ignored: vrrp-agent creates no macvlan interface",
+                );
+            }
+            text if is_mac_address(text) => diags.warning(
+                &t.position,
+                format!(
+                    "use_vmac MAC address {text} is read and ignored: vrrp-agent uses the RFC 5798 virtual MAC 00:00:5e:00:01|02:VRID"
+                ),
+            ),
+            "name" if args.peek().is_some() => {
+                name = args.next().and_then(|t| interface_name(t, diags));
+            }
+            _ => name = interface_name(t, diags),
+        }
+    }
+    if let Some(name) = &name {
+        diags.warning(
+            s.position(),
+            format!(
+                "use_vmac: no macvlan interface \"{name}\" is created; vrrp-agent answers with the virtual MAC on the instance's own interface"
+            ),
+        );
+    }
+    name
+}
+
+/// keepalived's five-or-six-octet MAC syntax (`00:00:5e:00:01[:VRID]`).
+fn is_mac_address(text: &str) -> bool {
+    let octets: Vec<&str> = text.split(':').collect();
+    (octets.len() == 5 || octets.len() == 6)
+        && octets
+            .iter()
+            .all(|o| (1..=2).contains(&o.len()) && o.chars().all(|c| c.is_ascii_hexdigit()))
+}
+
+/// Whether the instance's adverts keep the interface's MAC, with
+/// keepalived's corrections: it needs `use_vmac`, strict mode clears it,
+/// and unicast peers set it (unicast adverts leave from the base
+/// interface in keepalived).
+/// `unicast` holds where the interface was named when the instance has
+/// unicast peers.
+fn vmac_xmit_base(
+    name: &str,
+    configured: Option<&Position>,
+    use_vmac: bool,
+    unicast: Option<Option<&Position>>,
+    strict_mode: bool,
+    diags: &mut Diagnostics,
+) -> bool {
+    match configured {
+        Some(at) if !use_vmac => {
+            diags.warning(
+                at,
+                format!(
+                    "vrrp_instance {name}: vmac_xmit_base is only valid with use_vmac; ignored"
+                ),
+            );
+            false
+        }
+        Some(at) if strict_mode => {
+            diags.warning(
+                at,
+                format!(
+                    "vrrp_instance {name}: vmac_xmit_base is incompatible with strict mode; ignored"
+                ),
+            );
+            false
+        }
+        Some(_) => true,
+        None if use_vmac && unicast.is_some() && !strict_mode => {
+            if let Some(Some(at)) = unicast {
+                diags.warning(
+                    at,
+                    format!("vrrp_instance {name}: unicast with use_vmac requires vmac_xmit_base; setting it"),
+                );
+            }
+            true
+        }
+        None => false,
+    }
 }
 
 fn read_authentication(s: &Statement, diags: &mut Diagnostics) -> Option<Authentication> {
@@ -1563,7 +1671,7 @@ vrrp_instance a {
  interface eth1
  virtual_router_id 1
  garp_lower_prio_repeat 4
- use_vmac
+ use_vmac_addr
  unicast_peer {
   192.0.2.2 min_ttl 250 max_ttl 255
  }
@@ -1574,7 +1682,7 @@ vrrp_instance a {
         let loaded = parse_str(text, "k.conf").expect("valid");
         let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
         let expected = [
-            "k.conf:9:2: use_vmac is read and ignored",
+            "k.conf:9:2: use_vmac_addr is read and ignored",
             "k.conf:14:23: old_unicast_checksum never is read and ignored",
         ];
         for prefix in expected {

@@ -490,8 +490,11 @@ pub struct VrrpInstance {
     /// (the other router went master through a split brain).
     pub notify_master_rx_lower_pri: Option<Notify>,
     pub smtp_alert: bool,
-    /// Name of the macvlan interface when `use_vmac` is set.
+    /// Set with `use_vmac`: keepalived's macvlan name (none is created:
+    /// the kernel programs answer with the virtual MAC on `interface`).
     pub use_vmac: Option<String>,
+    /// `vmac_xmit_base`: adverts keep the interface's own MAC.
+    pub vmac_xmit_base: bool,
     pub old_unicast_checksum: UnicastChecksumCompat,
     /// keepalived >= 2.2.8 (instance, else global_defs): send VRRPv3-over-IPv4
     /// adverts with the RFC 9568 checksum (message only) instead of the

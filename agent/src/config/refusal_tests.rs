@@ -588,9 +588,22 @@ fn the_seed_with_its_scripts_present_loads() {
     assert!(Path::new(&file).exists());
 }
 
+/// `use_vmac` is implemented (the kernel programs use the virtual MAC), so
+/// the plain keyword loads silently; what shapes keepalived's macvlan is
+/// named in a warning, in the config test as at startup.
 #[test]
-fn use_vmac_warns_in_the_config_test_as_at_startup() {
-    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n";
+fn use_vmac_loads_silently_and_warns_only_for_macvlan_options() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac\n vmac_xmit_base\n virtual_ipaddress {\n  192.0.2.1\n }\n}\n";
+    let loaded = match parse_str(text, "keepalived.conf") {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let instance = &loaded.config.vrrp_instances[0];
+    assert_eq!(instance.use_vmac.as_deref(), Some("vrrp.1"));
+    assert!(instance.vmac_xmit_base);
+
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac vrrp.one 00:00:5e:00:01 netlink_notify_msg group 3\n virtual_ipaddress {\n  192.0.2.1\n }\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 2\n vmac_xmit_base\n use_vmac_addr\n virtual_ipaddress {\n  192.0.2.2\n }\n}\n";
     let loaded = match parse_str(text, "keepalived.conf") {
         Ok(loaded) => loaded,
         Err(e) => panic!("{e}"),
@@ -599,9 +612,41 @@ fn use_vmac_warns_in_the_config_test_as_at_startup() {
     assert_eq!(
         warnings,
         [
-            "keepalived.conf:4:2: use_vmac is read and ignored: vrrp-agent does not create the macvlan yet; the instance runs on its interface's own MAC address"
+            "keepalived.conf:4:20: use_vmac MAC address 00:00:5e:00:01 is read and ignored: vrrp-agent uses the RFC 5798 virtual MAC 00:00:5e:00:01|02:VRID",
+            "keepalived.conf:4:35: use_vmac netlink_notify_msg is read and ignored: vrrp-agent creates no macvlan interface",
+            "keepalived.conf:4:54: use_vmac group is read and ignored: vrrp-agent creates no macvlan interface",
+            "keepalived.conf:4:2: use_vmac: no macvlan interface \"vrrp.one\" is created; vrrp-agent answers with the virtual MAC on the instance's own interface",
+            "keepalived.conf:13:2: use_vmac_addr is read and ignored: vrrp-agent creates no macvlan interfaces; addresses on other interfaces keep those interfaces' MAC",
+            "keepalived.conf:12:2: vrrp_instance B: vmac_xmit_base is only valid with use_vmac; ignored",
         ]
     );
+    assert_eq!(
+        loaded.config.vrrp_instances[0].use_vmac.as_deref(),
+        Some("vrrp.one")
+    );
+    assert!(!loaded.config.vrrp_instances[1].vmac_xmit_base);
+}
+
+/// keepalived sets vmac_xmit_base itself for unicast instances, and
+/// clears it in strict mode.
+#[test]
+fn vmac_xmit_base_follows_keepalived_with_unicast_and_strict_mode() {
+    let text = "vrrp_instance A {\n interface eth0\n virtual_router_id 1\n use_vmac\n unicast_peer {\n  192.0.2.9\n }\n virtual_ipaddress {\n  192.0.2.1\n }\n}\nvrrp_instance B {\n interface eth0\n virtual_router_id 2\n strict_mode\n use_vmac\n vmac_xmit_base\n virtual_ipaddress {\n  192.0.2.2\n }\n}\n";
+    let loaded = match parse_str(text, "keepalived.conf") {
+        Ok(loaded) => loaded,
+        Err(e) => panic!("{e}"),
+    };
+    let warnings: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        warnings.iter().any(|w| w.starts_with("keepalived.conf:2:12: vrrp_instance A: unicast with use_vmac requires vmac_xmit_base; setting it")),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.starts_with("keepalived.conf:17:2: vrrp_instance B: vmac_xmit_base is incompatible with strict mode; ignored")),
+        "{warnings:?}"
+    );
+    assert!(loaded.config.vrrp_instances[0].vmac_xmit_base);
+    assert!(!loaded.config.vrrp_instances[1].vmac_xmit_base);
 }
 
 /// `n` instances on five interfaces (VRIDs 1–255 each), one VIP each.

@@ -18,9 +18,11 @@ use crate::{
 
 use super::plan::InstancePlan;
 
-/// One announcement frame per address in `addresses`.
+/// One announcement frame per address in `addresses`, from the MAC the
+/// instance answers with (the virtual MAC with `use_vmac`, as keepalived's
+/// macvlan sends them).
 pub fn frames(plan: &InstancePlan, addresses: &[IpAddr]) -> Vec<Vec<u8>> {
-    let mac = MacAddr(plan.mac);
+    let mac = MacAddr(plan.answering_mac());
     addresses
         .iter()
         .map(|address| match *address {

@@ -329,6 +329,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     // notify_stop and anything still queued get a bounded time to run.
     runtime.close_notify_queues(Duration::from_secs(10)).await;
     runtime.wait_for_successors(successors).await;
+    runtime.release_vmac_filters();
     runtime.datapath.release();
     runtime.close_mailer(Duration::from_secs(5)).await;
     // Dropping the runtime closes its handle on the netlink task, which

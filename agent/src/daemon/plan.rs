@@ -16,6 +16,7 @@ use crate::{
         model::{AuthType, GarpSettings, Notify, VirtualAddress, VirtualRoute},
     },
     datapath::UnicastPeerFilter,
+    datapath::Vmac,
     vrrp::{
         ChecksumForm, Version,
         election::{InitialState, InstanceConfig, TrackedItem},
@@ -121,9 +122,21 @@ pub struct InstancePlan {
     /// The peers the kernel accepts adverts from when the instance checks
     /// unicast sources; empty otherwise.
     pub unicast_sources: Vec<UnicastPeerFilter>,
+    /// `use_vmac` / `vmac_xmit_base`.
+    pub vmac: Vmac,
 }
 
 impl InstancePlan {
+    /// The MAC the instance answers with while master: its virtual router
+    /// MAC with `use_vmac`, else the interface's.
+    pub fn answering_mac(&self) -> [u8; 6] {
+        if self.vmac.is_on() {
+            agent_common::virtual_mac(self.election.vrid, family_code(self.family))
+        } else {
+            self.mac
+        }
+    }
+
     /// Identity kept across reloads: an instance with the same interface,
     /// VRID and family keeps its state.
     pub fn identity(&self) -> (String, u8, AddressFamily) {
@@ -486,6 +499,11 @@ fn plan_instance(
         },
         garp: instance.garp.clone(),
         announce_spacing: announce_spacing(&config.global_defs, family),
+        vmac: match (instance.use_vmac.is_some(), instance.vmac_xmit_base) {
+            (false, _) => Vmac::Off,
+            (true, false) => Vmac::On,
+            (true, true) => Vmac::XmitBase,
+        },
         filter,
         unicast_ttl: if instance.unicast_peer.is_empty() {
             None

@@ -20,9 +20,10 @@ use crate::{
     config::model::GlobalDefs,
     control::{InstanceStatus, StatusReport, TrackedStatus},
     daemon::peer_batch::PeerBatch,
-    datapath::{Datapath, PeerRecord, address_to_key, kernel_now_ns},
+    datapath::{Datapath, PeerRecord, VipState, address_to_key, kernel_now_ns},
     frame_socket::FrameSocket,
     metrics::{self, InstanceMetrics, NotifyTotals},
+    netlink::unicast_filter::{self, Change},
     notify::{
         MailHook, Mailer, NotifyQueue, QueueLimits, Scope, ScriptTotals, Transition,
         mail::MailStats,
@@ -170,6 +171,9 @@ pub struct Runtime {
     /// events were lost and every instance is resynced (see
     /// [`Runtime::on_events_drained`]).
     events_lost: u64,
+    /// Virtual MACs this daemon put in an interface's unicast filter
+    /// (`use_vmac`), with the owned addresses that answer with each.
+    vmac_filters: HashMap<(u32, [u8; 6]), HashSet<IpAddr>>,
 }
 
 /// What a graceful stop waits on: the routers this node resigned from, when.
@@ -337,6 +341,7 @@ impl Runtime {
             peer_batch: BatchState::Untried,
             local_addresses: HashSet::new(),
             events_lost: 0,
+            vmac_filters: HashMap::new(),
         }
     }
 
@@ -643,6 +648,42 @@ impl Runtime {
         }
     }
 
+    /// Keeps a virtual MAC in its interface's unicast filter while some
+    /// owned address answers with it: `address` now needs `wanted` (or
+    /// nothing).
+    fn filter_vmac(&mut self, address: IpAddr, wanted: Option<(u32, [u8; 6])>) {
+        let mut released = Vec::new();
+        for (key, addresses) in &mut self.vmac_filters {
+            if Some(*key) != wanted && addresses.remove(&address) && addresses.is_empty() {
+                released.push(*key);
+            }
+        }
+        for key in released {
+            self.vmac_filters.remove(&key);
+            if let Err(error) = unicast_filter::apply(Change::Remove, key.0, key.1) {
+                warn!(%error, "releasing a virtual MAC failed");
+            }
+        }
+        if let Some(key) = wanted {
+            let addresses = self.vmac_filters.entry(key).or_default();
+            if addresses.is_empty()
+                && let Err(error) = unicast_filter::apply(Change::Add, key.0, key.1)
+            {
+                warn!(%error, "the interface may drop frames to its virtual MAC");
+            }
+            addresses.insert(address);
+        }
+    }
+
+    /// Takes every virtual MAC this daemon added out of the unicast filters.
+    pub fn release_vmac_filters(&mut self) {
+        for (ifindex, mac) in std::mem::take(&mut self.vmac_filters).into_keys() {
+            if let Err(error) = unicast_filter::apply(Change::Remove, ifindex, mac) {
+                warn!(%error, "releasing a virtual MAC failed");
+            }
+        }
+    }
+
     pub fn stop_trackers(&mut self) {
         self.tracker_root.cancel();
         self.process_monitor = None;
@@ -687,15 +728,24 @@ impl Runtime {
                 address,
                 instance,
                 state,
+                vmac,
             } => {
-                if let Err(error) = self.datapath.set_vip_state(address, instance, state) {
+                if let Err(error) = self.datapath.set_vip_state(address, instance, state, vmac) {
                     warn!(%error, %address, ?state, "updating the address guard failed");
                 }
+                let filter = (state != VipState::NotOwned && vmac.is_on()).then(|| {
+                    (
+                        instance.ifindex,
+                        agent_common::virtual_mac(instance.vrid, instance.family),
+                    )
+                });
+                self.filter_vmac(address, filter);
             }
             Effect::ForgetVip { address } => {
                 if let Err(error) = self.datapath.forget_vip(address) {
                     warn!(%error, %address, "forgetting a guarded address failed");
                 }
+                self.filter_vmac(address, None);
             }
             Effect::AddAddresses {
                 plan,

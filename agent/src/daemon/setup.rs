@@ -323,6 +323,12 @@ async fn attach_into(
             runtime.note_attached(instance.interface.clone(), instance.ifindex);
             added.interfaces.push(instance.interface.clone());
             runtime.datapath.attach_vip_guard(&instance.interface)?;
+            if !plan
+                .instances()
+                .any(|other| other.interface == instance.interface && other.vmac.is_on())
+            {
+                runtime.datapath.unpin_unused_vmac_rx(&instance.interface);
+            }
             let addresses = match known.get(&instance.ifindex) {
                 Some(addresses) => addresses.clone(),
                 None => interfaces
@@ -335,6 +341,9 @@ async fn attach_into(
             for address in addresses {
                 runtime.add_local_address(address)?;
             }
+        }
+        if instance.vmac.is_on() {
+            runtime.datapath.attach_vmac_rx(&instance.interface)?;
         }
         if !runtime.has_socket(instance.ifindex, instance.source) {
             let socket = AdvertSocket::open(

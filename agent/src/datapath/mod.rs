@@ -29,8 +29,8 @@ use std::{
 pub use agent_common::Heartbeat;
 use agent_common::{
     AddressKey, CounterBlock, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
-    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VipEntry,
-    map_names, program_names,
+    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VIP_VMAC,
+    VIP_VMAC_XMIT_BASE, VipEntry, map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
@@ -82,9 +82,10 @@ pub enum DatapathError {
     },
     #[error("interface `{name}` does not exist (check `ip link`)")]
     UnknownInterface { name: String },
-    #[error("attaching the TC egress guard to `{interface}` failed: {source}")]
+    #[error("attaching the TC program {program} to `{interface}` failed: {source}")]
     AttachGuard {
         interface: String,
+        program: &'static str,
         #[source]
         source: ProgramError,
     },
@@ -154,6 +155,33 @@ impl VipState {
             Self::Owned => VIP_OWNED,
             Self::OwnedNoAccept => VIP_OWNED | VIP_DROP_INGRESS,
         }
+    }
+}
+
+/// Whether an instance's addresses answer with its virtual router MAC
+/// (`use_vmac`), and whether its adverts do too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Vmac {
+    /// The interface's own MAC (keepalived's default).
+    #[default]
+    Off,
+    /// `use_vmac`: addresses and adverts use 00:00:5e:00:01|02:VRID.
+    On,
+    /// `use_vmac` with `vmac_xmit_base`: adverts keep the interface's MAC.
+    XmitBase,
+}
+
+impl Vmac {
+    fn flags(self) -> u8 {
+        match self {
+            Self::Off => 0,
+            Self::On => VIP_VMAC,
+            Self::XmitBase => VIP_VMAC | VIP_VMAC_XMIT_BASE,
+        }
+    }
+
+    pub fn is_on(self) -> bool {
+        self != Self::Off
     }
 }
 
@@ -240,7 +268,7 @@ impl CounterSnapshot {
     }
 }
 
-/// A `vip_guard` attachment (TCX egress; no qdisc is created on 6.6+ kernels).
+/// A `vip_guard` or `vmac_rx` attachment (TCX; no qdisc is created on 6.6+ kernels).
 #[derive(Debug)]
 struct GuardAttachment {
     interface: String,
@@ -304,6 +332,8 @@ pub struct Datapath {
     ebpf: Ebpf,
     attachments: Vec<Attachment>,
     guards: Vec<GuardAttachment>,
+    /// `vmac_rx` attachments, on interfaces where an instance uses `use_vmac`.
+    vmac_links: Vec<GuardAttachment>,
     pins: Option<PinDir>,
     inherited: Inherited,
     /// Addresses in [`VipState::OwnedNoAccept`] and in any owned state:
@@ -384,9 +414,14 @@ impl Datapath {
             program: program_names::VRRP_RX,
             source,
         })?;
-        let guard = guard_program(&mut ebpf)?;
+        let guard = tc_program(&mut ebpf, TcSide::Egress)?;
         guard.load().map_err(|source| DatapathError::Program {
             program: program_names::VIP_GUARD,
+            source,
+        })?;
+        let vmac = tc_program(&mut ebpf, TcSide::Ingress)?;
+        vmac.load().map_err(|source| DatapathError::Program {
+            program: program_names::VMAC_RX,
             source,
         })?;
         Ok((
@@ -394,6 +429,7 @@ impl Datapath {
                 ebpf,
                 attachments: Vec::new(),
                 guards: Vec::new(),
+                vmac_links: Vec::new(),
                 pins,
                 inherited: Inherited::default(),
                 drop_ingress: HashSet::new(),
@@ -531,27 +567,7 @@ impl Datapath {
     /// Attaches the `vip_guard` egress program to `interface` (adopting a
     /// pinned one, as [`attach`](Self::attach) does).
     pub fn attach_vip_guard(&mut self, interface: &str) -> Result<(), DatapathError> {
-        let ifindex = interface_index(interface)?;
-        let (link, adopted) = match self.adopt_guard(interface, ifindex) {
-            Some(link) => (link, true),
-            None => {
-                let program = guard_program(&mut self.ebpf)?;
-                let attach_error = |source| DatapathError::AttachGuard {
-                    interface: interface.to_owned(),
-                    source,
-                };
-                let id = program
-                    .attach(interface, TcAttachType::Egress)
-                    .map_err(attach_error)?;
-                let link = program.take_link(id).map_err(attach_error)?;
-                let link = match &self.pins {
-                    Some(pins) => pin_link(link, &pins.interface(interface).join(pin::TC_EGRESS))?,
-                    None => link,
-                };
-                (link, false)
-            }
-        };
-        info!(interface, adopted, "TC egress guard attached");
+        let link = self.attach_tc(TcSide::Egress, interface)?;
         self.guards.push(GuardAttachment {
             interface: interface.to_owned(),
             _link: link,
@@ -559,9 +575,94 @@ impl Datapath {
         Ok(())
     }
 
-    fn adopt_guard(&mut self, interface: &str, ifindex: u32) -> Option<SchedClassifierLink> {
+    /// Attaches the `vmac_rx` ingress program to `interface`, where an
+    /// instance uses `use_vmac` (adopting a pinned one); nothing when it is
+    /// attached already. It stays until the interface is detached: frames
+    /// to a virtual MAC are only taken in while its router is master here.
+    pub fn attach_vmac_rx(&mut self, interface: &str) -> Result<(), DatapathError> {
+        if self
+            .vmac_links
+            .iter()
+            .any(|link| link.interface == interface)
+        {
+            return Ok(());
+        }
+        let link = self.attach_tc(TcSide::Ingress, interface)?;
+        self.vmac_links.push(GuardAttachment {
+            interface: interface.to_owned(),
+            _link: link,
+        });
+        Ok(())
+    }
+
+    /// No instance on `interface` uses `use_vmac`: a `vmac_rx` link an
+    /// earlier daemon pinned there is unpinned (the program detaches), so
+    /// an interface without virtual MACs pays nothing on ingress.
+    pub fn unpin_unused_vmac_rx(&mut self, interface: &str) {
+        if self
+            .vmac_links
+            .iter()
+            .any(|link| link.interface == interface)
+        {
+            return;
+        }
+        if let Some(pins) = &self.pins {
+            let path = pins.interface(interface).join(TcSide::Ingress.pin_name());
+            if path.exists() {
+                info!(
+                    interface,
+                    "no instance uses use_vmac here: unpinning vmac_rx"
+                );
+                if let Err(error) = pin::remove_tree(&path) {
+                    warn!(interface, %error, "unpinning vmac_rx failed");
+                }
+            }
+        }
+    }
+
+    fn attach_tc(
+        &mut self,
+        side: TcSide,
+        interface: &str,
+    ) -> Result<SchedClassifierLink, DatapathError> {
+        let ifindex = interface_index(interface)?;
+        let (link, adopted) = match self.adopt_tc(side, interface, ifindex) {
+            Some(link) => (link, true),
+            None => {
+                let program = tc_program(&mut self.ebpf, side)?;
+                let attach_error = |source| DatapathError::AttachGuard {
+                    interface: interface.to_owned(),
+                    program: side.program(),
+                    source,
+                };
+                let id = program
+                    .attach(interface, side.attach_type())
+                    .map_err(attach_error)?;
+                let link = program.take_link(id).map_err(attach_error)?;
+                let link = match &self.pins {
+                    Some(pins) => pin_link(link, &pins.interface(interface).join(side.pin_name()))?,
+                    None => link,
+                };
+                (link, false)
+            }
+        };
+        info!(
+            interface,
+            adopted,
+            program = side.program(),
+            "TC program attached"
+        );
+        Ok(link)
+    }
+
+    fn adopt_tc(
+        &mut self,
+        side: TcSide,
+        interface: &str,
+        ifindex: u32,
+    ) -> Option<SchedClassifierLink> {
         let pins = self.pins.clone()?;
-        let path = pins.interface(interface).join(pin::TC_EGRESS);
+        let path = pins.interface(interface).join(side.pin_name());
         if !path.exists() {
             return None;
         }
@@ -569,11 +670,11 @@ impl Datapath {
             &path,
             pin::LINK_TYPE_TCX,
             ifindex,
-            Some(pin::ATTACH_TCX_EGRESS),
+            Some(side.pinned_attach_type()),
         )
         .and_then(|link| SchedClassifierLink::try_from(link).map_err(|error| error.to_string()))
         .and_then(|link| {
-            let program = guard_program(&mut self.ebpf).map_err(|error| error.to_string())?;
+            let program = tc_program(&mut self.ebpf, side).map_err(|error| error.to_string())?;
             let id = program
                 .attach_to_link(link)
                 .map_err(|error| error.to_string())?;
@@ -613,11 +714,12 @@ impl Datapath {
         address: IpAddr,
         instance: InstanceKey,
         state: VipState,
+        vmac: Vmac,
     ) -> Result<(), DatapathError> {
         let key = address_key(address);
         let mut map = self.hash_map::<AddressKey, VipEntry>(map_names::VIP_OWNERSHIP)?;
         let entry = VipEntry {
-            flags: state.flags(),
+            flags: state.flags() | vmac.flags(),
             _pad: [0; 3],
             instance,
         };
@@ -754,6 +856,7 @@ impl Datapath {
         }
         let before = self.guards.len() + self.attachments.len();
         self.guards.retain(|guard| guard.interface != interface);
+        self.vmac_links.retain(|link| link.interface != interface);
         self.attachments
             .retain(|attachment| attachment.interface != interface);
         if self.guards.len() + self.attachments.len() != before {
@@ -773,6 +876,7 @@ impl Datapath {
             }
         }
         self.guards.clear();
+        self.vmac_links.clear();
         self.attachments.clear();
         info!("XDP and TC programs detached");
     }
@@ -1085,10 +1189,16 @@ impl Datapath {
         xdp_program(&mut self.ebpf)
     }
 
+    /// The loaded `vmac_rx`, for `BPF_PROG_TEST_RUN` in tests.
+    #[cfg(test)]
+    pub fn vmac_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
+        tc_program(&mut self.ebpf, TcSide::Ingress)
+    }
+
     /// The loaded egress guard, for `BPF_PROG_TEST_RUN` in tests.
     #[cfg(test)]
     pub fn guard_program(&mut self) -> Result<&mut SchedClassifier, DatapathError> {
-        guard_program(&mut self.ebpf)
+        tc_program(&mut self.ebpf, TcSide::Egress)
     }
 
     /// Removes `key`; a key that is not there is already what was wanted.
@@ -1212,8 +1322,47 @@ fn xdp_program(ebpf: &mut Ebpf) -> Result<&mut Xdp, DatapathError> {
     program(ebpf, program_names::VRRP_RX)
 }
 
-fn guard_program(ebpf: &mut Ebpf) -> Result<&mut SchedClassifier, DatapathError> {
-    program(ebpf, program_names::VIP_GUARD)
+fn tc_program(ebpf: &mut Ebpf, side: TcSide) -> Result<&mut SchedClassifier, DatapathError> {
+    program(ebpf, side.program())
+}
+
+/// The two TC programs on every VRRP interface.
+#[derive(Debug, Clone, Copy)]
+enum TcSide {
+    /// `vip_guard`.
+    Egress,
+    /// `vmac_rx`.
+    Ingress,
+}
+
+impl TcSide {
+    fn program(self) -> &'static str {
+        match self {
+            Self::Egress => program_names::VIP_GUARD,
+            Self::Ingress => program_names::VMAC_RX,
+        }
+    }
+
+    fn attach_type(self) -> TcAttachType {
+        match self {
+            Self::Egress => TcAttachType::Egress,
+            Self::Ingress => TcAttachType::Ingress,
+        }
+    }
+
+    fn pin_name(self) -> &'static str {
+        match self {
+            Self::Egress => pin::TC_EGRESS,
+            Self::Ingress => pin::TC_INGRESS,
+        }
+    }
+
+    fn pinned_attach_type(self) -> u32 {
+        match self {
+            Self::Egress => pin::ATTACH_TCX_EGRESS,
+            Self::Ingress => pin::ATTACH_TCX_INGRESS,
+        }
+    }
 }
 
 fn program<'a, P>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut P, DatapathError>

@@ -1,7 +1,7 @@
 //! Where the datapath lives while no daemon runs: a directory on bpffs
 //! holding the maps (`maps-v<N>/<MAP>`) and, per interface, the links that
 //! keep the programs attached (`links/<ifname>/xdp-driver|xdp-generic`,
-//! `links/<ifname>/tc-egress`). A daemon that dies leaves all of it in
+//! `links/<ifname>/tc-egress`, `links/<ifname>/tc-ingress`). A daemon that dies leaves all of it in
 //! place; the next one adopts it; a clean stop and `vrrp-agent cleanup`
 //! remove it.
 
@@ -26,6 +26,7 @@ const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
 pub const XDP_DRIVER: &str = "xdp-driver";
 pub const XDP_GENERIC: &str = "xdp-generic";
 pub const TC_EGRESS: &str = "tc-egress";
+pub const TC_INGRESS: &str = "tc-ingress";
 
 /// One daemon's pin directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,6 +236,8 @@ pub const LINK_TYPE_XDP: u32 = 6;
 pub const LINK_TYPE_TCX: u32 = 11;
 /// `bpf_attach_type::BPF_TCX_EGRESS`.
 pub const ATTACH_TCX_EGRESS: u32 = 47;
+/// `bpf_attach_type::BPF_TCX_INGRESS`.
+pub const ATTACH_TCX_INGRESS: u32 = 46;
 
 /// What the kernel says about a pinned link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

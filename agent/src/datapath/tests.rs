@@ -118,7 +118,8 @@ impl Harness {
             self.heartbeat(0, 10_000, 200)?;
         }
         let instance = self.instance();
-        self.datapath.set_vip_state(address, instance, state)
+        self.datapath
+            .set_vip_state(address, instance, state, Vmac::Off)
     }
 
     /// Writes the instance's heartbeat as if its last advert was `age_ms`
@@ -1349,4 +1350,257 @@ fn pinned_unicast_sources_are_adopted_and_pruned() {
         "what this daemon did not write again is pruned"
     );
     datapath.release();
+}
+
+/// `use_vmac` in the kernel: what `vip_guard` rewrites on the way out and
+/// what `vmac_rx` takes in.
+mod vmac {
+    use super::*;
+    use crate::vrrp::wire::{arp::GratuitousArp, ethernet::MacAddr, ndisc::UnsolicitedNa};
+
+    const TCX_PASS: u32 = 0;
+    const TCX_NEXT: u32 = -1i32 as u32;
+    const VIP_V4: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 10);
+    const VIP_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10);
+    const BASE_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
+    /// The harness instance is VRID 51 over IPv4.
+    const VMAC_51: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x01, 51];
+    const VMAC_52_V6: [u8; 6] = [0x00, 0x00, 0x5e, 0x00, 0x02, 52];
+
+    /// Runs `program` on `frame`: the verdict and the frame as it leaves.
+    fn run_tc(program: &mut SchedClassifier, frame: &[u8]) -> (u32, Vec<u8>) {
+        let mut out = vec![0u8; frame.len() + 64];
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                data_out: Some(&mut out),
+                ..TestRunOptions::default()
+            })
+            .expect("BPF_PROG_TEST_RUN");
+        out.truncate(result.data_size_out as usize);
+        (result.return_value, out)
+    }
+
+    fn egress(harness: &mut Harness, frame: &[u8]) -> Vec<u8> {
+        let program = harness.datapath.guard_program().expect("program");
+        let (verdict, out) = run_tc(program, frame);
+        assert_eq!(verdict, TCX_NEXT);
+        out
+    }
+
+    fn own(harness: &mut Harness, address: IpAddr, vmac: Vmac) {
+        harness.heartbeat(0, 10_000, 200).unwrap();
+        let instance = harness.instance();
+        harness
+            .datapath
+            .set_vip_state(address, instance, VipState::Owned, vmac)
+            .unwrap();
+    }
+
+    fn with_source_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
+        frame[6..12].copy_from_slice(&mac);
+        frame
+    }
+
+    #[test]
+    fn frames_from_an_owned_vmac_address_leave_from_the_virtual_mac() {
+        let mut harness = Harness::enforcing();
+        let from_vip = FrameSpec::udp_ipv4_from(VIP_V4);
+        own(&mut harness, VIP_V4.into(), Vmac::Off);
+        assert_eq!(egress(&mut harness, &from_vip), from_vip, "no use_vmac");
+
+        own(&mut harness, VIP_V4.into(), Vmac::On);
+        let out = egress(&mut harness, &from_vip);
+        assert_eq!(out[6..12], VMAC_51);
+        assert_eq!(out, with_source_mac(from_vip.clone(), VMAC_51));
+        let other = FrameSpec::udp_ipv4();
+        assert_eq!(egress(&mut harness, &other), other, "other sources");
+
+        // Not owned: the guard stops it; nothing is rewritten on the way.
+        let instance = harness.instance();
+        harness
+            .datapath
+            .set_vip_state(VIP_V4.into(), instance, VipState::NotOwned, Vmac::On)
+            .unwrap();
+        let program = harness.datapath.guard_program().expect("program");
+        assert_eq!(run_tc(program, &from_vip).0, 2, "dropped");
+    }
+
+    #[test]
+    fn arp_for_an_owned_vmac_address_names_the_virtual_mac() {
+        let mut harness = Harness::enforcing();
+        own(&mut harness, VIP_V4.into(), Vmac::XmitBase);
+        let garp = GratuitousArp {
+            sender_mac: MacAddr(BASE_MAC),
+            address: VIP_V4,
+        }
+        .to_frame();
+        let out = egress(&mut harness, &garp);
+        let parsed = GratuitousArp::parse_frame(&out).expect("still a gratuitous ARP");
+        assert_eq!(parsed.sender_mac, MacAddr(VMAC_51));
+        assert_eq!(out[6..12], VMAC_51);
+    }
+
+    #[test]
+    fn adverts_leave_from_the_virtual_mac_unless_vmac_xmit_base() {
+        let mut harness = Harness::enforcing();
+        // The advert carries VIP_V4 for VRID 51, from the primary address.
+        let advert = with_source_mac(
+            FrameSpec::v3_ipv4(Ipv4Addr::new(192, 0, 2, 1), 51, 200, 100).build(),
+            BASE_MAC,
+        );
+        own(&mut harness, VIP_V4.into(), Vmac::Off);
+        assert_eq!(egress(&mut harness, &advert), advert);
+        own(&mut harness, VIP_V4.into(), Vmac::On);
+        assert_eq!(
+            egress(&mut harness, &advert),
+            with_source_mac(advert.clone(), VMAC_51)
+        );
+        own(&mut harness, VIP_V4.into(), Vmac::XmitBase);
+        assert_eq!(egress(&mut harness, &advert), advert, "vmac_xmit_base");
+        // Another VRID carrying the same address is not this instance.
+        let other = with_source_mac(
+            FrameSpec::v3_ipv4(Ipv4Addr::new(192, 0, 2, 1), 50, 200, 100).build(),
+            BASE_MAC,
+        );
+        own(&mut harness, VIP_V4.into(), Vmac::On);
+        assert_eq!(egress(&mut harness, &other), other);
+    }
+
+    #[test]
+    fn neighbour_adverts_carry_the_virtual_mac_with_a_valid_checksum() {
+        let mut harness = Harness::enforcing();
+        let instance = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
+        let heartbeat = Heartbeat {
+            last_advert_ns: kernel_now_ns(),
+            interval_ns: 1_000_000_000,
+            takeover_ns: 10_000_000_000,
+            hold_ns: 10_000_000_000,
+            primary: [0; 16],
+            priority: 200,
+            fenced: 0,
+            _pad: [0; 6],
+        };
+        harness
+            .datapath
+            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
+            .unwrap();
+        let na = UnsolicitedNa {
+            source_mac: MacAddr(BASE_MAC),
+            target: VIP_V6,
+            router: false,
+        }
+        .to_frame();
+        harness
+            .datapath
+            .set_vip_state(VIP_V6.into(), instance, VipState::Owned, Vmac::Off)
+            .unwrap();
+        assert_eq!(egress(&mut harness, &na), na);
+        harness
+            .datapath
+            .set_vip_state(VIP_V6.into(), instance, VipState::Owned, Vmac::On)
+            .unwrap();
+        let out = egress(&mut harness, &na);
+        let parsed = UnsolicitedNa::parse_frame(&out).expect("valid NA, checksum included");
+        assert_eq!(parsed.source_mac, MacAddr(VMAC_52_V6));
+        assert_eq!(parsed.target, VIP_V6);
+    }
+
+    /// One's-complement checksum of an ICMPv6 message over its pseudo-header.
+    fn icmpv6_checksum(source: Ipv6Addr, destination: Ipv6Addr, message: &[u8]) -> u16 {
+        let mut bytes = Vec::new();
+        bytes.extend(source.octets());
+        bytes.extend(destination.octets());
+        bytes.extend((message.len() as u32).to_be_bytes());
+        bytes.extend([0, 0, 0, 58]);
+        bytes.extend(message);
+        let mut sum: u32 = bytes
+            .chunks(2)
+            .map(|pair| u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)])))
+            .sum();
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    }
+
+    /// A neighbour solicitation from `source` for `target`, to its
+    /// solicited-node group, naming `mac` as source link-layer address.
+    fn solicitation(source: Ipv6Addr, target: Ipv6Addr, mac: [u8; 6]) -> Vec<u8> {
+        let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00, 3);
+        let mut message = vec![135, 0, 0, 0, 0, 0, 0, 0];
+        message.extend(target.octets());
+        message.extend([1, 1]);
+        message.extend(mac);
+        let sum = icmpv6_checksum(source, group, &message);
+        message[2..4].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![0x33, 0x33, 0xff, 0, 0, 3];
+        frame.extend(mac);
+        frame.extend([0x86, 0xdd, 0x60, 0, 0, 0]);
+        frame.extend((message.len() as u16).to_be_bytes());
+        frame.extend([58, 255]);
+        frame.extend(source.octets());
+        frame.extend(group.octets());
+        frame.extend(message);
+        frame
+    }
+
+    /// The kernel resolving a client to answer it from the VIP: the client
+    /// learns the VIP's MAC from the solicitation's source option.
+    #[test]
+    fn solicitations_from_a_vmac_address_name_the_virtual_mac() {
+        let mut harness = Harness::enforcing();
+        let instance = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
+        let heartbeat = Heartbeat {
+            last_advert_ns: kernel_now_ns(),
+            interval_ns: 1_000_000_000,
+            takeover_ns: 10_000_000_000,
+            hold_ns: 10_000_000_000,
+            primary: [0; 16],
+            priority: 200,
+            fenced: 0,
+            _pad: [0; 6],
+        };
+        harness
+            .datapath
+            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
+            .unwrap();
+        harness
+            .datapath
+            .set_vip_state(VIP_V6.into(), instance, VipState::Owned, Vmac::On)
+            .unwrap();
+        let client = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3);
+        let out = egress(&mut harness, &solicitation(VIP_V6, client, BASE_MAC));
+        assert_eq!(out, solicitation(VIP_V6, client, VMAC_52_V6));
+    }
+
+    /// To the virtual MAC of an instance this node is master of (fresh,
+    /// unfenced heartbeat): the frame is taken in; otherwise it goes on
+    /// as it came (the stack drops it as another host's).
+    #[test]
+    fn frames_to_the_virtual_mac_are_taken_in_only_while_master() {
+        let mut harness = Harness::enforcing();
+        let mut to_vmac = FrameSpec::udp_ipv4();
+        to_vmac[..6].copy_from_slice(&VMAC_51);
+        let mut to_other_vrid = to_vmac.clone();
+        to_other_vrid[5] = 50;
+        let run = |harness: &mut Harness, frame: &[u8]| {
+            let program = harness.datapath.vmac_program().expect("program");
+            let (verdict, out) = run_tc(program, frame);
+            assert_eq!(out, frame, "vmac_rx changes no bytes");
+            verdict
+        };
+        assert_eq!(run(&mut harness, &to_vmac), TCX_NEXT, "not master");
+        harness.heartbeat(0, 10_000, 200).unwrap();
+        assert_eq!(run(&mut harness, &to_vmac), TCX_PASS);
+        assert_eq!(run(&mut harness, &to_other_vrid), TCX_NEXT);
+        assert_eq!(run(&mut harness, &FrameSpec::udp_ipv4()), TCX_NEXT);
+        harness.heartbeat(20_000, 10_000, 200).unwrap();
+        assert_eq!(run(&mut harness, &to_vmac), TCX_NEXT, "stale heartbeat");
+        harness
+            .datapath
+            .remove_heartbeat(&harness.instance())
+            .unwrap();
+        assert_eq!(run(&mut harness, &to_vmac), TCX_NEXT, "no longer master");
+    }
 }

@@ -22,6 +22,7 @@ mod link_watch;
 mod route;
 mod route_manager;
 mod scope;
+pub mod unicast_filter;
 
 pub use address::VirtualAddress;
 pub use address_manager::AddressManager;

@@ -11,7 +11,7 @@ use agent_common::{
 
 use crate::{
     config::model::{VirtualAddress, VirtualRoute},
-    datapath::VipState,
+    datapath::{VipState, Vmac},
     notify::NotifyState,
     vrrp::{
         AdvertInterval,
@@ -66,6 +66,8 @@ pub enum Effect {
         /// The instance whose heartbeat fences the address.
         instance: InstanceKey,
         state: VipState,
+        /// Whether the address answers with the instance's virtual MAC.
+        vmac: Vmac,
     },
     /// No instance configures the address any more.
     ForgetVip {

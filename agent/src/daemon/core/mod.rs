@@ -542,6 +542,7 @@ fn guard(plan: &InstancePlan, state: VipState, out: &mut Vec<Effect>) {
         address: vip.address,
         instance: plan.datapath_key(),
         state,
+        vmac: plan.vmac,
     }));
 }
 

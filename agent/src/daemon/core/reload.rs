@@ -280,6 +280,7 @@ fn update_member(
                 address: *address,
                 instance: new.datapath_key(),
                 state: VipState::NotOwned,
+                vmac: new.vmac,
             });
         }
     }
@@ -335,13 +336,16 @@ fn master_difference(
             routes: removed_routes,
         });
     }
-    // Accept mode may have changed for the addresses that stay.
-    if was_master && old.election.accept != new.election.accept {
+    // Accept mode or the virtual MAC may have changed for the addresses
+    // that stay.
+    let vmac_changed = old.vmac != new.vmac;
+    if was_master && (old.election.accept != new.election.accept || vmac_changed) {
         for vip in new.vips.iter().filter(|vip| !added.contains(vip)) {
             out.push(Effect::Vip {
                 address: vip.address,
                 instance: new.datapath_key(),
                 state: owned,
+                vmac: new.vmac,
             });
         }
     }
@@ -351,6 +355,7 @@ fn master_difference(
                 address: vip.address,
                 instance: new.datapath_key(),
                 state: owned,
+                vmac: new.vmac,
             });
         }
         let announce: Vec<IpAddr> = added.iter().map(|vip| vip.address).collect();
@@ -366,5 +371,14 @@ fn master_difference(
                 addresses: announce,
             });
         }
+    }
+    if was_master && vmac_changed && !new.vips.is_empty() {
+        // Neighbours learn the new MAC now, not when their entries expire;
+        // this burst replaces the one for added addresses with all of them.
+        out.push(Effect::Announce {
+            member: member.id,
+            plan: Arc::clone(new),
+            addresses: new.vips.iter().map(|vip| vip.address).collect(),
+        });
     }
 }
