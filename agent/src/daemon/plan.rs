@@ -385,6 +385,8 @@ fn plan_instance(
         advert_int_s: instance.advert_int.as_secs().min(255) as u8,
         _pad: 0,
         auth_pass,
+        // The datapath assigns it (`Datapath::set_instance_filter`).
+        last_seen_slot: 0,
     };
 
     let mut vips = instance.virtual_ipaddress.clone();

@@ -20,15 +20,26 @@ use crate::{
 };
 
 /// The kernel's records as a case sets them: peers, and heartbeats a
-/// previous daemon left.
+/// previous daemon left; and how many full records were read (`reads`).
 #[derive(Default)]
-struct Peers(HashMap<PeerKey, PeerState>, HashMap<PeerKey, Heartbeat>);
+struct Peers(
+    HashMap<PeerKey, PeerState>,
+    HashMap<PeerKey, Heartbeat>,
+    usize,
+);
 
 impl PeerTable for Peers {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
+        self.2 += 1;
         self.0
             .get(key)
             .map(|state| PeerRecord::from_kernel(key, state))
+    }
+
+    /// As the kernel's `LAST_SEEN`: every configured instance has a slot,
+    /// 0 until an advert arrived.
+    fn last_seen(&mut self, key: &PeerKey) -> Option<u64> {
+        Some(self.0.get(key).map_or(0, |state| state.last_seen_ns))
     }
 
     fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
@@ -92,6 +103,12 @@ impl Case {
     }
 
     fn record(&mut self, effects: Vec<super::Effect>) {
+        for effect in &effects {
+            // As the daemon does: the kernel forgets the record.
+            if let super::Effect::ForgetPeer { key } = effect {
+                self.peers.0.remove(key);
+            }
+        }
         self.pending.extend(effects.iter().map(ToString::to_string));
     }
 
@@ -143,7 +160,11 @@ impl Case {
                     interval_cs: opts.get("int").map_or(100, |i| i.parse().expect("int")),
                     priority: opts["prio"].parse().expect("prio"),
                     version,
-                    flags: 0,
+                    flags: if words.contains(&"pseudo-header") {
+                        agent_common::PEER_FLAG_PSEUDO_HEADER_CHECKSUM
+                    } else {
+                        0
+                    },
                     _pad: [0; 3],
                 };
                 self.peers.0.insert(key, state);
@@ -231,6 +252,19 @@ impl Case {
                 assert_eq!(name, Some(wanted), "{}: state of {}", self.name, words[1]);
             }
             "no-deadline" => assert_eq!(self.core.next_deadline(), None, "{}", self.name),
+            "reads" => {
+                let reads = std::mem::take(&mut self.peers.2);
+                if let Some(out) = &mut self.bless {
+                    let _ = writeln!(out, "reads {reads}");
+                    return;
+                }
+                let wanted: usize = words[1].parse().expect("reads <count>");
+                assert_eq!(
+                    reads, wanted,
+                    "{}: full records read since the previous `reads`",
+                    self.name
+                );
+            }
             other => panic!("{}: unknown step `{other}`", self.name),
         }
     }
@@ -271,6 +305,7 @@ fn run_case(path: &Path) {
         }
         if let Some(out) = &mut case.bless
             && !line.starts_with("expect")
+            && !line.starts_with("reads")
         {
             out.push_str(line);
             out.push('\n');
