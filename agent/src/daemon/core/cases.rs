@@ -167,11 +167,23 @@ impl Case {
                     },
                     _pad: [0; 3],
                 };
-                self.peers.0.insert(key, state);
+                // `late=MS`: an event the daemon drains MS after the advert
+                // it reports, while the kernel's record (and receive time)
+                // already holds a newer advert.
+                let late_ns = opts
+                    .get("late")
+                    .map_or(0, |ms| ms.parse::<u64>().expect("late") * 1_000_000);
+                let event = PeerState {
+                    last_seen_ns: state.last_seen_ns.saturating_sub(late_ns),
+                    ..state
+                };
+                if late_ns == 0 || !self.peers.0.contains_key(&key) {
+                    self.peers.0.insert(key, state);
+                }
                 if words[0] == "advert" {
                     let effects = self
                         .core
-                        .on_peer_event(&key, &PeerRecord::from_kernel(&key, &state));
+                        .on_peer_event(&key, &PeerRecord::from_kernel(&key, &event));
                     self.record(effects);
                 }
             }

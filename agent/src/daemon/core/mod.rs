@@ -328,7 +328,11 @@ impl Core {
         };
         let group = &mut self.groups[group];
         let fed = &mut group.members[member];
-        fed.last_fed_ns = fed.last_fed_ns.max(peer.last_seen_ns);
+        // Not the newest of the times fed: an event drained late carries
+        // an older time than a refresh fed before it, and sets the
+        // deadline from it; the next refresh must see the kernel's newer
+        // time as new and move the deadline back.
+        fed.last_fed_ns = peer.last_seen_ns;
         fed.record = Some(*peer);
         input(
             group,
@@ -391,6 +395,10 @@ impl Core {
             let actions = self.groups[group].sync.expire_timers(now);
             apply(&mut self.groups[group], actions, &mut out);
             self.rearm(group);
+        }
+        if full_read_due {
+            // The full read moved deadlines of groups that were not due.
+            self.rearm_all();
         }
         out
     }
