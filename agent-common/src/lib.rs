@@ -71,6 +71,11 @@ pub const CHANGE_VERSION: u8 = 1 << 5;
 /// the virtual router, which a master must hear at once even when the
 /// advert looks like the last one recorded (a split brain healing).
 pub const CHANGE_RESUMED: u8 = 1 << 6;
+/// The advert's VRRPv3-over-IPv4 checksum form
+/// ([`PEER_FLAG_PSEUDO_HEADER_CHECKSUM`]) differs from the last one: the
+/// daemon reads a router's full record only once a second, so a change the
+/// election answers (keepalived's checksum-form fallback) must wake it.
+pub const CHANGE_CHECKSUM: u8 = 1 << 7;
 
 /// How many of its own advert intervals a live router is never silent
 /// for; an advert after a longer silence raises [`CHANGE_RESUMED`].
@@ -155,6 +160,10 @@ pub struct InstanceFilter {
     pub flags: u8,
     /// NUL-padded PASS data, compared byte for byte.
     pub auth_pass: [u8; 8],
+    /// Where `vrrp_rx` writes the receive time of this instance's accepted
+    /// adverts in `LAST_SEEN` (1 ..= [`MAX_INSTANCES`]; 0 is a slot nobody
+    /// reads). The daemon assigns it and keeps it while the instance runs.
+    pub last_seen_slot: u32,
 }
 
 /// `UNICAST_SOURCES` key: one configured unicast peer of one instance.
@@ -316,12 +325,13 @@ pub mod map_names {
     pub const GUARD: &str = "GUARD";
     pub const HEARTBEATS: &str = "HEARTBEATS";
     pub const UNICAST_SOURCES: &str = "UNICAST_SOURCES";
+    pub const LAST_SEEN: &str = "LAST_SEEN";
 
     /// The maps a daemon pins so that they outlive it: the kernel programs
     /// keep using them while no daemon runs, and the next daemon adopts
     /// them. The event and log rings are not among them: each daemon reads
     /// its own, and the kernel's records (`PEERS`) hold what a ring missed.
-    pub const PINNED: [&str; 9] = [
+    pub const PINNED: [&str; 10] = [
         PEERS,
         COUNTERS,
         INTERFACES,
@@ -331,6 +341,7 @@ pub mod map_names {
         GUARD,
         HEARTBEATS,
         UNICAST_SOURCES,
+        LAST_SEEN,
     ];
 }
 
@@ -469,12 +480,17 @@ pub fn advert_wins(
 /// VRIDs per interface and family.
 pub const MAX_INSTANCES: u32 = 4096;
 
+/// `LAST_SEEN` entries: one per instance, plus slot 0 that a filter without
+/// a slot writes to and nobody reads.
+pub const LAST_SEEN_ENTRIES: u32 = MAX_INSTANCES + 1;
+
 /// Map layout generation: bumped whenever a pinned map's meaning changes
 /// without its sizes changing, so a daemon does not adopt maps written by
 /// an incompatible one. Pinned maps live under `maps-v<N>`. 2: counters
 /// per interface slot (`InterfaceConfig::slot`, `CounterBlock`), and
 /// `passed_unknown` where `unknown_vrid` was. 3: `InstanceFilter::flags`
-/// (unicast, source check) and `UNICAST_SOURCES`.
+/// (unicast, source check) and `UNICAST_SOURCES`; `LAST_SEEN`, indexed by
+/// `InstanceFilter::last_seen_slot` (the filter grew from 12 to 16 bytes).
 pub const MAP_LAYOUT_VERSION: u32 = 3;
 
 #[cfg(feature = "user")]
@@ -508,7 +524,7 @@ mod tests {
         assert_eq!(size_of::<PeerEvent>(), 8 + 1 + 7 + size_of::<PeerState>());
         assert_eq!(size_of::<InterfaceConfig>(), 4);
         assert_eq!(size_of::<CounterBlock>(), 8 * Counter::COUNT as usize);
-        assert_eq!(size_of::<InstanceFilter>(), 12);
+        assert_eq!(size_of::<InstanceFilter>(), 4 + 8 + 4);
         assert_eq!(size_of::<AddressKey>(), 20);
         assert_eq!(size_of::<UnicastSourceKey>(), size_of::<InstanceKey>() + 16);
         assert_eq!(size_of::<UnicastSource>(), 4);

@@ -14,18 +14,18 @@ mod vip_ingress;
 mod vmac;
 
 use agent_common::{
-    AddressKey, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
-    CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, CounterBlock, IFACE_OBSERVE_ONLY,
-    IFACE_PASS_CONSUMED, INSTANCE_CHECK_UNICAST_SOURCE, INSTANCE_UNICAST, InstanceFilter,
-    InstanceKey, InterfaceConfig, MAX_INTERFACE_SLOTS, MAX_UNICAST_SOURCES,
-    PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PEER_SILENCE_INTERVALS, PeerEvent, PeerKey, PeerState,
-    UnicastSource, UnicastSourceKey,
+    AddressKey, CHANGE_CHECKSUM, CHANGE_FIRST, CHANGE_INTERVAL, CHANGE_PRIORITY,
+    CHANGE_PRIORITY_ZERO, CHANGE_RESUMED, CHANGE_SOURCE, CHANGE_VERSION, Counter, CounterBlock,
+    IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED, INSTANCE_CHECK_UNICAST_SOURCE, INSTANCE_UNICAST,
+    InstanceFilter, InstanceKey, InterfaceConfig, LAST_SEEN_ENTRIES, MAX_INTERFACE_SLOTS,
+    MAX_UNICAST_SOURCES, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PEER_SILENCE_INTERVALS, PeerEvent,
+    PeerKey, PeerState, UnicastSource, UnicastSourceKey,
 };
 use aya_ebpf::{
-    bindings::xdp_action,
+    bindings::{BPF_F_MMAPABLE, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, PerCpuArray, RingBuf},
     programs::XdpContext,
 };
 use aya_log_ebpf::info;
@@ -36,6 +36,12 @@ pub(crate) const MAX_ROUTERS: u32 = agent_common::MAX_INSTANCES;
 
 #[map]
 static PEERS: HashMap<PeerKey, PeerState> = HashMap::with_max_entries(MAX_ROUTERS, 0);
+
+/// The receive time of each configured instance's last accepted advert, at
+/// `InstanceFilter::last_seen_slot`: the daemon maps this array and reads a
+/// backup's Master_Down deadlines from it without a syscall.
+#[map]
+static LAST_SEEN: Array<u64> = Array::with_max_entries(LAST_SEEN_ENTRIES, BPF_F_MMAPABLE as u32);
 
 #[map]
 static EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
@@ -120,7 +126,8 @@ pub fn vrrp_rx(ctx: XdpContext) -> u32 {
     match outcome {
         Ok(advert) => {
             count(slot, Counter::Accepted);
-            record(&ctx, &advert, ifindex, slot);
+            let last_seen_slot = filter.map(|filter| filter.last_seen_slot);
+            record(&ctx, &advert, ifindex, slot, last_seen_slot);
             if observe_only || interface.flags & IFACE_PASS_CONSUMED != 0 {
                 xdp_action::XDP_PASS
             } else {
@@ -205,7 +212,7 @@ fn check_unicast_source(advert: &Advert, key: &InstanceKey) -> Result<(), Verdic
 }
 
 #[inline(always)]
-fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32, slot: u32) {
+fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32, slot: u32, last_seen_slot: Option<u32>) {
     let key = PeerKey::new(ifindex, advert.vrid, advert.family);
     let now = unsafe { bpf_ktime_get_ns() };
     let interval_cs = if advert.version == 2 {
@@ -235,6 +242,9 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32, slot: u32) {
             }
             if existing.version != advert.version {
                 changes |= CHANGE_VERSION;
+            }
+            if existing.flags != flags {
+                changes |= CHANGE_CHECKSUM;
             }
             let silence_ns = u64::from(existing.interval_cs)
                 .saturating_mul(10_000_000)
@@ -275,6 +285,15 @@ fn record(ctx: &XdpContext, advert: &Advert, ifindex: u32, slot: u32) {
             fresh
         }
     };
+    // After the record: a reader that sees this time finds the record
+    // holding the advert it belongs to.
+    if let Some(last_seen_slot) = last_seen_slot
+        && let Some(last_seen) = LAST_SEEN.get_ptr_mut(last_seen_slot)
+    {
+        // SAFETY: an aligned u64 in an array map; the store is one
+        // instruction, so the daemon's atomic load never sees half of it.
+        unsafe { core::ptr::write_volatile(last_seen, now) };
+    }
     if advert.priority == 0 {
         changes |= CHANGE_PRIORITY_ZERO;
     }

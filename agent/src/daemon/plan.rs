@@ -441,6 +441,8 @@ fn plan_instance(
             (false, true) => INSTANCE_UNICAST | INSTANCE_CHECK_UNICAST_SOURCE,
         },
         auth_pass,
+        // The datapath assigns it (`Datapath::set_instance_filter`).
+        last_seen_slot: 0,
     };
     let unicast_sources = if instance.check_unicast_src {
         instance

@@ -268,6 +268,10 @@ impl PeerTable for KernelPeers<'_> {
         Some(PeerRecord::from_kernel(key, &state))
     }
 
+    fn last_seen(&mut self, key: &PeerKey) -> Option<u64> {
+        self.datapath.last_seen(key)
+    }
+
     fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
         self.datapath.heartbeat(key).unwrap_or_else(|error| {
             warn!(%error, "reading the kernel's heartbeat record failed");

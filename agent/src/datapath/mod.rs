@@ -11,6 +11,7 @@
 
 mod events;
 mod kernel_log;
+pub mod last_seen;
 mod peer;
 pub mod pin;
 #[cfg(test)]
@@ -29,15 +30,15 @@ use std::{
 pub use agent_common::Heartbeat;
 use agent_common::{
     AddressKey, CounterBlock, GUARD_SLOT, GuardState, IFACE_OBSERVE_ONLY, IFACE_PASS_CONSUMED,
-    InterfaceConfig, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED, VIP_OWNED, VIP_VMAC,
-    VIP_VMAC_XMIT_BASE, VipEntry, map_names, program_names,
+    InterfaceConfig, LAST_SEEN_ENTRIES, MAX_INTERFACE_SLOTS, VIP_DROP_INGRESS, VIP_NOT_OWNED,
+    VIP_OWNED, VIP_VMAC, VIP_VMAC_XMIT_BASE, VipEntry, map_names, program_names,
 };
 pub use agent_common::{
     Counter, FAMILY_IPV4, FAMILY_IPV6, InstanceFilter, InstanceKey, PeerKey, PeerState,
 };
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues},
+    maps::{Array, HashMap, Map, MapData, MapError, MapInfo, PerCpuArray, PerCpuValues},
     programs::{
         ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         links::{FdLink, PinnedLink},
@@ -47,6 +48,7 @@ use aya::{
 };
 pub use events::EventStream;
 pub use kernel_log::KernelLog;
+use last_seen::{Assigned, LastSeenMap, Slots};
 pub use peer::PeerRecord;
 pub use pin::PinDir;
 use thiserror::Error;
@@ -99,6 +101,13 @@ pub enum DatapathError {
         "no counter slot left for interface index {ifindex}: at most {MAX_INTERFACE_SLOTS} VRRP interfaces per node"
     )]
     NoCounterSlot { ifindex: u32 },
+    #[error(
+        "no receive-time slot left for instance {key:?}: at most {} instances per node",
+        agent_common::MAX_INSTANCES
+    )]
+    NoLastSeenSlot { key: InstanceKey },
+    #[error("mapping the `LAST_SEEN` map into memory failed: {0}")]
+    MapLastSeen(std::io::Error),
     #[error("reading the possible CPUs for the per-CPU counters: {0}")]
     Cpus(String),
     #[error("forwarding kernel log records: {0}")]
@@ -346,6 +355,10 @@ pub struct Datapath {
     guard: Option<GuardState>,
     /// The `COUNTERS` slot of every interface configured by this daemon.
     slots: StdHashMap<u32, u16>,
+    /// The `LAST_SEEN` slot of every instance filter, and the mapping the
+    /// receive times are read through.
+    last_seen_slots: Slots,
+    last_seen: LastSeenMap,
 }
 
 impl Datapath {
@@ -398,6 +411,16 @@ impl Datapath {
             info!(maps = adopted, root = %pins.root().display(), "adopted the pinned maps of an earlier daemon");
             datapath.inherited = datapath.snapshot_keys()?;
             datapath.guard = datapath.read_guard().ok();
+            let filters = datapath
+                .hash_map::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?
+                .iter()
+                .collect::<Result<Vec<_>, MapError>>()
+                .map_err(map_error(map_names::INSTANCES))?;
+            datapath.last_seen_slots.inherit(
+                filters
+                    .into_iter()
+                    .map(|(key, filter)| (key, filter.last_seen_slot)),
+            );
         }
         Ok((datapath, events, log))
     }
@@ -424,6 +447,19 @@ impl Datapath {
             program: program_names::VMAC_RX,
             source,
         })?;
+        let last_seen = match ebpf.map(map_names::LAST_SEEN) {
+            Some(Map::Array(data)) => {
+                use std::os::fd::AsFd as _;
+                LastSeenMap::map(data.fd().as_fd(), LAST_SEEN_ENTRIES)
+                    .map_err(DatapathError::MapLastSeen)?
+            }
+            _ => {
+                return Err(DatapathError::Missing {
+                    kind: "array map",
+                    name: map_names::LAST_SEEN,
+                });
+            }
+        };
         Ok((
             Self {
                 ebpf,
@@ -437,6 +473,8 @@ impl Datapath {
                 masters: Masters::default(),
                 guard: None,
                 slots: StdHashMap::new(),
+                last_seen_slots: Slots::default(),
+                last_seen,
             },
             events,
             kernel_log,
@@ -907,6 +945,8 @@ impl Datapath {
                 key,
             )?;
         }
+        // Their filters are gone, so the kernel writes their slots no more.
+        self.last_seen_slots.release_inherited();
         let removed = inherited.interfaces.len()
             + inherited.instances.len()
             + inherited.local_addresses.len()
@@ -1012,12 +1052,26 @@ impl Datapath {
         Ok(slot)
     }
 
-    /// Installs (or replaces) the receive filter of one configured instance.
+    /// Installs (or replaces) the receive filter of one configured
+    /// instance, with the instance's `LAST_SEEN` slot (assigned here: the
+    /// one it has, the one an earlier daemon gave it, or a free one,
+    /// zeroed first so it does not start with another instance's time).
     pub fn set_instance_filter(
         &mut self,
         key: InstanceKey,
-        filter: InstanceFilter,
+        mut filter: InstanceFilter,
     ) -> Result<(), DatapathError> {
+        let assigned = self
+            .last_seen_slots
+            .assign(key)
+            .ok_or(DatapathError::NoLastSeenSlot { key })?;
+        if let Assigned::Fresh(slot) = assigned
+            && let Err(error) = self.zero_last_seen(slot)
+        {
+            self.last_seen_slots.release(&key);
+            return Err(error);
+        }
+        filter.last_seen_slot = assigned.slot();
         let mut map = self.hash_map::<InstanceKey, InstanceFilter>(map_names::INSTANCES)?;
         map.insert(key, filter, 0)
             .map_err(map_error(map_names::INSTANCES))?;
@@ -1025,10 +1079,34 @@ impl Datapath {
         Ok(())
     }
 
-    /// Removes the receive filter of one instance, and its unicast sources.
+    fn zero_last_seen(&mut self, slot: u32) -> Result<(), DatapathError> {
+        let map = self
+            .ebpf
+            .map_mut(map_names::LAST_SEEN)
+            .ok_or(DatapathError::Missing {
+                kind: "map",
+                name: map_names::LAST_SEEN,
+            })?;
+        let mut array =
+            Array::<&mut MapData, u64>::try_from(map).map_err(map_error(map_names::LAST_SEEN))?;
+        array
+            .set(slot, 0, 0)
+            .map_err(map_error(map_names::LAST_SEEN))
+    }
+
+    /// Removes the receive filter of one instance, its unicast sources and
+    /// its receive-time slot.
     pub fn remove_instance_filter(&mut self, key: &InstanceKey) -> Result<(), DatapathError> {
         self.remove_key::<InstanceKey, InstanceFilter>(map_names::INSTANCES, key)?;
+        self.last_seen_slots.release(key);
         self.set_unicast_sources(*key, &[])
+    }
+
+    /// The kernel's receive time (CLOCK_MONOTONIC ns) of the last advert
+    /// accepted for `key`'s instance, read from memory without a syscall:
+    /// 0 before the first, `None` when the instance has no filter here.
+    pub fn last_seen(&self, key: &InstanceKey) -> Option<u64> {
+        self.last_seen.get(self.last_seen_slots.get(key)?)
     }
 
     /// Marks an address as this node's own: adverts from it are dropped.

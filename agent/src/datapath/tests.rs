@@ -5,8 +5,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use agent_common::{
-    AUTH_NONE, AUTH_PASS, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO, CHANGE_RESUMED,
-    PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
+    AUTH_NONE, AUTH_PASS, CHANGE_CHECKSUM, CHANGE_FIRST, CHANGE_PRIORITY, CHANGE_PRIORITY_ZERO,
+    CHANGE_RESUMED, PEER_FLAG_PSEUDO_HEADER_CHECKSUM, PeerEvent,
 };
 use aya::programs::{TestRun, TestRunOptions};
 
@@ -81,6 +81,7 @@ impl Harness {
                     advert_int_s: int_s,
                     flags: 0,
                     auth_pass,
+                    last_seen_slot: 0,
                 },
             )
             .expect("set filter");
@@ -1182,6 +1183,7 @@ impl Harness {
             advert_int_s: 1,
             flags,
             auth_pass: [0; 8],
+            last_seen_slot: 0,
         };
         self.datapath
             .set_instance_filter(key, filter)
@@ -1603,4 +1605,144 @@ mod vmac {
             .unwrap();
         assert_eq!(run(&mut harness, &to_vmac), TCX_NEXT, "no longer master");
     }
+}
+
+/// Runs `vrrp_rx` on `frame` outside a [`Harness`]; returns its verdict.
+fn run_frame(datapath: &mut Datapath, frame: &[u8]) -> u32 {
+    let mut out = vec![0u8; frame.len() + 64];
+    datapath
+        .rx_program()
+        .expect("program")
+        .test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..TestRunOptions::default()
+        })
+        .expect("BPF_PROG_TEST_RUN")
+        .return_value
+}
+
+#[test]
+fn an_accepted_advert_writes_its_receive_time_to_the_instance_slot() {
+    let mut harness = Harness::enforcing();
+    let v4 = InstanceKey::new(harness.ifindex, 51, FAMILY_IPV4);
+    let v6 = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
+    assert_eq!(
+        harness.datapath.last_seen(&v4),
+        Some(0),
+        "nothing heard yet"
+    );
+    assert_eq!(
+        harness
+            .datapath
+            .last_seen(&InstanceKey::new(harness.ifindex, 99, FAMILY_IPV4)),
+        None,
+        "no filter, no slot"
+    );
+    harness.run(&v3_ipv4().build());
+    let first = harness
+        .peer(51, FAMILY_IPV4)
+        .expect("recorded")
+        .last_seen_ns;
+    assert_eq!(harness.datapath.last_seen(&v4), Some(first));
+    assert_eq!(harness.datapath.last_seen(&v6), Some(0), "another slot");
+
+    // An identical advert raises no event; only the time moves.
+    harness.drain_events();
+    harness.run(&v3_ipv4().build());
+    assert!(harness.drain_events().is_empty());
+    let second = harness
+        .peer(51, FAMILY_IPV4)
+        .expect("recorded")
+        .last_seen_ns;
+    assert!(second >= first);
+    assert_eq!(harness.datapath.last_seen(&v4), Some(second));
+
+    // A dropped advert (a VRRPv2 one for this v3 instance) leaves it.
+    harness.assert_dropped(
+        &FrameSpec::v2_pass(PEER_V4, 51, 90, 1, b"").build(),
+        Counter::Version,
+    );
+    assert_eq!(harness.datapath.last_seen(&v4), Some(second));
+
+    // A reloaded filter keeps its slot; a removed instance frees it.
+    harness.configure(51, FAMILY_IPV4, 3, AUTH_NONE, b"", 2);
+    assert_eq!(harness.datapath.last_seen(&v4), Some(second));
+    harness.datapath.remove_instance_filter(&v4).unwrap();
+    assert_eq!(harness.datapath.last_seen(&v4), None);
+}
+
+/// The daemon reads the full record only once a second: a change of the
+/// checksum form (which the election answers) must raise an event.
+#[test]
+fn a_change_of_checksum_form_raises_an_event() {
+    let mut harness = Harness::enforcing();
+    harness.run(&v3_ipv4().build());
+    harness.drain_events();
+    harness.run(&v3_ipv4().checksum(Checksum::MessageOnly).build());
+    let events = harness.drain_events();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].changes, CHANGE_CHECKSUM);
+    assert_eq!(events[0].state.flags & PEER_FLAG_PSEUDO_HEADER_CHECKSUM, 0);
+    harness.run(&v3_ipv4().checksum(Checksum::MessageOnly).build());
+    assert!(harness.drain_events().is_empty());
+}
+
+/// A restarted daemon gives each instance the slot the filter it adopts
+/// names, so the receive time there stays that instance's; a new instance
+/// gets a zeroed slot no kept filter uses.
+#[test]
+fn an_adopting_daemon_keeps_each_instance_its_receive_time_slot() {
+    let runtime = runtime();
+    let _entered = runtime.enter();
+    let fs = TempBpffs::new();
+    let pins = PinDir::new(fs.path().join("vrrp-agent"));
+    let ifindex = interface_index("lo").expect("lo exists");
+    let enforce = InterfaceMode::Enforce {
+        pass_consumed: false,
+    };
+    let filter = InstanceFilter {
+        version: 3,
+        ..InstanceFilter::default()
+    };
+    let heard = InstanceKey::new(ifindex, 51, FAMILY_IPV4);
+    let gone = InstanceKey::new(ifindex, 52, FAMILY_IPV4);
+    let added = InstanceKey::new(ifindex, 53, FAMILY_IPV4);
+    let seen = {
+        let (mut datapath, _events, _log) =
+            Datapath::load_pinned(pins.clone(), None).expect("load");
+        datapath.configure_interface(ifindex, enforce).unwrap();
+        datapath.set_instance_filter(gone, filter).unwrap();
+        datapath.set_instance_filter(heard, filter).unwrap();
+        assert_eq!(run_frame(&mut datapath, &v3_ipv4().build()), XDP_DROP);
+        let seen = datapath.last_seen(&heard).unwrap();
+        assert!(seen > 0);
+        seen
+        // Dropped without release: a daemon that died.
+    };
+    let (mut datapath, _events, _log) = Datapath::load_pinned(pins.clone(), None).expect("load");
+    datapath.configure_interface(ifindex, enforce).unwrap();
+    datapath.set_instance_filter(added, filter).unwrap();
+    datapath.set_instance_filter(heard, filter).unwrap();
+    assert_eq!(
+        datapath.last_seen(&heard),
+        Some(seen),
+        "adopted with its time"
+    );
+    assert_eq!(datapath.last_seen(&added), Some(0), "a fresh slot");
+    let slot = |datapath: &mut Datapath, key: &InstanceKey| {
+        datapath
+            .hash_map::<InstanceKey, InstanceFilter>(map_names::INSTANCES)
+            .unwrap()
+            .get(key, 0)
+            .unwrap()
+            .last_seen_slot
+    };
+    let slots = [slot(&mut datapath, &heard), slot(&mut datapath, &added)];
+    assert_eq!(slots, [2, 3], "slot 1 is still the kept filter's of `gone`");
+    datapath.prune_inherited().unwrap();
+    assert_eq!(datapath.last_seen(&gone), None);
+    assert_eq!(run_frame(&mut datapath, &v3_ipv4().build()), XDP_DROP);
+    assert!(datapath.last_seen(&heard).unwrap() > seen);
+    datapath.release();
 }

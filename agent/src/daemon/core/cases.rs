@@ -20,15 +20,26 @@ use crate::{
 };
 
 /// The kernel's records as a case sets them: peers, and heartbeats a
-/// previous daemon left.
+/// previous daemon left; and how many full records were read (`reads`).
 #[derive(Default)]
-struct Peers(HashMap<PeerKey, PeerState>, HashMap<PeerKey, Heartbeat>);
+struct Peers(
+    HashMap<PeerKey, PeerState>,
+    HashMap<PeerKey, Heartbeat>,
+    usize,
+);
 
 impl PeerTable for Peers {
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord> {
+        self.2 += 1;
         self.0
             .get(key)
             .map(|state| PeerRecord::from_kernel(key, state))
+    }
+
+    /// As the kernel's `LAST_SEEN`: every configured instance has a slot,
+    /// 0 until an advert arrived.
+    fn last_seen(&mut self, key: &PeerKey) -> Option<u64> {
+        Some(self.0.get(key).map_or(0, |state| state.last_seen_ns))
     }
 
     fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat> {
@@ -92,6 +103,12 @@ impl Case {
     }
 
     fn record(&mut self, effects: Vec<super::Effect>) {
+        for effect in &effects {
+            // As the daemon does: the kernel forgets the record.
+            if let super::Effect::ForgetPeer { key } = effect {
+                self.peers.0.remove(key);
+            }
+        }
         self.pending.extend(effects.iter().map(ToString::to_string));
     }
 
@@ -143,14 +160,30 @@ impl Case {
                     interval_cs: opts.get("int").map_or(100, |i| i.parse().expect("int")),
                     priority: opts["prio"].parse().expect("prio"),
                     version,
-                    flags: 0,
+                    flags: if words.contains(&"pseudo-header") {
+                        agent_common::PEER_FLAG_PSEUDO_HEADER_CHECKSUM
+                    } else {
+                        0
+                    },
                     _pad: [0; 3],
                 };
-                self.peers.0.insert(key, state);
+                // `late=MS`: an event the daemon drains MS after the advert
+                // it reports, while the kernel's record (and receive time)
+                // already holds a newer advert.
+                let late_ns = opts
+                    .get("late")
+                    .map_or(0, |ms| ms.parse::<u64>().expect("late") * 1_000_000);
+                let event = PeerState {
+                    last_seen_ns: state.last_seen_ns.saturating_sub(late_ns),
+                    ..state
+                };
+                if late_ns == 0 || !self.peers.0.contains_key(&key) {
+                    self.peers.0.insert(key, state);
+                }
                 if words[0] == "advert" {
                     let effects = self
                         .core
-                        .on_peer_event(&key, &PeerRecord::from_kernel(&key, &state));
+                        .on_peer_event(&key, &PeerRecord::from_kernel(&key, &event));
                     self.record(effects);
                 }
             }
@@ -232,6 +265,19 @@ impl Case {
                 assert_eq!(name, Some(wanted), "{}: state of {}", self.name, words[1]);
             }
             "no-deadline" => assert_eq!(self.core.next_deadline(), None, "{}", self.name),
+            "reads" => {
+                let reads = std::mem::take(&mut self.peers.2);
+                if let Some(out) = &mut self.bless {
+                    let _ = writeln!(out, "reads {reads}");
+                    return;
+                }
+                let wanted: usize = words[1].parse().expect("reads <count>");
+                assert_eq!(
+                    reads, wanted,
+                    "{}: full records read since the previous `reads`",
+                    self.name
+                );
+            }
             other => panic!("{}: unknown step `{other}`", self.name),
         }
     }
@@ -272,6 +318,7 @@ fn run_case(path: &Path) {
         }
         if let Some(out) = &mut case.bless
             && !line.starts_with("expect")
+            && !line.starts_with("reads")
         {
             out.push_str(line);
             out.push('\n');

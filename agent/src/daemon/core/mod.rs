@@ -37,8 +37,30 @@ use crate::{
 /// heartbeat this node's daemon (this one or the one before it) left as
 /// master of the router.
 pub trait PeerTable {
+    /// The whole record: a map lookup (or a read of the whole map).
     fn peer(&mut self, key: &PeerKey) -> Option<PeerRecord>;
+    /// Only the record's receive time (`PeerRecord::last_seen_ns`, 0
+    /// before the first advert), read from memory the kernel shares;
+    /// `None` when it cannot be read that way (then [`PeerTable::peer`]
+    /// is asked).
+    fn last_seen(&mut self, key: &PeerKey) -> Option<u64>;
     fn heartbeat(&mut self, key: &PeerKey) -> Option<Heartbeat>;
+}
+
+/// How often every running instance's full record is read even though no
+/// event said it changed: the backstop for a change whose event was lost
+/// while the kernel's `event_lost` counter could not be read.
+const FULL_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How a refresh reads the kernel.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refresh {
+    /// The receive time only; the rest of the record is the last one fed
+    /// (events bring every change of it).
+    Times,
+    /// Every record, fed where it is newer or differs from the last one
+    /// fed (a lost event, or a resync).
+    Records,
 }
 
 /// One instance as the owner keeps it.
@@ -53,6 +75,11 @@ pub struct Member {
     key: PeerKey,
     /// Kernel receive time of the newest advert fed to the election.
     last_fed_ns: u64,
+    /// The kernel's record last fed (from an event or a full read): what
+    /// an advert that raised no event carried, so a refresh that finds a
+    /// newer receive time feeds it again at that time. `None` until the
+    /// first, and once the record was forgotten (this node became master).
+    record: Option<PeerRecord>,
     /// Live status of each tracked item, index-aligned with `plan.tracked`.
     pub tracked_up: Vec<bool>,
 }
@@ -60,7 +87,12 @@ pub struct Member {
 impl Member {
     /// A reload's new settings for this instance.
     pub fn set_plan(&mut self, plan: Arc<InstancePlan>) {
-        self.key = plan.datapath_key();
+        let key = plan.datapath_key();
+        if key != self.key {
+            // Another interface's router: nothing heard yet.
+            self.record = None;
+        }
+        self.key = key;
         self.plan = plan;
     }
 }
@@ -79,7 +111,11 @@ pub struct Group {
 pub struct Core {
     groups: Vec<Group>,
     by_key: HashMap<PeerKey, (usize, usize)>,
-    timers: BinaryHeap<Reverse<(Timestamp, usize)>>,
+    /// Per group: its next deadline, from when a wake-up may refresh it
+    /// early (see [`Core::rearm`]), the group.
+    timers: BinaryHeap<Reverse<(Timestamp, Timestamp, usize)>>,
+    /// When the timers last read every full record ([`FULL_READ_EVERY`]).
+    last_full_read: Option<Timestamp>,
     trackers: BTreeMap<TrackedSource, TrackerConfig>,
     hooks: HooksContext,
     next_id: u32,
@@ -217,6 +253,7 @@ impl Core {
                 key: member_plan.datapath_key(),
                 plan: Arc::new(member_plan.clone()),
                 last_fed_ns: 0,
+                record: None,
             });
         }
         if let Some(name) = &plan.name {
@@ -276,7 +313,7 @@ impl Core {
     pub fn resync(&mut self, peers: &mut dyn PeerTable) -> Vec<Effect> {
         let mut out = Vec::new();
         for group in 0..self.groups.len() {
-            self.refresh_from_kernel(group, peers, &mut out);
+            self.refresh_from_kernel(group, peers, Refresh::Records, &mut out);
         }
         self.rearm_all();
         out
@@ -297,7 +334,13 @@ impl Core {
             checksum: peer.checksum_form,
         };
         let group = &mut self.groups[group];
-        group.members[member].last_fed_ns = peer.last_seen_ns;
+        let fed = &mut group.members[member];
+        // Not the newest of the times fed: an event drained late carries
+        // an older time than a refresh fed before it, and sets the
+        // deadline from it; the next refresh must see the kernel's newer
+        // time as new and move the deadline back.
+        fed.last_fed_ns = peer.last_seen_ns;
+        fed.record = Some(*peer);
         input(
             group,
             member,
@@ -309,7 +352,9 @@ impl Core {
 
     /// When the next timer is due.
     pub fn next_deadline(&self) -> Option<Timestamp> {
-        self.timers.peek().map(|Reverse((deadline, _))| *deadline)
+        self.timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| *deadline)
     }
 
     /// Delivers every due timer. Identical adverts raise no event, so
@@ -318,15 +363,30 @@ impl Core {
     /// looked, the timer simply moves. The decision thus rests on when the
     /// advert arrived, never on when this task happened to wake.
     ///
-    /// A master reads the record at every advert it sends, too: if the
-    /// ring-buffer event of a router that beats it was lost (the ring was
-    /// full), the record still shows that router, and the master yields one
-    /// advert interval later instead of staying a second master.
+    /// A master reads the receive time at every advert it sends, too: if
+    /// the ring-buffer event of a router that beats it was lost (the ring
+    /// was full), the time moved and the record shows that router, and the
+    /// master yields one advert interval later instead of staying a second
+    /// master.
+    ///
+    /// The refresh reads only each router's receive time, from memory the
+    /// kernel shares ([`PeerTable::last_seen`]): the rest of the record
+    /// arrives as events. Once per [`FULL_READ_EVERY`] every full record is
+    /// read instead, for a change whose event was lost unnoticed.
     pub fn on_timers(&mut self, now: Timestamp, peers: &mut dyn PeerTable) -> Vec<Effect> {
         let mut out = Vec::new();
+        let full_read_due = self
+            .last_full_read
+            .is_none_or(|last| now >= last.saturating_add(FULL_READ_EVERY));
+        if full_read_due && !self.groups.is_empty() {
+            self.last_full_read = Some(now);
+            for group in 0..self.groups.len() {
+                self.refresh_from_kernel(group, peers, Refresh::Records, &mut out);
+            }
+        }
         let mut due = Vec::new();
-        while let Some(Reverse((deadline, group))) = self.timers.peek().copied() {
-            if deadline > now && !self.refreshes_early(group, deadline, now) {
+        while let Some(Reverse((deadline, refresh_from, group))) = self.timers.peek().copied() {
+            if deadline > now && refresh_from > now {
                 break;
             }
             self.timers.pop();
@@ -338,43 +398,53 @@ impl Core {
         let mut seen = vec![false; self.groups.len()];
         due.retain(|&(_, group)| !std::mem::replace(&mut seen[group], true));
         for (_, group) in due {
-            self.refresh_from_kernel(group, peers, &mut out);
+            self.refresh_from_kernel(group, peers, Refresh::Times, &mut out);
             let actions = self.groups[group].sync.expire_timers(now);
             apply(&mut self.groups[group], actions, &mut out);
             self.rearm(group);
         }
+        if full_read_due {
+            // The full read moved deadlines of groups that were not due.
+            self.rearm_all();
+        }
         out
     }
 
-    /// Whether a group not yet due is refreshed from the kernel in this
-    /// wake-up as well: when all its members are backups and their
-    /// Master_Down_Timer is due within half a Master_Down_Interval. This
-    /// only feeds adverts the kernel already recorded (no timer expires
-    /// early: `expire_timers` gets the real `now`), and it keeps the
-    /// deadlines of backups whose masters advertise together in one
-    /// wake-up: without it, a wake-up that happened to read the records
-    /// in the middle of a master's burst of adverts splits the backups
-    /// into groups one advert interval apart, each waking on its own, for
-    /// good. With the records read in one batch, refreshing more backups
-    /// costs no syscall.
-    fn refreshes_early(&self, group: usize, deadline: Timestamp, now: Timestamp) -> bool {
+    /// From when a wake-up refreshes `group` from the kernel although its
+    /// deadline is later: when all its members are backups, half a
+    /// Master_Down_Interval before the deadline. This only feeds adverts
+    /// the kernel already recorded (no timer expires early:
+    /// `expire_timers` gets the real `now`), and it keeps the deadlines of
+    /// backups whose masters advertise together in one wake-up: without
+    /// it, a wake-up that happened to read the records in the middle of a
+    /// master's burst of adverts splits the backups into groups one advert
+    /// interval apart, each waking on its own, for good. Kept in the timer
+    /// entry, so a wake-up decides without reading every group's state.
+    fn refresh_from(&self, group: usize, deadline: Timestamp) -> Timestamp {
         let sync = &self.groups[group].sync;
-        let mut horizon = None;
+        let mut horizon: Option<std::time::Duration> = None;
         for instance in sync.members() {
             if instance.state() != State::Backup {
-                return false;
+                return deadline;
             }
             let half = instance.master_down_interval() / 2;
-            horizon =
-                Some(horizon.map_or(half, |shortest: std::time::Duration| shortest.min(half)));
+            horizon = Some(horizon.map_or(half, |shortest| shortest.min(half)));
         }
-        horizon.is_some_and(|horizon| deadline <= now.saturating_add(horizon))
+        match horizon {
+            Some(horizon) => Timestamp::from_nanos(
+                deadline
+                    .as_nanos()
+                    .saturating_sub(u64::try_from(horizon.as_nanos()).unwrap_or(u64::MAX)),
+            ),
+            None => deadline,
+        }
     }
 
     fn refresh_from_kernel(
         &mut self,
         group: usize,
         peers: &mut dyn PeerTable,
+        how: Refresh,
         out: &mut Vec<Effect>,
     ) {
         for member in 0..self.groups[group].members.len() {
@@ -382,10 +452,31 @@ impl Core {
             if !matches!(state, Some(State::Backup | State::Master)) {
                 continue;
             }
-            let key = self.groups[group].members[member].key;
-            if let Some(peer) = peers.peer(&key)
-                && peer.last_seen_ns > self.groups[group].members[member].last_fed_ns
-            {
+            let fed = &self.groups[group].members[member];
+            let (key, last_fed_ns, record) = (fed.key, fed.last_fed_ns, fed.record);
+            if how == Refresh::Times {
+                match (peers.last_seen(&key), record) {
+                    // Nothing since the last advert fed.
+                    (Some(seen), _) if seen <= last_fed_ns => continue,
+                    // The same advert again, later: no event was raised,
+                    // so nothing but the time changed.
+                    (Some(seen), Some(record)) => {
+                        let again = PeerRecord {
+                            last_seen_ns: seen,
+                            ..record
+                        };
+                        self.feed_advert(group, member, &again, out);
+                        continue;
+                    }
+                    // Nothing to repeat: the whole record is read below.
+                    _ => {}
+                }
+            }
+            let Some(peer) = peers.peer(&key) else {
+                continue;
+            };
+            let differs = record.is_none_or(|record| !same_advert(&record, &peer));
+            if peer.last_seen_ns > last_fed_ns || (how == Refresh::Records && differs) {
                 self.feed_advert(group, member, &peer, out);
             }
         }
@@ -503,7 +594,8 @@ impl Core {
 
     fn rearm(&mut self, group: usize) {
         if let Some(deadline) = self.groups[group].sync.next_deadline() {
-            self.timers.push(Reverse((deadline, group)));
+            let refresh_from = self.refresh_from(group, deadline);
+            self.timers.push(Reverse((deadline, refresh_from, group)));
         }
     }
 
@@ -527,6 +619,24 @@ impl Core {
         }
         self.rearm_all();
     }
+}
+
+/// Whether two records describe the same advert (they may differ in when
+/// it arrived and how many came).
+fn same_advert(a: &PeerRecord, b: &PeerRecord) -> bool {
+    (
+        a.source,
+        a.version,
+        a.checksum_form,
+        a.interval_cs,
+        a.priority,
+    ) == (
+        b.source,
+        b.version,
+        b.checksum_form,
+        b.interval_cs,
+        b.priority,
+    )
 }
 
 fn input(group: &mut Group, member: usize, event: Input, at: Timestamp, out: &mut Vec<Effect>) {
@@ -633,6 +743,9 @@ fn apply_one(group: &mut Group, index: usize, action: Action, out: &mut Vec<Effe
                 out.push(Effect::ForgetPeer {
                     key: plan.datapath_key(),
                 });
+                // The kernel forgets it: the next advert's record is read
+                // whole, not repeated from this one.
+                group.members[index].record = None;
             }
         }
         Action::MasterChanged(master) => {
