@@ -18,10 +18,10 @@ pub mod preprocess;
 pub mod script_security;
 mod strict;
 mod sync_tracking;
-pub mod unicast;
 mod track_process;
 #[cfg(test)]
 mod track_process_tests;
+pub mod unicast;
 mod validate;
 mod values;
 
