@@ -1,7 +1,10 @@
 use anyhow::{Context as _, anyhow};
 
 fn main() -> anyhow::Result<()> {
-    let metadata_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+    // Read at run time, not baked in with env!(): a target directory copied
+    // to another checkout would otherwise keep building the old sources.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").context("CARGO_MANIFEST_DIR unset")?;
+    let metadata_dir = std::path::Path::new(&manifest_dir)
         .parent()
         .ok_or_else(|| anyhow!("agent crate has no parent directory"))?
         .join("agent-ebpf");
