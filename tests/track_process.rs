@@ -146,6 +146,22 @@ fn agent(host: &Host, config: &str) -> Result<AgentNode> {
     AgentNode::start_with_args(host, config, &["--process-events-netns", netns.as_str()])
 }
 
+/// `a` (priority 200) tracking `program` with `extra` in its definition,
+/// listening to the kernel's process events.
+fn tracking_agent(pair: &RouterPair, program: &Program, extra: &str) -> Result<AgentNode> {
+    let a = agent(
+        &pair.a,
+        &config(&pair.a_if, 200, &tracker(program, extra), TRACKED),
+    )?;
+    check_listening(&a)?;
+    Ok(a)
+}
+
+fn wait_running(program: &Program, count: usize, what: &str) -> Result<()> {
+    lab::wait_until(what, WAIT, || Ok(running(program)? == count))?;
+    Ok(())
+}
+
 /// The agent listens to the kernel's events (not the once-a-second /proc
 /// fallback) and its status lists the tracked process.
 fn check_listening(node: &AgentNode) -> Result<()> {
@@ -186,14 +202,8 @@ fn the_process_dying_faults_the_master_and_its_return_restores_it() -> Result<()
     let Setup { pair, echoes, b } = setup("tpfault")?;
     let program = Program::new(&pair.a)?;
     let process = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
-    let a = agent(
-        &pair.a,
-        &config(&pair.a_if, 200, &tracker(&program, ""), TRACKED),
-    )?;
-    check_listening(&a)?;
+    wait_running(&program, 1, "tracked process running")?;
+    let a = tracking_agent(&pair, &program, "")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     b.wait_for_state(INSTANCE, "BACKUP", WAIT)?;
     wait_answered_by(&pair, &echoes, "a")?;
@@ -225,19 +235,8 @@ fn a_weighted_process_lowers_the_priority_and_the_backup_takes_over() -> Result<
     let Setup { pair, echoes, b } = setup("tpweight")?;
     let program = Program::new(&pair.a)?;
     let process = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
-    let a = agent(
-        &pair.a,
-        &config(
-            &pair.a_if,
-            200,
-            &tracker(&program, " weight -150\n"),
-            TRACKED,
-        ),
-    )?;
-    check_listening(&a)?;
+    wait_running(&program, 1, "tracked process running")?;
+    let a = tracking_agent(&pair, &program, " weight -150\n")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     ensure!(
         effective_priority(&a)? == 200,
@@ -274,19 +273,8 @@ fn the_quorum_counts_processes() -> Result<()> {
     let Setup { pair, echoes, b } = setup("tpquorum")?;
     let program = Program::new(&pair.a)?;
     let first = program.start(&pair.a)?;
-    lab::wait_until("one tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
-    let a = agent(
-        &pair.a,
-        &config(
-            &pair.a_if,
-            200,
-            &tracker(&program, " quorum 2\n quorum_max 2\n"),
-            TRACKED,
-        ),
-    )?;
-    check_listening(&a)?;
+    wait_running(&program, 1, "one tracked process running")?;
+    let a = tracking_agent(&pair, &program, " quorum 2\n quorum_max 2\n")?;
     a.wait_for_state(INSTANCE, "FAULT", WAIT)?;
     b.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     ensure!(
@@ -358,9 +346,7 @@ fn a_sync_group_s_process_faults_its_members() -> Result<()> {
     let Setup { pair, echoes, b } = setup("tpgroup")?;
     let program = Program::new(&pair.a)?;
     let process = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
+    wait_running(&program, 1, "tracked process running")?;
     let group = format!(
         "{}vrrp_sync_group G {{\n group {{\n  {INSTANCE}\n }}\n track_process {{\n  proc\n }}\n}}\n",
         tracker(&program, "")
@@ -384,9 +370,7 @@ fn outside_the_initial_namespace_the_agent_falls_back_to_reading_proc() -> Resul
     let Setup { pair, echoes, b } = setup("tppoll")?;
     let program = Program::new(&pair.a)?;
     let process = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
+    wait_running(&program, 1, "tracked process running")?;
     let a = AgentNode::start(
         &pair.a,
         &config(&pair.a_if, 200, &tracker(&program, ""), TRACKED),
@@ -462,9 +446,7 @@ fn lost_events_are_recovered_by_reading_proc_again() -> Result<()> {
     let Setup { pair, echoes, b } = setup("tplost")?;
     let program = Program::new(&pair.a)?;
     let process = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
+    wait_running(&program, 1, "tracked process running")?;
     let a = agent(
         &pair.a,
         &config(
@@ -510,27 +492,14 @@ fn terminate_delay_hides_a_quick_restart() -> Result<()> {
     let Setup { pair, echoes, b } = setup("tpdelay")?;
     let program = Program::new(&pair.a)?;
     let first = program.start(&pair.a)?;
-    lab::wait_until("tracked process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
-    let a = agent(
-        &pair.a,
-        &config(
-            &pair.a_if,
-            200,
-            &tracker(&program, " terminate_delay 3\n"),
-            TRACKED,
-        ),
-    )?;
-    check_listening(&a)?;
+    wait_running(&program, 1, "tracked process running")?;
+    let a = tracking_agent(&pair, &program, " terminate_delay 3\n")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     let transitions = a.instance(INSTANCE)?["transitions"].clone();
 
     first.kill9()?;
     let second = program.start(&pair.a)?;
-    lab::wait_until("restarted process running", WAIT, || {
-        Ok(running(&program)? == 1)
-    })?;
+    wait_running(&program, 1, "restarted process running")?;
     // Past the delay: nothing happened.
     std::thread::sleep(Duration::from_secs(4));
     let now = a.instance(INSTANCE)?;

@@ -1399,6 +1399,24 @@ mod vmac {
             .unwrap();
     }
 
+    /// A fresh heartbeat: this node is master of `instance`.
+    fn master_of(harness: &mut Harness, instance: InstanceKey) {
+        let heartbeat = Heartbeat {
+            last_advert_ns: kernel_now_ns(),
+            interval_ns: 1_000_000_000,
+            takeover_ns: 10_000_000_000,
+            hold_ns: 10_000_000_000,
+            primary: [0; 16],
+            priority: 200,
+            fenced: 0,
+            _pad: [0; 6],
+        };
+        harness
+            .datapath
+            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
+            .unwrap();
+    }
+
     fn with_source_mac(mut frame: Vec<u8>, mac: [u8; 6]) -> Vec<u8> {
         frame[6..12].copy_from_slice(&mac);
         frame
@@ -1473,20 +1491,7 @@ mod vmac {
     fn neighbour_adverts_carry_the_virtual_mac_with_a_valid_checksum() {
         let mut harness = Harness::enforcing();
         let instance = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
-        let heartbeat = Heartbeat {
-            last_advert_ns: kernel_now_ns(),
-            interval_ns: 1_000_000_000,
-            takeover_ns: 10_000_000_000,
-            hold_ns: 10_000_000_000,
-            primary: [0; 16],
-            priority: 200,
-            fenced: 0,
-            _pad: [0; 6],
-        };
-        harness
-            .datapath
-            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
-            .unwrap();
+        master_of(&mut harness, instance);
         let na = UnsolicitedNa {
             source_mac: MacAddr(BASE_MAC),
             target: VIP_V6,
@@ -1553,20 +1558,7 @@ mod vmac {
     fn solicitations_from_a_vmac_address_name_the_virtual_mac() {
         let mut harness = Harness::enforcing();
         let instance = InstanceKey::new(harness.ifindex, 52, FAMILY_IPV6);
-        let heartbeat = Heartbeat {
-            last_advert_ns: kernel_now_ns(),
-            interval_ns: 1_000_000_000,
-            takeover_ns: 10_000_000_000,
-            hold_ns: 10_000_000_000,
-            primary: [0; 16],
-            priority: 200,
-            fenced: 0,
-            _pad: [0; 6],
-        };
-        harness
-            .datapath
-            .write_heartbeat(instance, heartbeat, Duration::from_secs(1))
-            .unwrap();
+        master_of(&mut harness, instance);
         harness
             .datapath
             .set_vip_state(VIP_V6.into(), instance, VipState::Owned, Vmac::On)
