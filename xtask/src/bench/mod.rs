@@ -67,6 +67,9 @@ pub enum Scenario {
     FalseFailovers,
     /// CPU time and RSS with 200 instances at advert_int 0.01.
     Scale,
+    /// MASTER entries of the backup when the master's daemon of 200
+    /// instances at advert_int 0.01 hangs for 100 ms, a few times.
+    Stall,
     /// Non-VRRP UDP throughput: no program, an XDP_PASS-only program,
     /// vrrp_rx.
     Throughput,
@@ -154,12 +157,13 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
     type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
-    let scenarios: [(Scenario, Runner); 6] = [
+    let scenarios: [(Scenario, Runner); 7] = [
         (Scenario::Failover, failovers),
         (Scenario::Reload, reloads),
         (Scenario::Restart, restarts),
         (Scenario::FalseFailovers, false_failovers),
         (Scenario::Scale, scale),
+        (Scenario::Stall, stall),
         (Scenario::Throughput, throughput),
     ];
     for (scenario, runner) in scenarios {
@@ -590,6 +594,66 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 failed[k],
             ));
         }
+    }
+    Ok(())
+}
+
+fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = format!(
+        "master daemon stopped {} x {} ms, {} instances, v3 advert_int 0.01",
+        scale::STALL_PAUSES,
+        scale::STALL.as_millis(),
+        scale::INSTANCES
+    );
+    // [implementation][backup MASTER entries, backup MASTER instances after]
+    let mut values: [[Vec<f64>; 2]; 2] = Default::default();
+    let mut failed = [0, 0];
+    for run in 0..plan.scale_runs {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            interrupt::check()?;
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.scale_runs,
+                implementation.label()
+            );
+            match scale::stall_once(implementation, agent) {
+                Ok(outcome) => {
+                    eprintln!(
+                        "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end",
+                        outcome.backup_master_entries, outcome.backup_masters_after
+                    );
+                    values[k][0].push(outcome.backup_master_entries as f64);
+                    values[k][1].push(outcome.backup_masters_after as f64);
+                }
+                Err(err) => {
+                    failed[k] += 1;
+                    results.failed(&what, &err)?;
+                }
+            }
+        }
+    }
+    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+        let [entries, after] = std::mem::take(&mut values[k]);
+        results.rows.push(Row::new(
+            format!(
+                "{case}: backup MASTER entries (one takeover per pause is {})",
+                scale::STALL_PAUSES * usize::from(scale::INSTANCES)
+            ),
+            implementation,
+            "count",
+            true,
+            entries,
+            failed[k],
+        ));
+        results.details.push(Row::new(
+            format!("{case}: backup MASTER instances 3 s after the last pause"),
+            implementation,
+            "count",
+            true,
+            after,
+            failed[k],
+        ));
     }
     Ok(())
 }
