@@ -605,8 +605,9 @@ fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         scale::STALL.as_millis(),
         scale::INSTANCES
     );
-    // [implementation][backup MASTER entries, backup MASTER instances after]
-    let mut values: [[Vec<f64>; 2]; 2] = Default::default();
+    // [implementation][backup MASTER entries, backup MASTER instances
+    //  after, backup CPU]
+    let mut values: [[Vec<f64>; 3]; 2] = Default::default();
     let mut failed = [0, 0];
     for run in 0..plan.scale_runs {
         for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -620,11 +621,14 @@ fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             match scale::stall_once(implementation, agent) {
                 Ok(outcome) => {
                     eprintln!(
-                        "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end",
-                        outcome.backup_master_entries, outcome.backup_masters_after
+                        "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end, used {:.0} ms of CPU",
+                        outcome.backup_master_entries,
+                        outcome.backup_masters_after,
+                        outcome.backup_cpu_ms
                     );
                     values[k][0].push(outcome.backup_master_entries as f64);
                     values[k][1].push(outcome.backup_masters_after as f64);
+                    values[k][2].push(outcome.backup_cpu_ms);
                 }
                 Err(err) => {
                     failed[k] += 1;
@@ -634,7 +638,7 @@ fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         }
     }
     for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-        let [entries, after] = std::mem::take(&mut values[k]);
+        let [entries, after, cpu] = std::mem::take(&mut values[k]);
         results.rows.push(Row::new(
             format!(
                 "{case}: backup MASTER entries (one takeover per pause is {})",
@@ -652,6 +656,14 @@ fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             "count",
             true,
             after,
+            failed[k],
+        ));
+        results.rows.push(Row::new(
+            format!("{case}: backup CPU from the first pause to 3 s after the last"),
+            implementation,
+            "ms",
+            true,
+            cpu,
             failed[k],
         ));
     }

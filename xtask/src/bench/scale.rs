@@ -121,6 +121,8 @@ pub struct StallRun {
     /// Instances the backup still held as MASTER after the last settling
     /// time (should be 0: the master is back).
     pub backup_masters_after: usize,
+    /// The backup's utime + stime from the first pause to the end.
+    pub backup_cpu_ms: f64,
 }
 
 /// The master's daemon hangs for `STALL`, `STALL_PAUSES` times, with 200
@@ -147,6 +149,8 @@ pub fn stall_once(implementation: Implementation, agent_binary: &Path) -> Result
         bail!("the backup holds MASTER instances before the first pause");
     }
     let entries_before = backup.master_entries();
+    let backup_pids = backup.pids()?;
+    let ticks_before = total_ticks(&backup_pids)?;
     for pause in 1..=STALL_PAUSES {
         master.process().signal(libc::SIGSTOP)?;
         let stalled = interrupt::sleep(STALL);
@@ -160,8 +164,10 @@ pub fn stall_once(implementation: Implementation, agent_binary: &Path) -> Result
             backup.master_entries().saturating_sub(entries_before)
         );
     }
+    let ticks = total_ticks(&backup_pids)?.saturating_sub(ticks_before) as f64;
     Ok(StallRun {
         backup_master_entries: backup.master_entries().saturating_sub(entries_before),
         backup_masters_after: backup.masters()?,
+        backup_cpu_ms: 1000.0 * ticks / procfs::ticks_per_second(),
     })
 }
