@@ -156,15 +156,17 @@ impl Lifecycle {
 
     /// Addresses changed on some interface.
     pub fn on_address(&mut self, runtime: &Runtime, change: AddressChange) {
-        let relevant = match change {
-            AddressChange::Unknown => true,
-            AddressChange::Interface(ifindex) => {
-                !self.pending_up.is_empty()
-                    || runtime.attached().values().any(|index| *index == ifindex)
-                    || runtime.instance_plans().any(|plan| plan.ifindex == ifindex)
-            }
-        };
-        if relevant {
+        let watched: Vec<u32> = runtime
+            .attached()
+            .values()
+            .copied()
+            .chain(runtime.instance_plans().map(|plan| plan.ifindex))
+            .collect();
+        let vips: HashSet<IpAddr> = runtime
+            .instance_plans()
+            .flat_map(|plan| plan.vips.iter().map(|vip| vip.address))
+            .collect();
+        if rereads(change, !self.pending_up.is_empty(), &watched, &vips) {
             self.request(runtime);
         }
     }
@@ -286,6 +288,27 @@ impl Lifecycle {
     }
 }
 
+/// Whether an address change calls for re-reading the interfaces.
+/// Changes of the daemon's own virtual addresses never do: the re-read
+/// leaves them out (they are never the advert source nor own addresses),
+/// so it would plan the same thing, and a backup taking over or giving
+/// back many instances would otherwise re-read the interfaces once per
+/// address, late in the very moments its timers matter most.
+fn rereads(
+    change: AddressChange,
+    pending_up: bool,
+    watched_ifindexes: &[u32],
+    vips: &HashSet<IpAddr>,
+) -> bool {
+    match change {
+        AddressChange::Unknown => true,
+        AddressChange::Interface { ifindex, address } => {
+            let virtual_address = address.is_some_and(|address| vips.contains(&address));
+            !virtual_address && (pending_up || watched_ifindexes.contains(&ifindex))
+        }
+    }
+}
+
 async fn gather(
     handle: &netlink::Handle,
     config: &Config,
@@ -325,4 +348,43 @@ async fn gather(
         addresses,
         local,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changes_that_can_change_the_plan_re_read_the_interfaces() {
+        let vip: IpAddr = "203.0.113.1".parse().unwrap();
+        let own: IpAddr = "192.0.2.2".parse().unwrap();
+        let vips: HashSet<IpAddr> = [vip, "2001:db8::1".parse().unwrap()].into();
+        let watched = [3, 7];
+        let on = |ifindex, address: Option<IpAddr>| AddressChange::Interface { ifindex, address };
+        // (change, an interface waiting to be announced up, re-read?)
+        let cases = [
+            (AddressChange::Unknown, false, true),
+            (on(3, Some(own)), false, true),
+            (on(7, Some(own)), false, true),
+            // A VIP added or removed, on the VRRP interface or elsewhere,
+            // by the daemon or by hand: left out of the re-read anyway.
+            (on(3, Some(vip)), false, false),
+            (on(3, Some("2001:db8::1".parse().unwrap())), false, false),
+            (on(9, Some(vip)), true, false),
+            // No address in the message: anything may have changed.
+            (on(3, None), false, true),
+            // Another interface: only while one waits for its address
+            // (it may be that one, re-created under a new ifindex).
+            (on(9, Some(own)), false, false),
+            (on(9, Some(own)), true, true),
+            (on(9, None), true, true),
+        ];
+        for (change, pending_up, expected) in cases {
+            assert_eq!(
+                rereads(change, pending_up, &watched, &vips),
+                expected,
+                "{change:?} pending_up={pending_up}"
+            );
+        }
+    }
 }

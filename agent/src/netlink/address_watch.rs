@@ -1,12 +1,17 @@
 //! Subscribes to the kernel's address notifications (IPv4 and IPv6) and
-//! reports which interface's addresses changed; the daemon then re-reads
-//! what it needs (its own addresses, the advert source) off its election
-//! task. Only the interface is reported: one re-read answers a burst.
+//! reports which interface's addresses changed, and which address; the
+//! daemon then re-reads what it needs (its own addresses, the advert
+//! source) off its election task. The address lets it skip changes that
+//! are its own virtual addresses coming and going, which cannot change
+//! what it reads.
+
+use std::net::IpAddr;
 
 use futures_util::StreamExt;
 use rtnetlink::MulticastGroup;
 use rtnetlink::packet_core::NetlinkPayload;
 use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 use rtnetlink::sys::AsyncSocket;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -21,7 +26,12 @@ const RECEIVE_BUFFER_BYTES: usize = 1 << 20;
 /// Which interface's addresses changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddressChange {
-    Interface(u32),
+    Interface {
+        ifindex: u32,
+        /// The address added or removed; `None` if the message carried
+        /// none (then anything on the interface may have changed).
+        address: Option<IpAddr>,
+    },
     /// Notifications were lost: any interface may have changed.
     Unknown,
 }
@@ -56,7 +66,10 @@ impl AddressWatcher {
                     NetlinkPayload::InnerMessage(
                         RouteNetlinkMessage::NewAddress(address)
                         | RouteNetlinkMessage::DelAddress(address),
-                    ) => AddressChange::Interface(address.header.index),
+                    ) => AddressChange::Interface {
+                        ifindex: address.header.index,
+                        address: changed_address(&address),
+                    },
                     NetlinkPayload::Overrun(_) => {
                         warn!(
                             "address notifications were lost (netlink receive buffer overrun); re-reading every interface"
@@ -85,6 +98,21 @@ impl AddressWatcher {
     }
 }
 
+/// The interface address a notification is about: IFA_LOCAL where present
+/// (on a point-to-point IPv4 link IFA_ADDRESS is the peer), else
+/// IFA_ADDRESS (IPv6 sends only that).
+fn changed_address(message: &AddressMessage) -> Option<IpAddr> {
+    let mut address = None;
+    for attribute in &message.attributes {
+        match attribute {
+            AddressAttribute::Local(local) => return Some(*local),
+            AddressAttribute::Address(other) => address = Some(*other),
+            _ => {}
+        }
+    }
+    address
+}
+
 impl Drop for AddressWatcher {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -100,6 +128,52 @@ mod tests {
     use super::*;
     use crate::test_netns::TestNetns;
 
+    fn message(attributes: Vec<AddressAttribute>) -> AddressMessage {
+        let mut message = AddressMessage::default();
+        message.attributes = attributes;
+        message
+    }
+
+    #[test]
+    fn the_changed_address_is_the_local_one_else_the_address() {
+        let local: IpAddr = "192.0.2.1".parse().unwrap();
+        let peer: IpAddr = "192.0.2.9".parse().unwrap();
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        let cases: [(Vec<AddressAttribute>, Option<IpAddr>); 5] = [
+            (
+                vec![
+                    AddressAttribute::Address(local),
+                    AddressAttribute::Local(local),
+                ],
+                Some(local),
+            ),
+            // Point-to-point: IFA_ADDRESS is the peer, IFA_LOCAL ours.
+            (
+                vec![
+                    AddressAttribute::Address(peer),
+                    AddressAttribute::Local(local),
+                ],
+                Some(local),
+            ),
+            (
+                vec![
+                    AddressAttribute::Local(local),
+                    AddressAttribute::Address(peer),
+                ],
+                Some(local),
+            ),
+            (vec![AddressAttribute::Address(v6)], Some(v6)),
+            (vec![AddressAttribute::Label("v0".into())], None),
+        ];
+        for (attributes, expected) in cases {
+            assert_eq!(
+                changed_address(&message(attributes.clone())),
+                expected,
+                "{attributes:?}"
+            );
+        }
+    }
+
     #[test]
     fn reports_the_interface_whose_addresses_changed() {
         let namespace = TestNetns::with_veth("vrrpnl-aw");
@@ -112,7 +186,13 @@ mod tests {
                 .await
                 .expect("no address change within 5 s")
                 .expect("the watcher stopped");
-            assert_eq!(change, AddressChange::Interface(index));
+            assert_eq!(
+                change,
+                AddressChange::Interface {
+                    ifindex: index,
+                    address: Some("192.0.2.10".parse().unwrap()),
+                }
+            );
         });
     }
 }

@@ -67,6 +67,9 @@ pub enum Scenario {
     FalseFailovers,
     /// CPU time and RSS with 200 instances at advert_int 0.01.
     Scale,
+    /// MASTER entries of the backup when the master's daemon of 200
+    /// instances at advert_int 0.01 hangs for 100 ms, a few times.
+    Stall,
     /// Non-VRRP UDP throughput: no program, an XDP_PASS-only program,
     /// vrrp_rx.
     Throughput,
@@ -154,12 +157,13 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     let selected = |scenario| args.only.is_none_or(|only| only == scenario);
     let mut results = Results::default();
     type Runner = fn(&Plan, &Path, &mut Results) -> Result<()>;
-    let scenarios: [(Scenario, Runner); 6] = [
+    let scenarios: [(Scenario, Runner); 7] = [
         (Scenario::Failover, failovers),
         (Scenario::Reload, reloads),
         (Scenario::Restart, restarts),
         (Scenario::FalseFailovers, false_failovers),
         (Scenario::Scale, scale),
+        (Scenario::Stall, stall),
         (Scenario::Throughput, throughput),
     ];
     for (scenario, runner) in scenarios {
@@ -212,7 +216,7 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-const NOTES: [&str; 10] = [
+const NOTES: [&str; 11] = [
     "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
     "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds; SIGSTOP: nothing is muted (a hung daemon on a live host)",
     "zombie replies: tcpdump on the client counts frames from the old master's MAC that are ARP replies or echo replies after the backup logged MASTER; halfway through, the client flushes its neighbour cache so it asks for the VIP again",
@@ -220,6 +224,7 @@ const NOTES: [&str; 10] = [
     "reload: fresh lab per run, as for failover; SIGHUP to the master's main process at a random phase of its advert timer, the client probing the VIP every 1 ms; probes lost and the longest time without a reply are counted over the 2 s from the SIGHUP",
     "false failovers: times the backup entered MASTER (its log) while stress-ng --cpu 2 ran, master healthy, advert_int 0.01",
     "scale: utime+stime from /proc/PID/stat over the window (keepalived: parent + VRRP child); time spent in softirq, including the XDP program, is not charged to any process",
+    "stall: the scale lab (200 instances, v3 advert_int 0.01); the master's process group is stopped 3 times for 100 ms (SIGSTOP, SIGCONT) with 3 s between; the backup's MASTER entries are counted from its log (600 = one takeover per instance per pause) and its utime+stime from the first SIGSTOP to 3 s after the last SIGCONT",
     "throughput: the keepalived row is the packet path without any program (keepalived adds none); the vrrp-agent row has vrrp_rx attached by `vrrp-agent monitor`; on veth attaching any XDP program also switches the receive side to veth's NAPI path, so that ratio covers the switch as well as vrrp_rx itself",
     "throughput: `vrrp_rx / XDP_PASS-only` is vrrp_rx's own cost: per round, the three receivers (no program, a two-instruction XDP_PASS program attached in the same driver mode, vrrp_rx) are measured back to back and the row holds each round's ratio; counted as UDP InDatagrams + RcvbufErrors in the receiver's namespace (what the kernel delivered)",
     "both daemons run with default scheduling (SCHED_OTHER, nice 0) on a 2-core machine; other work on the machine adds noise, so compare ratios from the same run",
@@ -590,6 +595,78 @@ fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 failed[k],
             ));
         }
+    }
+    Ok(())
+}
+
+fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let case = format!(
+        "master daemon stopped {} x {} ms, {} instances, v3 advert_int 0.01",
+        scale::STALL_PAUSES,
+        scale::STALL.as_millis(),
+        scale::INSTANCES
+    );
+    // [implementation][backup MASTER entries, backup MASTER instances
+    //  after, backup CPU]
+    let mut values: [[Vec<f64>; 3]; 2] = Default::default();
+    let mut failed = [0, 0];
+    for run in 0..plan.scale_runs {
+        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+            interrupt::check()?;
+            let what = format!(
+                "{case}: run {}/{} {}",
+                run + 1,
+                plan.scale_runs,
+                implementation.label()
+            );
+            match scale::stall_once(implementation, agent) {
+                Ok(outcome) => {
+                    eprintln!(
+                        "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end, used {:.0} ms of CPU",
+                        outcome.backup_master_entries,
+                        outcome.backup_masters_after,
+                        outcome.backup_cpu_ms
+                    );
+                    values[k][0].push(outcome.backup_master_entries as f64);
+                    values[k][1].push(outcome.backup_masters_after as f64);
+                    values[k][2].push(outcome.backup_cpu_ms);
+                }
+                Err(err) => {
+                    failed[k] += 1;
+                    results.failed(&what, &err)?;
+                }
+            }
+        }
+    }
+    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
+        let [entries, after, cpu] = std::mem::take(&mut values[k]);
+        results.rows.push(Row::new(
+            format!(
+                "{case}: backup MASTER entries (one takeover per pause is {})",
+                scale::STALL_PAUSES * usize::from(scale::INSTANCES)
+            ),
+            implementation,
+            "count",
+            true,
+            entries,
+            failed[k],
+        ));
+        results.details.push(Row::new(
+            format!("{case}: backup MASTER instances 3 s after the last pause"),
+            implementation,
+            "count",
+            true,
+            after,
+            failed[k],
+        ));
+        results.rows.push(Row::new(
+            format!("{case}: backup CPU from the first pause to 3 s after the last"),
+            implementation,
+            "ms",
+            true,
+            cpu,
+            failed[k],
+        ));
     }
     Ok(())
 }

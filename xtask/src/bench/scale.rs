@@ -106,3 +106,68 @@ pub fn run_once(
 fn total_ticks(pids: &[u32]) -> Result<u64> {
     pids.iter().map(|pid| procfs::cpu_ticks(*pid)).sum()
 }
+
+/// Pauses of the master's daemon in the stall scenario.
+pub const STALL_PAUSES: usize = 3;
+/// How long each pause lasts (SIGSTOP ... SIGCONT).
+pub const STALL: Duration = Duration::from_millis(100);
+/// Time after each SIGCONT for the backup to settle before counting.
+const STALL_SETTLE: Duration = Duration::from_secs(3);
+
+pub struct StallRun {
+    /// Times the backup entered MASTER over all pauses and their settling
+    /// time (ideally `INSTANCES` per pause: one takeover of each instance).
+    pub backup_master_entries: usize,
+    /// Instances the backup still held as MASTER after the last settling
+    /// time (should be 0: the master is back).
+    pub backup_masters_after: usize,
+    /// The backup's utime + stime from the first pause to the end.
+    pub backup_cpu_ms: f64,
+}
+
+/// The master's daemon hangs for `STALL`, `STALL_PAUSES` times, with 200
+/// instances at advert_int 0.01: the backup takes every instance over once
+/// per pause and gives each back once when the adverts return.
+pub fn stall_once(implementation: Implementation, agent_binary: &Path) -> Result<StallRun> {
+    let lab = PairLab::build("bstall")?;
+    let advert = Advert::V3TenMillis;
+    let master = Router::start(
+        implementation,
+        &lab.routers[0],
+        &conf::render("r1", advert, &instances(&lab.ifaces[0], 200)),
+        agent_binary,
+    )?;
+    master.wait_masters(usize::from(INSTANCES), Duration::from_secs(60))?;
+    let backup = Router::start(
+        implementation,
+        &lab.routers[1],
+        &conf::render("r2", advert, &instances(&lab.ifaces[1], 100)),
+        agent_binary,
+    )?;
+    interrupt::sleep(Duration::from_secs(3))?;
+    if backup.masters()? != 0 {
+        bail!("the backup holds MASTER instances before the first pause");
+    }
+    let entries_before = backup.master_entries();
+    let backup_pids = backup.pids()?;
+    let ticks_before = total_ticks(&backup_pids)?;
+    for pause in 1..=STALL_PAUSES {
+        master.process().signal(libc::SIGSTOP)?;
+        let stalled = interrupt::sleep(STALL);
+        // Never leave the master stopped, whatever happened meanwhile.
+        master.process().signal(libc::SIGCONT)?;
+        stalled?;
+        interrupt::sleep(STALL_SETTLE)?;
+        eprintln!(
+            "bench: stall {pause}/{STALL_PAUSES} {}: backup MASTER entries so far {}",
+            implementation.label(),
+            backup.master_entries().saturating_sub(entries_before)
+        );
+    }
+    let ticks = total_ticks(&backup_pids)?.saturating_sub(ticks_before) as f64;
+    Ok(StallRun {
+        backup_master_entries: backup.master_entries().saturating_sub(entries_before),
+        backup_masters_after: backup.masters()?,
+        backup_cpu_ms: 1000.0 * ticks / procfs::ticks_per_second(),
+    })
+}
