@@ -46,12 +46,15 @@ fn instances(iface: &str, priority: u8) -> Vec<Instance> {
         .collect()
 }
 
-pub fn run_once(
+/// The 200-instance pair at v3 advert_int 0.01: `r1` master of every
+/// instance, `r2` backup, start-up work (config parsing, program loading)
+/// done and no instance held by the backup.
+fn settled_pair(
+    prefix: &str,
     implementation: Implementation,
-    window: Duration,
     agent_binary: &Path,
-) -> Result<ScaleRun> {
-    let lab = PairLab::build("bscale")?;
+) -> Result<(PairLab, Router, Router)> {
+    let lab = PairLab::build(prefix)?;
     let advert = Advert::V3TenMillis;
     let master = Router::start(
         implementation,
@@ -66,11 +69,19 @@ pub fn run_once(
         &conf::render("r2", advert, &instances(&lab.ifaces[1], 100)),
         agent_binary,
     )?;
-    // Let start-up work (config parsing, program loading) finish first.
     interrupt::sleep(Duration::from_secs(3))?;
     if backup.masters()? != 0 {
-        bail!("the backup holds MASTER instances before the window");
+        bail!("the backup holds MASTER instances before the measurement");
     }
+    Ok((lab, master, backup))
+}
+
+pub fn run_once(
+    implementation: Implementation,
+    window: Duration,
+    agent_binary: &Path,
+) -> Result<ScaleRun> {
+    let (_lab, master, backup) = settled_pair("bscale", implementation, agent_binary)?;
     let entries_before = backup.master_entries();
     let pids = [master.pids()?, backup.pids()?];
     let ticks_before = [total_ticks(&pids[0])?, total_ticks(&pids[1])?];
@@ -129,25 +140,7 @@ pub struct StallRun {
 /// instances at advert_int 0.01: the backup takes every instance over once
 /// per pause and gives each back once when the adverts return.
 pub fn stall_once(implementation: Implementation, agent_binary: &Path) -> Result<StallRun> {
-    let lab = PairLab::build("bstall")?;
-    let advert = Advert::V3TenMillis;
-    let master = Router::start(
-        implementation,
-        &lab.routers[0],
-        &conf::render("r1", advert, &instances(&lab.ifaces[0], 200)),
-        agent_binary,
-    )?;
-    master.wait_masters(usize::from(INSTANCES), Duration::from_secs(60))?;
-    let backup = Router::start(
-        implementation,
-        &lab.routers[1],
-        &conf::render("r2", advert, &instances(&lab.ifaces[1], 100)),
-        agent_binary,
-    )?;
-    interrupt::sleep(Duration::from_secs(3))?;
-    if backup.masters()? != 0 {
-        bail!("the backup holds MASTER instances before the first pause");
-    }
+    let (_lab, master, backup) = settled_pair("bstall", implementation, agent_binary)?;
     let entries_before = backup.master_entries();
     let backup_pids = backup.pids()?;
     let ticks_before = total_ticks(&backup_pids)?;
