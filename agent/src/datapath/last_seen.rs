@@ -99,9 +99,31 @@ impl Slots {
             self.assigned.insert(key, slot);
             return Some(Assigned::Adopted(slot));
         }
-        let slot = self.fresh().or_else(|| self.freed.pop_front())?;
+        let slot = self.fresh().or_else(|| self.reuse())?;
         self.assigned.insert(key, slot);
         Some(Assigned::Fresh(slot))
+    }
+
+    /// The oldest freed slot nobody holds. Only slots `fresh` has passed
+    /// are ever queued (see `free`), so none is handed out twice.
+    fn reuse(&mut self) -> Option<u32> {
+        while let Some(slot) = self.freed.pop_front() {
+            let taken = self.inherited.values().any(|held| *held == slot)
+                || self.assigned.values().any(|held| *held == slot);
+            if !taken {
+                return Some(slot);
+            }
+        }
+        None
+    }
+
+    /// A slot no instance holds any more. One `fresh` has not reached yet
+    /// (an adopted slot above it) is left for `fresh` to hand out: queued
+    /// as well, it would later go to a second instance.
+    fn free(&mut self, slot: u32) {
+        if slot < self.next_fresh {
+            self.freed.push_back(slot);
+        }
     }
 
     fn fresh(&mut self) -> Option<u32> {
@@ -120,7 +142,7 @@ impl Slots {
     /// `key`'s instance is gone: its slot is reused after every other.
     pub fn release(&mut self, key: &InstanceKey) {
         if let Some(slot) = self.assigned.remove(key) {
-            self.freed.push_back(slot);
+            self.free(slot);
         }
     }
 
@@ -130,7 +152,7 @@ impl Slots {
         let slots: Vec<u32> = self.inherited.drain().map(|(_, slot)| slot).collect();
         for slot in slots {
             if !self.assigned.values().any(|taken| *taken == slot) {
-                self.freed.push_back(slot);
+                self.free(slot);
             }
         }
     }
@@ -229,6 +251,39 @@ mod tests {
         assert_eq!(slots.assign(key(5)), None, "every slot is taken");
         slots.release(&key(2));
         assert_eq!(slots.assign(key(5)), Some(Assigned::Fresh(2)));
+    }
+
+    /// A slot freed before `fresh` reached it is handed out once, by
+    /// `fresh`, and never again from the freed queue while it is held.
+    #[test]
+    fn a_slot_freed_ahead_of_the_fresh_ones_goes_to_one_instance() {
+        // An earlier daemon's instance held slot 3 and is gone from the
+        // configuration: its filter is pruned.
+        let mut slots = Slots::with_limit(4);
+        slots.inherit([(key(9), 3)]);
+        slots.release_inherited();
+        let mut held: Vec<u32> = (1..=4)
+            .map(|vrid| match slots.assign(key(vrid)) {
+                Some(Assigned::Fresh(slot)) => slot,
+                other => panic!("instance {vrid}: {other:?}"),
+            })
+            .collect();
+        assert_eq!(slots.assign(key(5)), None, "four slots, four instances");
+        // The same through an adopted slot released before `fresh` got there.
+        let mut adopted = Slots::with_limit(4);
+        adopted.inherit([(key(9), 3)]);
+        assert_eq!(adopted.assign(key(9)), Some(Assigned::Adopted(3)));
+        adopted.release(&key(9));
+        for vrid in 1..=4 {
+            assert!(adopted.assign(key(vrid)).is_some());
+        }
+        assert_eq!(adopted.assign(key(5)), None);
+        let mut adopted_held: Vec<u32> =
+            (1..=4).filter_map(|vrid| adopted.get(&key(vrid))).collect();
+        held.sort_unstable();
+        adopted_held.sort_unstable();
+        assert_eq!(held, [1, 2, 3, 4]);
+        assert_eq!(adopted_held, [1, 2, 3, 4]);
     }
 
     #[test]

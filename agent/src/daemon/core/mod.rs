@@ -459,8 +459,10 @@ impl Core {
                     // Nothing since the last advert fed.
                     (Some(seen), _) if seen <= last_fed_ns => continue,
                     // The same advert again, later: no event was raised,
-                    // so nothing but the time changed.
-                    (Some(seen), Some(record)) => {
+                    // so nothing but the time changed. Not for a master:
+                    // a router heard while it is master may be one whose
+                    // event was lost, so it reads the whole record below.
+                    (Some(seen), Some(record)) if state == Some(State::Backup) => {
                         let again = PeerRecord {
                             last_seen_ns: seen,
                             ..record
