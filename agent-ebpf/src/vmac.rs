@@ -75,9 +75,15 @@ pub(crate) fn rewrite_owned(ctx: &TcContext, entry: &VipEntry, ifindex: u32) {
     if !wants_vmac(entry, ifindex) {
         return;
     }
+    let ethertype = ctx.load::<u16>(12).map(u16::from_be);
+    // An address owner advertises from its virtual address: with
+    // `vmac_xmit_base` its adverts keep the interface's MAC too.
+    if entry.flags & VIP_VMAC_XMIT_BASE != 0 && is_vrrp(ctx, ethertype) {
+        return;
+    }
     let mac = virtual_mac(entry.instance.vrid, entry.instance.family);
     let _ = ctx.store(ETH_SOURCE_OFFSET, &mac, 0);
-    match ctx.load::<u16>(12).map(u16::from_be) {
+    match ethertype {
         Ok(ETHERTYPE_ARP) => {
             let _ = ctx.store(ARP_SENDER_MAC_OFFSET, &mac, 0);
         }
@@ -90,6 +96,15 @@ pub(crate) fn rewrite_owned(ctx: &TcContext, entry: &VipEntry, ifindex: u32) {
             rewrite_link_layer_option(ctx, OPTION_SOURCE_LINK_LAYER_ADDRESS, &mac);
         }
         _ => {}
+    }
+}
+
+#[inline(always)]
+fn is_vrrp(ctx: &TcContext, ethertype: Result<u16, i64>) -> bool {
+    match ethertype {
+        Ok(ETHERTYPE_IPV4) => matches!(ctx.load::<u8>(IPV4_PROTOCOL_OFFSET), Ok(IPPROTO_VRRP)),
+        Ok(ETHERTYPE_IPV6) => matches!(ctx.load::<u8>(IPV6_NEXT_HEADER_OFFSET), Ok(IPPROTO_VRRP)),
+        _ => false,
     }
 }
 

@@ -1487,6 +1487,20 @@ mod vmac {
         assert_eq!(egress(&mut harness, &other), other);
     }
 
+    /// An address owner advertises from the virtual address itself.
+    #[test]
+    fn an_address_owner_s_adverts_follow_vmac_xmit_base_too() {
+        let mut harness = Harness::enforcing();
+        let advert = with_source_mac(FrameSpec::v3_ipv4(VIP_V4, 51, 255, 100).build(), BASE_MAC);
+        own(&mut harness, VIP_V4.into(), Vmac::XmitBase);
+        assert_eq!(egress(&mut harness, &advert), advert, "vmac_xmit_base");
+        own(&mut harness, VIP_V4.into(), Vmac::On);
+        assert_eq!(
+            egress(&mut harness, &advert),
+            with_source_mac(advert.clone(), VMAC_51)
+        );
+    }
+
     #[test]
     fn neighbour_adverts_carry_the_virtual_mac_with_a_valid_checksum() {
         let mut harness = Harness::enforcing();
