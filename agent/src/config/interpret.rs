@@ -481,7 +481,12 @@ fn read_vrrp_script(section: &Statement, diags: &mut Diagnostics) -> Option<Vrrp
 }
 
 /// `weight N [reverse]` inside a script or track-file definition.
-fn read_weight(s: &Statement, lo: i32, hi: i32, diags: &mut Diagnostics) -> Option<(i32, bool)> {
+pub(super) fn read_weight(
+    s: &Statement,
+    lo: i32,
+    hi: i32,
+    diags: &mut Diagnostics,
+) -> Option<(i32, bool)> {
     no_block(s, diags);
     warn_extra(s, 2, diags);
     let t = first_arg(s, &format!("weight {lo}..{hi} [reverse]"), diags)?;

@@ -9,6 +9,7 @@
 use std::time::Duration;
 
 use super::diagnostic::Diagnostics;
+use super::interpret::read_weight;
 use super::lexer::Token;
 use super::model::{ParamMatch, TrackProcess};
 use super::parser::Statement;
@@ -76,36 +77,21 @@ pub fn read_track_process(section: &Statement, diags: &mut Diagnostics) -> Optio
                 full_command = true;
             }
             "weight" => {
-                no_block(s, diags);
-                warn_extra(s, 2, diags);
-                let Some(t) = first_arg(s, "weight -254..254 [reverse]", diags) else {
-                    continue;
-                };
                 if weight != 0 {
-                    diags.warning(
-                        &t.position,
-                        format!("{owner}: weight is already set to {weight}; ignoring \"{}\" as keepalived does", t.text),
-                    );
-                    continue;
-                }
-                let Some(w) = i32_in(t, "weight", -254, 254, diags) else {
-                    continue;
-                };
-                match s.args.get(1) {
-                    None => {}
-                    Some(r) if r.text == "reverse" => weight_reverse = true,
-                    Some(r) => {
-                        diags.error(
-                            &r.position,
-                            format!(
-                                "\"{}\" after weight is not known; expected `reverse`",
-                                r.text
-                            ),
+                    no_block(s, diags);
+                    warn_extra(s, 2, diags);
+                    if let Some(t) = first_arg(s, "weight -254..254 [reverse]", diags) {
+                        diags.warning(
+                            &t.position,
+                            format!("{owner}: weight is already set to {weight}; ignoring \"{}\" as keepalived does", t.text),
                         );
-                        continue;
                     }
+                    continue;
                 }
-                weight = w;
+                if let Some((w, reverse)) = read_weight(s, -254, 254, diags) {
+                    weight = w;
+                    weight_reverse = reverse;
+                }
             }
             "quorum" => {
                 let Some(t) = single_arg(s, "quorum 1..65535", diags) else {
