@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, hash::Hash, net::IpAddr, sync::Arc, time::Duration};
 
-use tokio::task::JoinHandle;
+use tokio::{sync::oneshot, task::JoinHandle};
 use tracing::{debug, warn};
 
 use crate::{
@@ -82,13 +82,61 @@ impl Schedule {
     }
 }
 
-/// Sends the bursts until aborted (the instance left MASTER). The egress
-/// guard already stops frames from addresses we no longer own, so a late
-/// abort cannot announce a stolen address.
-pub fn spawn(socket: Arc<FrameSocket>, frames: Vec<Vec<u8>>, schedule: Schedule) -> JoinHandle<()> {
+/// How long the first burst waits for its addresses at most: the kernel
+/// answers an address add in well under a millisecond, unless another
+/// process holds its rtnl lock for long.
+pub const ADDED_WAIT_LIMIT: Duration = Duration::from_secs(1);
+
+/// What became of the wait for the addresses an announcement is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// Nothing to wait for (the addresses were already there).
+    Immediate,
+    /// The network task added them (or reported its failure).
+    Added,
+    /// The network task went away without answering.
+    NoAnswer,
+    /// [`ADDED_WAIT_LIMIT`] passed first.
+    TimedOut,
+}
+
+/// Waits until the addresses are on the interface. A gratuitous ARP sent
+/// before that draws clients to a node that drops their packets until the
+/// add completes; keepalived adds first, then announces, and so do we.
+pub async fn wait_for_addresses(
+    added: Option<oneshot::Receiver<()>>,
+    limit: Duration,
+) -> Readiness {
+    let Some(added) = added else {
+        return Readiness::Immediate;
+    };
+    match tokio::time::timeout(limit, added).await {
+        Ok(Ok(())) => Readiness::Added,
+        Ok(Err(_)) => Readiness::NoAnswer,
+        Err(_) => Readiness::TimedOut,
+    }
+}
+
+/// Sends the bursts until aborted (the instance left MASTER), the first
+/// once `added` answers (see [`wait_for_addresses`]). The egress guard
+/// already stops frames from addresses we no longer own, so a late abort
+/// cannot announce a stolen address.
+pub fn spawn(
+    socket: Arc<FrameSocket>,
+    frames: Vec<Vec<u8>>,
+    schedule: Schedule,
+    added: Option<oneshot::Receiver<()>>,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         if frames.is_empty() {
             return;
+        }
+        let readiness = wait_for_addresses(added, ADDED_WAIT_LIMIT).await;
+        if readiness == Readiness::TimedOut {
+            warn!(
+                limit_ms = ADDED_WAIT_LIMIT.as_millis() as u64,
+                "virtual addresses not added in time; announcing them anyway"
+            );
         }
         burst(&socket, &frames, schedule.repeat, schedule.spacing).await;
         if !schedule.second_burst_after.is_zero() {
@@ -129,7 +177,7 @@ impl<K: Eq + Hash> LowerPriorityBursts<K> {
         frames: Vec<Vec<u8>>,
         plan: &InstancePlan,
     ) {
-        let handle = spawn(socket, frames, Schedule::lower_priority(plan));
+        let handle = spawn(socket, frames, Schedule::lower_priority(plan), None);
         if let Some(previous) = self.running.insert(key, handle) {
             previous.abort();
         }
@@ -254,6 +302,34 @@ mod tests {
                 refresh: Some((Duration::from_secs(60), 2)),
                 spacing: Duration::ZERO,
             }
+        );
+    }
+
+    #[tokio::test]
+    async fn the_first_burst_waits_for_the_addresses() {
+        assert_eq!(
+            wait_for_addresses(None, Duration::from_secs(5)).await,
+            Readiness::Immediate
+        );
+
+        let (added, answer) = oneshot::channel();
+        let waiting = tokio::spawn(wait_for_addresses(Some(answer), Duration::from_secs(5)));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished(), "announced before the add answered");
+        added.send(()).unwrap();
+        assert_eq!(waiting.await.unwrap(), Readiness::Added);
+
+        let (added, answer) = oneshot::channel::<()>();
+        drop(added);
+        assert_eq!(
+            wait_for_addresses(Some(answer), Duration::from_secs(5)).await,
+            Readiness::NoAnswer
+        );
+
+        let (_added, answer) = oneshot::channel::<()>();
+        assert_eq!(
+            wait_for_addresses(Some(answer), Duration::from_millis(10)).await,
+            Readiness::TimedOut
         );
     }
 }

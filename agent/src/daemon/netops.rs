@@ -45,7 +45,12 @@ impl VirtualSet {
 /// What the election task asks of the network side.
 #[derive(Debug)]
 pub enum NetCommand {
-    Add(VirtualSet),
+    /// Adds the set, then answers on `added` (whatever the outcome), so
+    /// that announcements drawing clients to the addresses follow them.
+    Add {
+        set: VirtualSet,
+        added: Option<oneshot::Sender<()>>,
+    },
     Remove(VirtualSet),
     /// At startup: clear configured addresses a previous run left behind.
     RemoveStale(Vec<netlink::VirtualAddress>),
@@ -62,11 +67,15 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
     let mut routes = RouteManager::new(handle);
     while let Some(command) = commands.recv().await {
         match command {
-            NetCommand::Add(VirtualSet {
-                instance,
-                addresses: vips,
-                routes: virtual_routes,
-            }) => {
+            NetCommand::Add {
+                set:
+                    VirtualSet {
+                        instance,
+                        addresses: vips,
+                        routes: virtual_routes,
+                    },
+                added,
+            } => {
                 for vip in &vips {
                     match addresses.add(vip).await {
                         Ok(outcome) => {
@@ -79,6 +88,9 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                     if let Err(error) = routes.add(route).await {
                         warn!(%instance, %error, "adding a virtual route failed");
                     }
+                }
+                if let Some(added) = added {
+                    let _ = added.send(());
                 }
             }
             NetCommand::Remove(VirtualSet {
@@ -197,6 +209,48 @@ fn host_bits(address: Ipv4Addr, prefix_len: u8, set: bool) -> Ipv4Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_netns::{TestNetns, ip_in};
+
+    /// The announcement that follows an add waits for this answer, so it
+    /// must come only once the kernel holds the addresses and routes.
+    #[test]
+    fn an_add_is_answered_once_its_addresses_and_routes_are_in_place() {
+        let namespace = TestNetns::with_veth("vrrpnl-ops");
+        namespace.ip(&["addr", "add", "198.51.100.1/24", "dev", "v0"]);
+        let name = namespace.name().to_owned();
+        namespace.run(|| async move {
+            let handle = netlink::connect().unwrap();
+            let (commands, receiver) = mpsc::unbounded_channel();
+            let task = tokio::spawn(run(handle, receiver));
+            let address: IpAddr = "203.0.113.10".parse().unwrap();
+            let mut vip = netlink::VirtualAddress::new(address, Device::from("v0"));
+            vip.prefix_len = 24;
+            let mut route = netlink::VirtualRoute::new("192.0.2.0".parse().unwrap(), 24);
+            route.via = Some("198.51.100.254".parse().unwrap());
+            route.device = Some(Device::from("v0"));
+            let (added, answer) = oneshot::channel();
+            commands
+                .send(NetCommand::Add {
+                    set: VirtualSet {
+                        instance: "VI_1".into(),
+                        addresses: vec![vip],
+                        routes: vec![route],
+                    },
+                    added: Some(added),
+                })
+                .unwrap();
+            answer.await.expect("the network task answers an add");
+            let addresses = ip_in(&name, &["-4", "addr", "show", "dev", "v0"]);
+            assert!(addresses.contains("203.0.113.10/24"), "{addresses}");
+            let routes = ip_in(&name, &["-4", "route", "show"]);
+            assert!(
+                routes.contains("192.0.2.0/24 via 198.51.100.254"),
+                "{routes}"
+            );
+            drop(commands);
+            task.await.unwrap();
+        });
+    }
 
     #[test]
     fn broadcast_shorthands_follow_the_prefix() {

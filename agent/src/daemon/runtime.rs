@@ -11,7 +11,10 @@ use std::{
 };
 
 use agent_common::{Heartbeat, PeerKey, PeerState};
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
+};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -138,6 +141,9 @@ pub struct Runtime {
     outbox: HashMap<SocketKey, Vec<Outgoing>>,
     adverts: HashMap<MemberId, AdvertCache>,
     announcers: HashMap<MemberId, JoinHandle<()>>,
+    /// Answers to this turn's address adds, by instance: the announcement
+    /// that follows an add waits for its answer.
+    addresses_added: HashMap<String, oneshot::Receiver<()>>,
     lower_priority_bursts: announce::LowerPriorityBursts<MemberId>,
     hooks: HashMap<HookOwner, NotifyQueue>,
     trackers: HashMap<TrackedSource, CancellationToken>,
@@ -325,6 +331,7 @@ impl Runtime {
             outbox: HashMap::new(),
             adverts: HashMap::new(),
             announcers: HashMap::new(),
+            addresses_added: HashMap::new(),
             lower_priority_bursts: announce::LowerPriorityBursts::default(),
             hooks: HashMap::new(),
             trackers: HashMap::new(),
@@ -697,6 +704,8 @@ impl Runtime {
         for effect in effects {
             self.perform_one(effect);
         }
+        // An add no announcement followed needs no answer.
+        self.addresses_added.clear();
     }
 
     fn perform_one(&mut self, effect: Effect) {
@@ -757,7 +766,12 @@ impl Runtime {
                 routes,
             } => {
                 let set = VirtualSet::of(&plan, &addresses, &routes);
-                let _ = self.net.send(NetCommand::Add(set));
+                let (added, answer) = oneshot::channel();
+                self.addresses_added.insert(plan.name.clone(), answer);
+                let _ = self.net.send(NetCommand::Add {
+                    set,
+                    added: Some(added),
+                });
             }
             Effect::RemoveAddresses {
                 plan,
@@ -790,6 +804,7 @@ impl Runtime {
                         Arc::clone(socket),
                         announce::frames(&plan, &addresses),
                         schedule,
+                        self.addresses_added.remove(&plan.name),
                     );
                     self.announcers.insert(member, handle);
                 }
