@@ -340,6 +340,19 @@ impl UdpTrace {
     /// `from` — the outage a client saw after an event at `from`. `None` if
     /// no reply came after `from` (the VIP never came back).
     pub fn longest_gap_after(&self, from: Duration) -> Option<Duration> {
+        self.longest_gap_span(from, Duration::MAX)
+            .map(|(_, length)| length)
+    }
+
+    /// The longest time without a reply that ended after `from` and began
+    /// before `until`, cut at `until` (what came later is another event's),
+    /// as `(last reply before it, length)`. `None` if no reply came after
+    /// `from`.
+    pub fn longest_gap_span(
+        &self,
+        from: Duration,
+        until: Duration,
+    ) -> Option<(Duration, Duration)> {
         let mut arrivals: Vec<Duration> = self.replied.iter().flatten().copied().collect();
         arrivals.sort();
         if !arrivals.iter().any(|t| *t > from) {
@@ -347,11 +360,11 @@ impl UdpTrace {
         }
         let longest = arrivals
             .windows(2)
-            .filter(|pair| pair[1] > from)
-            .map(|pair| pair[1] - pair[0])
-            .max();
+            .filter(|pair| pair[1] > from && pair[0] < until)
+            .map(|pair| (pair[0], pair[1].min(until) - pair[0]))
+            .max_by_key(|(_, length)| *length);
         // The first reply after `from` with none before still counts as a gap.
-        Some(longest.unwrap_or_else(|| arrivals[0].saturating_sub(from)))
+        Some(longest.unwrap_or_else(|| (from, arrivals[0].saturating_sub(from))))
     }
 }
 
@@ -483,6 +496,31 @@ mod tests {
     fn gaps_before_the_fault_are_ignored() {
         let t = trace(&[Some(0), None, None, Some(3), Some(4), None, Some(6)]);
         assert_eq!(t.longest_gap_after(ms(4)), Some(ms(2)));
+    }
+
+    #[test]
+    fn gaps_after_the_end_of_the_event_are_ignored_and_one_across_it_is_cut() {
+        // The event's own outage (1 → 3), then a longer one after it ends
+        // at 6 (a failback, say).
+        let t = trace(&[
+            Some(0),
+            Some(1),
+            None,
+            Some(3),
+            Some(4),
+            Some(5),
+            None,
+            None,
+            None,
+            None,
+            Some(10),
+        ]);
+        assert_eq!(t.longest_gap_span(ms(1), ms(6)), Some((ms(1), ms(2))));
+        assert_eq!(t.longest_gap_span(ms(1), ms(7)), Some((ms(5), ms(2))));
+        assert_eq!(
+            t.longest_gap_span(ms(1), Duration::MAX),
+            Some((ms(5), ms(5)))
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 /// Advertisement timing of a scenario.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Advert {
     /// VRRPv2, advert_int 1 (keepalived's default).
     V2OneSecond,

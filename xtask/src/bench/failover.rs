@@ -15,10 +15,11 @@ use serde::Serialize;
 use super::conf::{self, Advert, Instance};
 use super::interrupt;
 use super::router::{self, Implementation, Router};
-use super::topology::{ECHO_PORT, PairLab, VIP, VIP_CIDR};
+use super::topology::{ECHO_PORT, PairLab, ROUTER_IPS, VIP, VIP_CIDR};
+use super::wire::{self, Frame, WireMoments};
 
 /// How the master is taken away.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 pub enum Fault {
     /// SIGKILL to the daemon; its host's service is muted at the same moment
     /// (a crashed host), since a surviving old master would keep answering.
@@ -74,14 +75,22 @@ pub struct Timeline {
 
 /// The outcome of one failover run.
 pub struct FailoverRun {
-    /// Longest gap between replies the client saw after the fault.
+    /// Longest gap between replies the client saw after the fault, until
+    /// half the after-takeover probing (when the client flushes its
+    /// neighbour cache).
     pub gap_ms: f64,
+    /// Where that gap began, from the fault (negative: the last reply came
+    /// before the fault): a gap far from the takeover is noise, not the
+    /// failover.
+    pub gap_began_ms: f64,
     /// From the fault to the backup logging that it is MASTER.
     pub takeover_ms: f64,
     /// Frames the old master sent from the VIP (ARP replies, echo replies)
     /// that reached the client after the backup took over; measured for
     /// the faults that leave a zombie.
     pub zombie_replies: Option<f64>,
+    /// Adverts and announcements on the client's wire.
+    pub wire: Option<WireMoments>,
     pub timeline: Option<Timeline>,
 }
 
@@ -167,6 +176,14 @@ pub fn run_once(
     } else {
         None
     };
+    // Every advert, ARP frame and echo reply the client sees: a few
+    // thousand per run.
+    let wire_capture = lab.client.capture(
+        &lab.client_if,
+        &format!("ip proto 112 or arp or (udp and src port {ECHO_PORT})"),
+        100_000,
+    )?;
+    let backup_mac = lab.routers[1].mac(&lab.ifaces[1])?;
     let probe_limit = pace.before + pace.takeover + pace.after + Duration::from_secs(5);
     let prober = lab
         .client
@@ -187,6 +204,7 @@ pub fn run_once(
             // last advert went out, and that differs per implementation.
             interrupt::sleep(pace.before + random_below(advert.interval()))?;
             let fault_at = prober.now();
+            let fault_epoch = epoch_seconds();
             match fault {
                 Fault::Kill9 => {
                     responders[0].mute();
@@ -208,20 +226,36 @@ pub fn run_once(
             // The client asks for the VIP again: a zombie that answers ARP
             // shows here, as it would to any client whose entry expired.
             interrupt::sleep(pace.after / 2)?;
+            // The client's own ARP round after the flush, and what the old
+            // master does once it runs again (a failback), are not this
+            // failover's gap.
+            let observed_until = prober.now();
             lab.client
                 .exec(&["ip", "neigh", "flush", "dev", &lab.client_if])?;
             interrupt::sleep(pace.after / 2)?;
             if fault == Fault::Sigstop {
                 master.process().signal(libc::SIGCONT)?;
             }
-            Ok((fault_at, took_over_epoch, takeover))
+            Ok((
+                fault_at,
+                fault_epoch,
+                took_over_epoch,
+                takeover,
+                observed_until,
+            ))
         })();
         sampling.store(false, Ordering::Relaxed);
         let states = samplers.map(|sampler| sampler.join().unwrap_or_default());
-        let (fault_at, took_over_epoch, takeover) = outcome?;
-        Ok((fault_at, (took_over_epoch, takeover), states))
+        let (fault_at, fault_epoch, took_over_epoch, takeover, observed_until) = outcome?;
+        Ok((
+            fault_at,
+            (fault_epoch, took_over_epoch, takeover, observed_until),
+            states,
+        ))
     })?;
-    let (took_over_epoch, takeover) = takeover;
+    let (fault_epoch, took_over_epoch, takeover, observed_until) = takeover;
+    wire_capture.stop()?;
+    let wire = wire::moments(&wire_frames(&wire_capture, &backup_mac)?, fault_epoch);
     let zombie_replies = match zombie_capture {
         Some(capture) => {
             capture.stop()?;
@@ -236,7 +270,7 @@ pub fn run_once(
         None => None,
     };
     let trace = prober.finish()?;
-    let gap = trace.longest_gap_after(fault_at).with_context(|| {
+    let (gap_start, gap) = trace.longest_gap_span(fault_at, observed_until).with_context(|| {
         format!(
             "the client never got an answer from the VIP after the fault ({} of {} probes answered)",
             trace.successes(),
@@ -253,10 +287,45 @@ pub fn run_once(
     });
     Ok(FailoverRun {
         gap_ms: ms(gap),
+        gap_began_ms: ms(gap_start) - ms(fault_at),
         takeover_ms: ms(takeover),
         zombie_replies,
+        wire,
         timeline,
     })
+}
+
+/// The adverts of both routers, the backup's ARP frames for the VIP and
+/// its echo replies.
+fn wire_frames(capture: &lab::Capture, backup_mac: &str) -> Result<Vec<Frame>> {
+    let rows = capture.fields(
+        &[
+            "frame.time_epoch",
+            "vrrp.prio",
+            "ip.src",
+            "arp.src.proto_ipv4",
+            "eth.src",
+        ],
+        &format!("vrrp or arp or udp.srcport == {ECHO_PORT}"),
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| {
+            let at = row.first()?.parse::<f64>().ok()?;
+            let field = |i: usize| row.get(i).map_or("", String::as_str);
+            let from_backup = field(4).eq_ignore_ascii_case(backup_mac);
+            if !field(1).is_empty() {
+                Some(Frame::Advert {
+                    at,
+                    from_old_master: field(2) == ROUTER_IPS[0],
+                })
+            } else if !field(3).is_empty() {
+                (field(3) == VIP && from_backup).then_some(Frame::BackupGarp { at })
+            } else {
+                (field(2) == VIP && from_backup).then_some(Frame::BackupReply { at })
+            }
+        })
+        .collect())
 }
 
 fn epoch_seconds() -> f64 {

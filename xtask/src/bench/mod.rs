@@ -22,6 +22,7 @@ mod stats;
 mod throughput;
 mod timeline;
 mod topology;
+mod wire;
 mod xdp_pass;
 
 use std::path::Path;
@@ -52,6 +53,12 @@ pub struct BenchArgs {
     /// (e.g. an earlier build, for a before/after comparison).
     #[arg(long, value_name = "PATH")]
     agent_binary: Option<std::path::PathBuf>,
+    /// Failover scenario: only this fault.
+    #[arg(long, value_enum)]
+    fault: Option<Fault>,
+    /// Failover scenario: only this advert timing.
+    #[arg(long, value_enum)]
+    advert: Option<Advert>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -85,6 +92,9 @@ struct Plan {
     cpu_window: Duration,
     throughput_reps: usize,
     throughput_duration: Duration,
+    /// Failover cases to run: `None` runs all.
+    fault: Option<Fault>,
+    advert: Option<Advert>,
 }
 
 impl Plan {
@@ -101,6 +111,8 @@ impl Plan {
                 cpu_window: Duration::from_secs(10),
                 throughput_reps: runs.min(3),
                 throughput_duration: Duration::from_secs(1),
+                fault: args.fault,
+                advert: args.advert,
             }
         } else {
             Self {
@@ -111,6 +123,8 @@ impl Plan {
                 cpu_window: Duration::from_secs(20),
                 throughput_reps: runs.min(5),
                 throughput_duration: Duration::from_secs(2),
+                fault: args.fault,
+                advert: args.advert,
             }
         }
     }
@@ -216,8 +230,9 @@ pub fn run(workspace: &Path, args: &BenchArgs) -> Result<()> {
     Ok(())
 }
 
-const NOTES: [&str; 11] = [
-    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault, which comes at a random phase of the master's advert timer",
+const NOTES: [&str; 12] = [
+    "failover: fresh lab per run (switch, r1 priority 200, r2 priority 100, client); the client sends a UDP echo to the VIP every 1 ms to servers bound to the VIP on both routers (IP_FREEBIND), accepts only replies sourced from the VIP, and the value is the longest gap between replies after the fault (which comes at a random phase of the master's advert timer) until the client flushes its neighbour cache, 250 ms (v3) or 750 ms (v2) after the backup logged MASTER; what follows (the flush, a SIGSTOPped master continued) is not the failover",
+    "failover (wire): tcpdump on the client's port times the old master's last advert, the backup's first advert, its first ARP for the VIP and its first echo reply; 'last advert to the backup's first reply' is the client's outage without the fault's phase (the wait RFC 5798 sets, Master_Down_Interval or Skew_Time after a priority-0 advert, plus the takeover path)",
     "failover kill -9: the old master's echo responder is muted at the kill (a crashed host), otherwise the old master keeps answering on the VIP it still holds; SIGSTOP: nothing is muted (a hung daemon on a live host)",
     "zombie replies: tcpdump on the client counts frames from the old master's MAC that are ARP replies or echo replies after the backup logged MASTER; halfway through, the client flushes its neighbour cache so it asks for the VIP again",
     "vrrp-agent pins its datapath on a bpffs the lab mounts (`--pin-dir`), as on a host with /sys/fs/bpf: a killed agent detaches nothing",
@@ -240,8 +255,14 @@ fn shell(argv: &[&str]) -> String {
 }
 
 fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
-    for advert in [Advert::V3TenMillis, Advert::V2OneSecond] {
-        for fault in Fault::ALL {
+    let adverts = [Advert::V3TenMillis, Advert::V2OneSecond]
+        .into_iter()
+        .filter(|advert| plan.advert.is_none_or(|only| only == *advert));
+    for advert in adverts {
+        for fault in Fault::ALL
+            .into_iter()
+            .filter(|fault| plan.fault.is_none_or(|only| only == *fault))
+        {
             let case = format!("failover {}, {}", fault.label(), advert.label());
             eprintln!(
                 "bench: {case}: RFC Master_Down_Interval of the backup is {:.1} ms",
@@ -250,6 +271,9 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             let mut gaps = [Vec::new(), Vec::new()];
             let mut takeovers = [Vec::new(), Vec::new()];
             let mut zombies = [Vec::new(), Vec::new()];
+            let mut silences = [Vec::new(), Vec::new()];
+            let mut announcements = [Vec::new(), Vec::new()];
+            let mut restorations = [Vec::new(), Vec::new()];
             let mut failed = [0, 0];
             for run in 0..plan.failover_runs {
                 for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -263,10 +287,27 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     let record = run == 0 && fault == Fault::Kill9 && advert == Advert::V3TenMillis;
                     match failover::run_once(implementation, fault, advert, agent, record) {
                         Ok(outcome) => {
+                            let silence = outcome.wire.map(|wire| wire.silence_ms());
+                            let announcement =
+                                outcome.wire.and_then(|wire| wire.garp_after_advert_ms());
+                            let restored = outcome.wire.and_then(|wire| wire.restored_ms());
+                            let show = |value: Option<f64>| {
+                                value.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
+                            };
                             eprintln!(
-                                "bench: {what}: client gap {:.1} ms, backup MASTER after {:.1} ms",
-                                outcome.gap_ms, outcome.takeover_ms
+                                "bench: {what}: client gap {:.1} ms (from {:.1} ms), backup MASTER after {:.1} ms; \
+                                 wire: adverts silent {} ms, GARP {} ms after the first new \
+                                 advert, first reply {} ms after the last old advert",
+                                outcome.gap_ms,
+                                outcome.gap_began_ms,
+                                outcome.takeover_ms,
+                                show(silence),
+                                show(announcement),
+                                show(restored),
                             );
+                            silences[k].extend(silence);
+                            announcements[k].extend(announcement);
+                            restorations[k].extend(restored);
                             gaps[k].push(outcome.gap_ms);
                             takeovers[k].push(outcome.takeover_ms);
                             zombies[k].extend(outcome.zombie_replies);
@@ -288,12 +329,36 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     std::mem::take(&mut gaps[k]),
                     failed[k],
                 ));
+                results.rows.push(Row::new(
+                    format!("{case}: old master's last advert to the backup's first reply (wire)"),
+                    implementation,
+                    "ms",
+                    true,
+                    std::mem::take(&mut restorations[k]),
+                    failed[k],
+                ));
                 results.details.push(Row::new(
                     format!("{case}: backup logs MASTER"),
                     implementation,
                     "ms",
                     true,
                     std::mem::take(&mut takeovers[k]),
+                    failed[k],
+                ));
+                results.details.push(Row::new(
+                    format!("{case}: old master's last advert to the backup's first (wire)"),
+                    implementation,
+                    "ms",
+                    true,
+                    std::mem::take(&mut silences[k]),
+                    failed[k],
+                ));
+                results.details.push(Row::new(
+                    format!("{case}: backup's first advert to its first ARP for the VIP (wire)"),
+                    implementation,
+                    "ms",
+                    true,
+                    std::mem::take(&mut announcements[k]),
                     failed[k],
                 ));
                 if fault.leaves_a_zombie() {
@@ -761,6 +826,8 @@ mod tests {
             quick,
             only: None,
             agent_binary: None,
+            fault: None,
+            advert: None,
         }
     }
 

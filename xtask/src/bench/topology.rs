@@ -10,6 +10,8 @@ pub const VIP: &str = "203.0.113.10";
 pub const VIP_CIDR: &str = "203.0.113.10/24";
 /// A second virtual address (added by reload in the reload scenario).
 pub const VIP2: &str = "203.0.113.11";
+/// The routers' own addresses on the switch (r1, r2).
+pub const ROUTER_IPS: [&str; 2] = ["192.0.2.1", "192.0.2.2"];
 /// Port of the UDP echo servers bound to the VIPs on both routers.
 pub const ECHO_PORT: u16 = 7007;
 
@@ -35,8 +37,8 @@ impl PairLab {
         let if1 = lab.attach(&r1, &switch)?;
         let if2 = lab.attach(&r2, &switch)?;
         let client_if = lab.attach(&client, &switch)?;
-        r1.add_address(&if1, "192.0.2.1/24")?;
-        r2.add_address(&if2, "192.0.2.2/24")?;
+        r1.add_address(&if1, &format!("{}/24", ROUTER_IPS[0]))?;
+        r2.add_address(&if2, &format!("{}/24", ROUTER_IPS[1]))?;
         client.add_address(&client_if, "192.0.2.100/24")?;
         // On-link with the VIP, so the client ARPs for it and follows GARPs.
         client.add_address(&client_if, "203.0.113.100/24")?;
