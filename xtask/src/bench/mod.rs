@@ -254,6 +254,60 @@ fn shell(argv: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// Which table a row goes to.
+#[derive(Clone, Copy)]
+enum Table {
+    Main,
+    Details,
+}
+
+/// One value a failover case records per run and implementation.
+struct Measure {
+    name: &'static str,
+    unit: &'static str,
+    table: Table,
+    /// Only for faults that leave the old master's host up.
+    zombie_only: bool,
+}
+
+const fn measure(name: &'static str, unit: &'static str, table: Table) -> Measure {
+    Measure {
+        name,
+        unit,
+        table,
+        zombie_only: false,
+    }
+}
+
+/// In the order of the values `failovers` collects from each run.
+const FAILOVER_MEASURES: [Measure; 6] = [
+    measure("client gap", "ms", Table::Main),
+    measure(
+        "old master's last advert to the backup's first reply (wire)",
+        "ms",
+        Table::Main,
+    ),
+    Measure {
+        zombie_only: true,
+        ..measure(
+            "zombie replies (old master's ARP and echo replies from the VIP after the takeover)",
+            "frames",
+            Table::Main,
+        )
+    },
+    measure("backup logs MASTER", "ms", Table::Details),
+    measure(
+        "old master's last advert to the backup's first (wire)",
+        "ms",
+        Table::Details,
+    ),
+    measure(
+        "backup's first advert to its first ARP for the VIP (wire)",
+        "ms",
+        Table::Details,
+    ),
+];
+
 fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
     let adverts = [Advert::V3TenMillis, Advert::V2OneSecond]
         .into_iter()
@@ -268,12 +322,7 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 "bench: {case}: RFC Master_Down_Interval of the backup is {:.1} ms",
                 advert.master_down_ms(100)
             );
-            let mut gaps = [Vec::new(), Vec::new()];
-            let mut takeovers = [Vec::new(), Vec::new()];
-            let mut zombies = [Vec::new(), Vec::new()];
-            let mut silences = [Vec::new(), Vec::new()];
-            let mut announcements = [Vec::new(), Vec::new()];
-            let mut restorations = [Vec::new(), Vec::new()];
+            let mut values: [[Vec<f64>; FAILOVER_MEASURES.len()]; 2] = Default::default();
             let mut failed = [0, 0];
             for run in 0..plan.failover_runs {
                 for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
@@ -287,10 +336,15 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                     let record = run == 0 && fault == Fault::Kill9 && advert == Advert::V3TenMillis;
                     match failover::run_once(implementation, fault, advert, agent, record) {
                         Ok(outcome) => {
-                            let silence = outcome.wire.map(|wire| wire.silence_ms());
-                            let announcement =
-                                outcome.wire.and_then(|wire| wire.garp_after_advert_ms());
-                            let restored = outcome.wire.and_then(|wire| wire.restored_ms());
+                            let wire = outcome.wire;
+                            let measured = [
+                                Some(outcome.gap_ms),
+                                wire.and_then(|wire| wire.restored_ms()),
+                                outcome.zombie_replies,
+                                Some(outcome.takeover_ms),
+                                wire.map(|wire| wire.silence_ms()),
+                                wire.and_then(|wire| wire.garp_after_advert_ms()),
+                            ];
                             let show = |value: Option<f64>| {
                                 value.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
                             };
@@ -301,16 +355,13 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                                 outcome.gap_ms,
                                 outcome.gap_began_ms,
                                 outcome.takeover_ms,
-                                show(silence),
-                                show(announcement),
-                                show(restored),
+                                show(measured[4]),
+                                show(measured[5]),
+                                show(measured[1]),
                             );
-                            silences[k].extend(silence);
-                            announcements[k].extend(announcement);
-                            restorations[k].extend(restored);
-                            gaps[k].push(outcome.gap_ms);
-                            takeovers[k].push(outcome.takeover_ms);
-                            zombies[k].extend(outcome.zombie_replies);
+                            for (samples, value) in values[k].iter_mut().zip(measured) {
+                                samples.extend(value);
+                            }
                             results.timelines.extend(outcome.timeline);
                         }
                         Err(err) => {
@@ -321,55 +372,22 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 }
             }
             for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-                results.rows.push(Row::new(
-                    format!("{case}: client gap"),
-                    implementation,
-                    "ms",
-                    true,
-                    std::mem::take(&mut gaps[k]),
-                    failed[k],
-                ));
-                results.rows.push(Row::new(
-                    format!("{case}: old master's last advert to the backup's first reply (wire)"),
-                    implementation,
-                    "ms",
-                    true,
-                    std::mem::take(&mut restorations[k]),
-                    failed[k],
-                ));
-                results.details.push(Row::new(
-                    format!("{case}: backup logs MASTER"),
-                    implementation,
-                    "ms",
-                    true,
-                    std::mem::take(&mut takeovers[k]),
-                    failed[k],
-                ));
-                results.details.push(Row::new(
-                    format!("{case}: old master's last advert to the backup's first (wire)"),
-                    implementation,
-                    "ms",
-                    true,
-                    std::mem::take(&mut silences[k]),
-                    failed[k],
-                ));
-                results.details.push(Row::new(
-                    format!("{case}: backup's first advert to its first ARP for the VIP (wire)"),
-                    implementation,
-                    "ms",
-                    true,
-                    std::mem::take(&mut announcements[k]),
-                    failed[k],
-                ));
-                if fault.leaves_a_zombie() {
-                    results.rows.push(Row::new(
-                        format!("{case}: zombie replies (old master's ARP and echo replies from the VIP after the takeover)"),
+                for (measure, samples) in FAILOVER_MEASURES.iter().zip(&mut values[k]) {
+                    if measure.zombie_only && !fault.leaves_a_zombie() {
+                        continue;
+                    }
+                    let row = Row::new(
+                        format!("{case}: {}", measure.name),
                         implementation,
-                        "frames",
+                        measure.unit,
                         true,
-                        std::mem::take(&mut zombies[k]),
+                        std::mem::take(samples),
                         failed[k],
-                    ));
+                    );
+                    match measure.table {
+                        Table::Main => results.rows.push(row),
+                        Table::Details => results.details.push(row),
+                    }
                 }
             }
         }
