@@ -8,6 +8,7 @@
 //! traffic. Results: a table on stdout, `target/bench/bench-<stamp>.json`,
 //! `target/bench/latest.json` and `target/bench/failover-timeline.png`.
 
+mod alternate;
 mod conf;
 mod failover;
 mod interrupt;
@@ -32,6 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result};
 use clap::ValueEnum;
 
+use alternate::Measure;
 use conf::Advert;
 use failover::Fault;
 use report::{Machine, Report, Row};
@@ -254,61 +256,9 @@ fn shell(argv: &[&str]) -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
-/// Which table a row goes to.
-#[derive(Clone, Copy)]
-enum Table {
-    Main,
-    Details,
-}
-
-/// One value a failover case records per run and implementation.
-struct Measure {
-    name: &'static str,
-    unit: &'static str,
-    table: Table,
-    /// Only for faults that leave the old master's host up.
-    zombie_only: bool,
-}
-
-const fn measure(name: &'static str, unit: &'static str, table: Table) -> Measure {
-    Measure {
-        name,
-        unit,
-        table,
-        zombie_only: false,
-    }
-}
-
-/// In the order of the values `failovers` collects from each run.
-const FAILOVER_MEASURES: [Measure; 6] = [
-    measure("client gap", "ms", Table::Main),
-    measure(
-        "old master's last advert to the backup's first reply (wire)",
-        "ms",
-        Table::Main,
-    ),
-    Measure {
-        zombie_only: true,
-        ..measure(
-            "zombie replies (old master's ARP and echo replies from the VIP after the takeover)",
-            "frames",
-            Table::Main,
-        )
-    },
-    measure("backup logs MASTER", "ms", Table::Details),
-    measure(
-        "old master's last advert to the backup's first (wire)",
-        "ms",
-        Table::Details,
-    ),
-    measure(
-        "backup's first advert to its first ARP for the VIP (wire)",
-        "ms",
-        Table::Details,
-    ),
-];
-
 fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
+    let mut timelines = Vec::new();
+    let mut recorded = [false, false];
     let adverts = [Advert::V3TenMillis, Advert::V2OneSecond]
         .into_iter()
         .filter(|advert| plan.advert.is_none_or(|only| only == *advert));
@@ -322,76 +272,81 @@ fn failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
                 "bench: {case}: RFC Master_Down_Interval of the backup is {:.1} ms",
                 advert.master_down_ms(100)
             );
-            let mut values: [[Vec<f64>; FAILOVER_MEASURES.len()]; 2] = Default::default();
-            let mut failed = [0, 0];
-            for run in 0..plan.failover_runs {
-                for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-                    interrupt::check()?;
-                    let what = format!(
-                        "{case}: run {}/{} {}",
-                        run + 1,
-                        plan.failover_runs,
-                        implementation.label()
+            let samples = alternate::run(
+                &case,
+                plan.failover_runs,
+                results,
+                |implementation| {
+                    // The timeline of the first kill -9 at 0.01 of each.
+                    let record = fault == Fault::Kill9
+                        && advert == Advert::V3TenMillis
+                        && !recorded[usize::from(implementation == Implementation::Agent)];
+                    let outcome = failover::run_once(implementation, fault, advert, agent, record);
+                    if let Ok(failover::FailoverRun {
+                        timeline: Some(timeline),
+                        ..
+                    }) = &outcome
+                    {
+                        recorded[usize::from(implementation == Implementation::Agent)] = true;
+                        timelines.push(timeline.clone());
+                    }
+                    outcome
+                },
+                |what, outcome| {
+                    let wire = outcome.wire;
+                    let values = [
+                        Some(outcome.gap_ms),
+                        wire.and_then(|wire| wire.restored_ms()),
+                        outcome.zombie_replies,
+                        Some(outcome.takeover_ms),
+                        wire.map(|wire| wire.silence_ms()),
+                        wire.and_then(|wire| wire.garp_after_advert_ms()),
+                    ];
+                    let show = |value: Option<f64>| {
+                        value.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
+                    };
+                    eprintln!(
+                        "bench: {what}: client gap {:.1} ms (from {:.1} ms), backup MASTER after {:.1} ms; \
+                         wire: adverts silent {} ms, GARP {} ms after the first new \
+                         advert, first reply {} ms after the last old advert",
+                        outcome.gap_ms,
+                        outcome.gap_began_ms,
+                        outcome.takeover_ms,
+                        show(values[4]),
+                        show(values[5]),
+                        show(values[1]),
                     );
-                    let record = run == 0 && fault == Fault::Kill9 && advert == Advert::V3TenMillis;
-                    match failover::run_once(implementation, fault, advert, agent, record) {
-                        Ok(outcome) => {
-                            let wire = outcome.wire;
-                            let measured = [
-                                Some(outcome.gap_ms),
-                                wire.and_then(|wire| wire.restored_ms()),
-                                outcome.zombie_replies,
-                                Some(outcome.takeover_ms),
-                                wire.map(|wire| wire.silence_ms()),
-                                wire.and_then(|wire| wire.garp_after_advert_ms()),
-                            ];
-                            let show = |value: Option<f64>| {
-                                value.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
-                            };
-                            eprintln!(
-                                "bench: {what}: client gap {:.1} ms (from {:.1} ms), backup MASTER after {:.1} ms; \
-                                 wire: adverts silent {} ms, GARP {} ms after the first new \
-                                 advert, first reply {} ms after the last old advert",
-                                outcome.gap_ms,
-                                outcome.gap_began_ms,
-                                outcome.takeover_ms,
-                                show(measured[4]),
-                                show(measured[5]),
-                                show(measured[1]),
-                            );
-                            for (samples, value) in values[k].iter_mut().zip(measured) {
-                                samples.extend(value);
-                            }
-                            results.timelines.extend(outcome.timeline);
-                        }
-                        Err(err) => {
-                            failed[k] += 1;
-                            results.failed(&what, &err)?;
-                        }
-                    }
-                }
-            }
-            for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-                for (measure, samples) in FAILOVER_MEASURES.iter().zip(&mut values[k]) {
-                    if measure.zombie_only && !fault.leaves_a_zombie() {
-                        continue;
-                    }
-                    let row = Row::new(
-                        format!("{case}: {}", measure.name),
-                        implementation,
-                        measure.unit,
-                        true,
-                        std::mem::take(samples),
-                        failed[k],
-                    );
-                    match measure.table {
-                        Table::Main => results.rows.push(row),
-                        Table::Details => results.details.push(row),
-                    }
-                }
-            }
+                    values
+                },
+            )?;
+            samples.into_rows(
+                [
+                    Some(Measure::main(format!("{case}: client gap"), "ms")),
+                    Some(Measure::main(
+                        format!("{case}: old master's last advert to the backup's first reply (wire)"),
+                        "ms",
+                    )),
+                    fault.leaves_a_zombie().then(|| {
+                        Measure::main(
+                            format!("{case}: zombie replies (old master's ARP and echo replies from the VIP after the takeover)"),
+                            "frames",
+                        )
+                    }),
+                    Some(Measure::detail(format!("{case}: backup logs MASTER"), "ms")),
+                    Some(Measure::detail(
+                        format!("{case}: old master's last advert to the backup's first (wire)"),
+                        "ms",
+                    )),
+                    Some(Measure::detail(
+                        format!("{case}: backup's first advert to its first ARP for the VIP (wire)"),
+                        "ms",
+                    )),
+                ],
+                results,
+            );
         }
     }
+    results.timelines.extend(timelines);
     Ok(())
 }
 
@@ -400,63 +355,38 @@ fn restarts(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         "restart of the master's daemon (kill -9, started again after 200 ms), {}",
         restart::ADVERT.label()
     );
-    // [implementation][backup took over, probes lost, longest gap]
-    let mut values: [[Vec<f64>; 3]; 2] = Default::default();
-    let mut failed = [0, 0];
-    for run in 0..plan.failover_runs {
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            interrupt::check()?;
-            let what = format!(
-                "{case}: run {}/{} {}",
-                run + 1,
-                plan.failover_runs,
-                implementation.label()
+    let samples = alternate::run(
+        &case,
+        plan.failover_runs,
+        results,
+        |implementation| restart::run_once(implementation, agent),
+        |what, outcome| {
+            eprintln!(
+                "bench: {what}: backup became MASTER {} times; {}",
+                outcome.backup_took_over, outcome.window
             );
-            match restart::run_once(implementation, agent) {
-                Ok(outcome) => {
-                    eprintln!(
-                        "bench: {what}: backup became MASTER {} times; {}",
-                        outcome.backup_took_over, outcome.window
-                    );
-                    values[k][0].push(outcome.backup_took_over as f64);
-                    values[k][1].push(f64::from(outcome.window.lost));
-                    values[k][2].push(outcome.window.longest_gap.as_secs_f64() * 1000.0);
-                }
-                Err(err) => {
-                    failed[k] += 1;
-                    results.failed(&what, &err)?;
-                }
-            }
-        }
-    }
+            [
+                Some(outcome.backup_took_over as f64),
+                Some(f64::from(outcome.window.lost)),
+                Some(outcome.window.longest_gap.as_secs_f64() * 1000.0),
+            ]
+        },
+    )?;
     let window = restart::WINDOW.as_secs();
-    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-        let [takeovers, lost, gap] = std::mem::take(&mut values[k]);
-        results.rows.push(Row::new(
-            format!("{case}: times the backup became MASTER (the VIP moved)"),
-            implementation,
-            "count",
-            true,
-            takeovers,
-            failed[k],
-        ));
-        results.rows.push(Row::new(
-            format!("{case}: probes lost in {window} s (1 per ms)"),
-            implementation,
-            "count",
-            true,
-            lost,
-            failed[k],
-        ));
-        results.details.push(Row::new(
-            format!("{case}: longest gap"),
-            implementation,
-            "ms",
-            true,
-            gap,
-            failed[k],
-        ));
-    }
+    samples.into_rows(
+        [
+            Some(Measure::main(
+                format!("{case}: times the backup became MASTER (the VIP moved)"),
+                "count",
+            )),
+            Some(Measure::main(
+                format!("{case}: probes lost in {window} s (1 per ms)"),
+                "count",
+            )),
+            Some(Measure::detail(format!("{case}: longest gap"), "ms")),
+        ],
+        results,
+    );
     Ok(())
 }
 
@@ -467,87 +397,54 @@ fn reloads(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
             change.label(),
             reload::ADVERT.label()
         );
-        // [implementation][lost, longest gap, added VIP answers, backup took over]
-        let mut values: [[Vec<f64>; 4]; 2] = Default::default();
-        let mut failed = [0, 0];
-        for run in 0..plan.failover_runs {
-            for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-                interrupt::check()?;
-                let what = format!(
-                    "{case}: run {}/{} {}",
-                    run + 1,
-                    plan.failover_runs,
-                    implementation.label()
+        let samples = alternate::run(
+            &case,
+            plan.failover_runs,
+            results,
+            |implementation| reload::run_once(implementation, change, agent),
+            |what, outcome| {
+                let w = outcome.window;
+                eprintln!(
+                    "bench: {what}: {w}{}{}",
+                    match outcome.added_vip_answers {
+                        Some(true) => "; the added VIP answers",
+                        Some(false) => "; the added VIP does NOT answer",
+                        None => "",
+                    },
+                    if outcome.backup_took_over {
+                        "; the backup took over"
+                    } else {
+                        ""
+                    }
                 );
-                match reload::run_once(implementation, change, agent) {
-                    Ok(outcome) => {
-                        let w = outcome.window;
-                        eprintln!(
-                            "bench: {what}: {w}{}{}",
-                            match outcome.added_vip_answers {
-                                Some(true) => "; the added VIP answers",
-                                Some(false) => "; the added VIP does NOT answer",
-                                None => "",
-                            },
-                            if outcome.backup_took_over {
-                                "; the backup took over"
-                            } else {
-                                ""
-                            }
-                        );
-                        let v = &mut values[k];
-                        v[0].push(f64::from(w.lost));
-                        v[1].push(w.longest_gap.as_secs_f64() * 1000.0);
-                        if let Some(answers) = outcome.added_vip_answers {
-                            v[2].push(if answers { 1.0 } else { 0.0 });
-                        }
-                        v[3].push(if outcome.backup_took_over { 1.0 } else { 0.0 });
-                    }
-                    Err(err) => {
-                        failed[k] += 1;
-                        results.failed(&what, &err)?;
-                    }
-                }
-            }
-        }
+                let yes = |flag: bool| if flag { 1.0 } else { 0.0 };
+                [
+                    Some(f64::from(w.lost)),
+                    Some(w.longest_gap.as_secs_f64() * 1000.0),
+                    outcome.added_vip_answers.map(yes),
+                    Some(yes(outcome.backup_took_over)),
+                ]
+            },
+        )?;
         let window = reload::WINDOW.as_secs();
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            let [lost, gap, answers, takeovers] = std::mem::take(&mut values[k]);
-            results.rows.push(Row::new(
-                format!("{case}: probes lost in {window} s (1 per ms)"),
-                implementation,
-                "count",
-                true,
-                lost,
-                failed[k],
-            ));
-            results.rows.push(Row::new(
-                format!("{case}: longest gap"),
-                implementation,
-                "ms",
-                true,
-                gap,
-                failed[k],
-            ));
-            if change == reload::Change::VipAdded {
-                results.details.push(Row::new(
-                    format!("{case}: the added VIP answers (1 = yes)"),
-                    implementation,
+        samples.into_rows(
+            [
+                Some(Measure::main(
+                    format!("{case}: probes lost in {window} s (1 per ms)"),
                     "count",
-                    false,
-                    answers,
-                    failed[k],
-                ));
-            }
-            results.details.push(Row::new(
-                format!("{case}: backup entered MASTER (1 = yes)"),
-                implementation,
-                "count",
-                true,
-                takeovers,
-                failed[k],
-            ));
-        }
+                )),
+                Some(Measure::main(format!("{case}: longest gap"), "ms")),
+                (change == reload::Change::VipAdded).then(|| {
+                    Measure::detail(format!("{case}: the added VIP answers (1 = yes)"), "count")
+                        .higher_is_better()
+                }),
+                Some(Measure::detail(
+                    format!("{case}: backup entered MASTER (1 = yes)"),
+                    "count",
+                )),
+            ],
+            results,
+        );
     }
     Ok(())
 }
@@ -557,128 +454,88 @@ fn false_failovers(plan: &Plan, agent: &Path, results: &mut Results) -> Result<(
         "false failovers in {} s, stress-ng --cpu 2, v3 advert_int 0.01",
         plan.soak.as_secs()
     );
-    let mut counts = [Vec::new(), Vec::new()];
-    let mut transitions = Vec::new();
-    let mut failed = [0, 0];
-    for run in 0..plan.soak_runs {
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            interrupt::check()?;
-            let what = format!(
-                "{case}: run {}/{} {}",
-                run + 1,
-                plan.soak_runs,
-                implementation.label()
-            );
-            match soak::run_once(implementation, plan.soak, agent) {
-                Ok(outcome) => {
-                    eprintln!("bench: {what}: {} false failovers", outcome.false_failovers);
-                    counts[k].push(outcome.false_failovers as f64);
-                    transitions.extend(outcome.status_transitions.map(|t| t as f64));
-                }
-                Err(err) => {
-                    failed[k] += 1;
-                    results.failed(&what, &err)?;
-                }
-            }
-        }
-    }
-    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-        results.rows.push(Row::new(
-            case.clone(),
-            implementation,
-            "count",
-            true,
-            std::mem::take(&mut counts[k]),
-            failed[k],
-        ));
-    }
+    let mut samples = alternate::run(
+        &case,
+        plan.soak_runs,
+        results,
+        |implementation| soak::run_once(implementation, plan.soak, agent),
+        |what, outcome| {
+            eprintln!("bench: {what}: {} false failovers", outcome.false_failovers);
+            [
+                Some(outcome.false_failovers as f64),
+                outcome.status_transitions.map(|t| t as f64),
+            ]
+        },
+    )?;
+    // Only the agent reports its transitions over `status --json`.
+    let (transitions, failed) = samples.take(Implementation::Agent, 1);
     results.details.push(Row::new(
         format!("{case}: backup state transitions per status --json"),
         Implementation::Agent,
         "count",
         true,
         transitions,
-        failed[1],
+        failed,
     ));
+    samples.into_rows([Some(Measure::main(case.clone(), "count")), None], results);
     Ok(())
 }
 
 fn scale(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
     let case = format!("{} instances, v3 advert_int 0.01", scale::INSTANCES);
-    // [implementation][backup cpu, master cpu, backup rss, master rss,
-    //  flaps, backup anonymous, backup file-backed]
-    let mut values: [[Vec<f64>; 7]; 2] = Default::default();
-    let mut failed = [0, 0];
-    for run in 0..plan.scale_runs {
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            interrupt::check()?;
-            let what = format!(
-                "{case}: run {}/{} {}",
-                run + 1,
-                plan.scale_runs,
-                implementation.label()
+    let samples = alternate::run(
+        &case,
+        plan.scale_runs,
+        results,
+        |implementation| scale::run_once(implementation, plan.cpu_window, agent),
+        |what, outcome| {
+            eprintln!(
+                "bench: {what}: backup {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), master {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), backup false MASTER entries {}",
+                outcome.backup.cpu_percent,
+                outcome.backup.rss_mib,
+                outcome.backup.anon_mib,
+                outcome.backup.file_mib,
+                outcome.master.cpu_percent,
+                outcome.master.rss_mib,
+                outcome.master.anon_mib,
+                outcome.master.file_mib,
+                outcome.backup_false_masters
             );
-            match scale::run_once(implementation, plan.cpu_window, agent) {
-                Ok(outcome) => {
-                    eprintln!(
-                        "bench: {what}: backup {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), master {:.2} % CPU {:.1} MiB ({:.1} anonymous, {:.1} file-backed), backup false MASTER entries {}",
-                        outcome.backup.cpu_percent,
-                        outcome.backup.rss_mib,
-                        outcome.backup.anon_mib,
-                        outcome.backup.file_mib,
-                        outcome.master.cpu_percent,
-                        outcome.master.rss_mib,
-                        outcome.master.anon_mib,
-                        outcome.master.file_mib,
-                        outcome.backup_false_masters
-                    );
-                    let v = &mut values[k];
-                    v[0].push(outcome.backup.cpu_percent);
-                    v[1].push(outcome.master.cpu_percent);
-                    v[2].push(outcome.backup.rss_mib);
-                    v[3].push(outcome.master.rss_mib);
-                    v[4].push(outcome.backup_false_masters as f64);
-                    v[5].push(outcome.backup.anon_mib);
-                    v[6].push(outcome.backup.file_mib);
-                }
-                Err(err) => {
-                    failed[k] += 1;
-                    results.failed(&what, &err)?;
-                }
-            }
-        }
-    }
+            [
+                outcome.backup.cpu_percent,
+                outcome.master.cpu_percent,
+                outcome.backup.rss_mib,
+                outcome.master.rss_mib,
+                outcome.backup_false_masters as f64,
+                outcome.backup.anon_mib,
+                outcome.backup.file_mib,
+            ]
+            .map(Some)
+        },
+    )?;
     let window = plan.cpu_window.as_secs();
-    let labels = [
-        (format!("{case}: backup CPU over {window} s"), "% of 1 CPU"),
-        (format!("{case}: master CPU over {window} s"), "% of 1 CPU"),
-        (format!("{case}: backup RSS"), "MiB"),
-        (format!("{case}: master RSS"), "MiB"),
-        (
-            format!("{case}: backup entered MASTER during the CPU window"),
-            "count",
-        ),
-        (
-            format!("{case}: backup RSS, anonymous (heap, stacks)"),
-            "MiB",
-        ),
-        (
-            format!("{case}: backup RSS, file-backed (binary, libraries, BPF rings)"),
-            "MiB",
-        ),
-    ];
-    for (metric, (label, unit)) in labels.into_iter().enumerate() {
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            results.rows.push(Row::new(
-                label.clone(),
-                implementation,
-                unit,
-                true,
-                std::mem::take(&mut values[k][metric]),
-                failed[k],
-            ));
-        }
-    }
+    samples.into_rows(
+        [
+            (format!("{case}: backup CPU over {window} s"), "% of 1 CPU"),
+            (format!("{case}: master CPU over {window} s"), "% of 1 CPU"),
+            (format!("{case}: backup RSS"), "MiB"),
+            (format!("{case}: master RSS"), "MiB"),
+            (
+                format!("{case}: backup entered MASTER during the CPU window"),
+                "count",
+            ),
+            (
+                format!("{case}: backup RSS, anonymous (heap, stacks)"),
+                "MiB",
+            ),
+            (
+                format!("{case}: backup RSS, file-backed (binary, libraries, BPF rings)"),
+                "MiB",
+            ),
+        ]
+        .map(|(name, unit)| Some(Measure::main(name, unit))),
+        results,
+    );
     Ok(())
 }
 
@@ -689,68 +546,43 @@ fn stall(plan: &Plan, agent: &Path, results: &mut Results) -> Result<()> {
         scale::STALL.as_millis(),
         scale::INSTANCES
     );
-    // [implementation][backup MASTER entries, backup MASTER instances
-    //  after, backup CPU]
-    let mut values: [[Vec<f64>; 3]; 2] = Default::default();
-    let mut failed = [0, 0];
-    for run in 0..plan.scale_runs {
-        for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-            interrupt::check()?;
-            let what = format!(
-                "{case}: run {}/{} {}",
-                run + 1,
-                plan.scale_runs,
-                implementation.label()
+    let samples = alternate::run(
+        &case,
+        plan.scale_runs,
+        results,
+        |implementation| scale::stall_once(implementation, agent),
+        |what, outcome| {
+            eprintln!(
+                "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end, used {:.0} ms of CPU",
+                outcome.backup_master_entries, outcome.backup_masters_after, outcome.backup_cpu_ms
             );
-            match scale::stall_once(implementation, agent) {
-                Ok(outcome) => {
-                    eprintln!(
-                        "bench: {what}: backup entered MASTER {} times, holds {} MASTER instances at the end, used {:.0} ms of CPU",
-                        outcome.backup_master_entries,
-                        outcome.backup_masters_after,
-                        outcome.backup_cpu_ms
-                    );
-                    values[k][0].push(outcome.backup_master_entries as f64);
-                    values[k][1].push(outcome.backup_masters_after as f64);
-                    values[k][2].push(outcome.backup_cpu_ms);
-                }
-                Err(err) => {
-                    failed[k] += 1;
-                    results.failed(&what, &err)?;
-                }
-            }
-        }
-    }
-    for (k, implementation) in Implementation::BOTH.into_iter().enumerate() {
-        let [entries, after, cpu] = std::mem::take(&mut values[k]);
-        results.rows.push(Row::new(
-            format!(
-                "{case}: backup MASTER entries (one takeover per pause is {})",
-                scale::STALL_PAUSES * usize::from(scale::INSTANCES)
-            ),
-            implementation,
-            "count",
-            true,
-            entries,
-            failed[k],
-        ));
-        results.details.push(Row::new(
-            format!("{case}: backup MASTER instances 3 s after the last pause"),
-            implementation,
-            "count",
-            true,
-            after,
-            failed[k],
-        ));
-        results.rows.push(Row::new(
-            format!("{case}: backup CPU from the first pause to 3 s after the last"),
-            implementation,
-            "ms",
-            true,
-            cpu,
-            failed[k],
-        ));
-    }
+            [
+                Some(outcome.backup_master_entries as f64),
+                Some(outcome.backup_masters_after as f64),
+                Some(outcome.backup_cpu_ms),
+            ]
+        },
+    )?;
+    samples.into_rows(
+        [
+            Some(Measure::main(
+                format!(
+                    "{case}: backup MASTER entries (one takeover per pause is {})",
+                    scale::STALL_PAUSES * usize::from(scale::INSTANCES)
+                ),
+                "count",
+            )),
+            Some(Measure::detail(
+                format!("{case}: backup MASTER instances 3 s after the last pause"),
+                "count",
+            )),
+            Some(Measure::main(
+                format!("{case}: backup CPU from the first pause to 3 s after the last"),
+                "ms",
+            )),
+        ],
+        results,
+    );
     Ok(())
 }
 
