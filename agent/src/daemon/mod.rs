@@ -144,7 +144,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         }
     });
     let (net_tx, net_rx) = mpsc::unbounded_channel();
-    let net_task = tokio::spawn(netops::run(handle.clone(), net_rx));
+    let net_task = netops::spawn(net_rx)?;
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
     let env = HookEnv::new(config.global_defs.clone(), hostname.clone());
     let mut runtime = Runtime::new(datapath, net_tx.clone(), event_tx, env);
@@ -316,7 +316,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         // The pinned links keep the programs attached and the maps alive.
         drop(runtime);
         drop(net_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;
+        net_task.finish(Duration::from_secs(1)).await;
         info!("vrrp-agent stopped; the datapath stays pinned");
         return Ok(());
     }
@@ -336,7 +336,7 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
     // then ends once the last queued request is done.
     drop(runtime);
     drop(net_tx);
-    let _ = tokio::time::timeout(Duration::from_secs(1), net_task).await;
+    net_task.finish(Duration::from_secs(1)).await;
     info!("vrrp-agent stopped");
     Ok(())
 }

@@ -61,6 +61,67 @@ pub enum NetCommand {
     ReleaseAll(oneshot::Sender<()>),
 }
 
+/// The network task on its own thread (see [`spawn`]).
+pub struct NetTask {
+    finished: oneshot::Receiver<()>,
+}
+
+impl NetTask {
+    /// Waits up to `limit` for the task to end (once every sender of its
+    /// commands is gone and the last queued request is done).
+    pub async fn finish(self, limit: std::time::Duration) {
+        let _ = tokio::time::timeout(limit, self.finished).await;
+    }
+}
+
+/// Starts [`run`] on a thread of its own, with its own runtime and netlink
+/// socket. On the election task's runtime an address add could start only
+/// once the turn that asked for it had ended (its adverts sent, its state
+/// changes logged), 0.1–0.2 ms after the advert; here the kernel adds the
+/// address while that turn goes on, so the announcements that wait for it
+/// leave right behind the advert.
+pub fn spawn(
+    commands: mpsc::UnboundedReceiver<NetCommand>,
+) -> Result<NetTask, netlink::NetlinkError> {
+    let socket_error = |source| netlink::NetlinkError::Socket { source };
+    let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
+    let (finished_tx, finished) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("vrrp-net".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(error) => {
+                    let _ = started_tx.send(Err(socket_error(error)));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match netlink::connect() {
+                    Ok(handle) => {
+                        let _ = started_tx.send(Ok(()));
+                        run(handle, commands).await;
+                    }
+                    Err(error) => {
+                        let _ = started_tx.send(Err(error));
+                    }
+                }
+            });
+            let _ = finished_tx.send(());
+        })
+        .map_err(socket_error)?;
+    match started_rx.recv() {
+        Ok(Ok(())) => Ok(NetTask { finished }),
+        Ok(Err(error)) => Err(error),
+        Err(_) => Err(socket_error(std::io::Error::other(
+            "the network thread ended before opening its netlink socket",
+        ))),
+    }
+}
+
 /// Runs until the command channel closes.
 pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<NetCommand>) {
     let mut addresses = AddressManager::new(handle.clone());
