@@ -26,9 +26,36 @@ pub fn make_current_thread_realtime(priority: i32) -> io::Result<()> {
     }
 }
 
+/// The calling thread's SCHED_RR priority, if it runs under SCHED_RR: a
+/// thread it starts (which SCHED_RESET_ON_FORK puts back to SCHED_OTHER)
+/// and that belongs with it can take the same.
+pub fn current_thread_realtime_priority() -> Option<i32> {
+    // SAFETY: pid 0 is the calling thread; both calls only read its policy.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    if policy < 0 || policy & !libc::SCHED_RESET_ON_FORK != libc::SCHED_RR {
+        return None;
+    }
+    let mut param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: as above; `param` is valid for the call.
+    (unsafe { libc::sched_getparam(0, &mut param) } == 0).then_some(param.sched_priority)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_realtime_priority_of_a_thread_is_read_back() {
+        let handle = std::thread::spawn(|| {
+            let before = current_thread_realtime_priority();
+            make_current_thread_realtime(DEFAULT_PRIORITY).expect("root may use SCHED_RR");
+            (before, current_thread_realtime_priority())
+        });
+        assert_eq!(
+            handle.join().expect("thread"),
+            (None, Some(DEFAULT_PRIORITY))
+        );
+    }
 
     #[test]
     fn a_thread_becomes_round_robin_and_its_children_do_not() {

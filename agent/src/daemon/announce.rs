@@ -132,11 +132,15 @@ pub fn spawn(
             return;
         }
         let readiness = wait_for_addresses(added, ADDED_WAIT_LIMIT).await;
-        if readiness == Readiness::TimedOut {
-            warn!(
+        match readiness {
+            Readiness::TimedOut => warn!(
                 limit_ms = ADDED_WAIT_LIMIT.as_millis() as u64,
                 "virtual addresses not added in time; announcing them anyway"
-            );
+            ),
+            Readiness::NoAnswer => warn!(
+                "the network task did not answer for the virtual addresses; announcing them anyway"
+            ),
+            Readiness::Immediate | Readiness::Added => {}
         }
         burst(&socket, &frames, schedule.repeat, schedule.spacing).await;
         if !schedule.second_burst_after.is_zero() {

@@ -132,6 +132,10 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
         Some(address) => Some(MetricsServer::bind(address).await?),
         None => None,
     };
+    // Started before the datapath loads: a failure here leaves nothing
+    // attached.
+    let (net_tx, net_rx) = mpsc::unbounded_channel();
+    let net_task = netops::spawn(net_rx)?;
     let pins = options
         .pin_dir
         .clone()
@@ -143,8 +147,6 @@ pub async fn run(options: DaemonOptions) -> Result<(), DaemonError> {
             warn!(%error, "kernel log forwarding stopped");
         }
     });
-    let (net_tx, net_rx) = mpsc::unbounded_channel();
-    let net_task = netops::spawn(net_rx)?;
     let (event_tx, mut event_rx) = mpsc::channel::<Event>(256);
     let env = HookEnv::new(config.global_defs.clone(), hostname.clone());
     let mut runtime = Runtime::new(datapath, net_tx.clone(), event_tx, env);

@@ -61,6 +61,9 @@ pub enum NetCommand {
     ReleaseAll(oneshot::Sender<()>),
 }
 
+/// The name of the network task's thread.
+pub const THREAD_NAME: &str = "vrrp-net";
+
 /// The network task on its own thread (see [`spawn`]).
 pub struct NetTask {
     finished: oneshot::Receiver<()>,
@@ -86,9 +89,17 @@ pub fn spawn(
     let socket_error = |source| netlink::NetlinkError::Socket { source };
     let (started_tx, started_rx) = std::sync::mpsc::sync_channel(1);
     let (finished_tx, finished) = oneshot::channel();
+    // Takeovers wait for this thread: under CPU load it must run as soon
+    // as the election thread does.
+    let realtime = crate::scheduling::current_thread_realtime_priority();
     std::thread::Builder::new()
-        .name("vrrp-net".into())
+        .name(THREAD_NAME.into())
         .spawn(move || {
+            if let Some(priority) = realtime
+                && let Err(error) = crate::scheduling::make_current_thread_realtime(priority)
+            {
+                warn!(%error, "the network thread could not switch to real-time scheduling");
+            }
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -271,6 +282,33 @@ fn host_bits(address: Ipv4Addr, prefix_len: u8, set: bool) -> Ipv4Addr {
 mod tests {
     use super::*;
     use crate::test_netns::{TestNetns, ip_in};
+
+    /// A takeover waits for the network thread, so it runs under SCHED_RR
+    /// when the thread that starts it does (the daemon's main thread).
+    #[test]
+    fn the_network_thread_takes_the_realtime_scheduling_of_its_starter() {
+        let namespace = TestNetns::new("vrrpnl-rt");
+        namespace.run(|| async move {
+            crate::scheduling::make_current_thread_realtime(crate::scheduling::DEFAULT_PRIORITY)
+                .expect("root may use SCHED_RR");
+            let (commands, receiver) = mpsc::unbounded_channel();
+            let task = spawn(receiver).expect("network thread starts");
+            let policies: Vec<i32> = std::fs::read_dir("/proc/thread-self/..")
+                .unwrap()
+                .flatten()
+                .filter(|task| {
+                    std::fs::read_to_string(task.path().join("comm"))
+                        .is_ok_and(|comm| comm.trim() == THREAD_NAME)
+                })
+                .filter_map(|task| task.file_name().to_str()?.parse::<i32>().ok())
+                // SAFETY: only reads the policy of a thread of this process.
+                .map(|tid| unsafe { libc::sched_getscheduler(tid) } & !libc::SCHED_RESET_ON_FORK)
+                .collect();
+            assert!(policies.contains(&libc::SCHED_RR), "{policies:?}");
+            drop(commands);
+            task.finish(std::time::Duration::from_secs(5)).await;
+        });
+    }
 
     /// The announcement that follows an add waits for this answer, so it
     /// must come only once the kernel holds the addresses and routes.

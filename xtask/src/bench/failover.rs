@@ -270,6 +270,14 @@ pub fn run_once(
         None => None,
     };
     let trace = prober.finish()?;
+    // A VIP that answers again only after the flush would make its gap
+    // look cut at the flush.
+    if trace.window(fault_at, observed_until).answered == 0 {
+        bail!(
+            "the VIP answered no probe between the fault and the client's neighbour flush ({:.0} ms later)",
+            ms(observed_until.saturating_sub(fault_at))
+        );
+    }
     let (gap_start, gap) = trace.longest_gap_span(fault_at, observed_until).with_context(|| {
         format!(
             "the client never got an answer from the VIP after the fault ({} of {} probes answered)",

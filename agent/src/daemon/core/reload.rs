@@ -358,13 +358,19 @@ fn master_difference(
                 vmac: new.vmac,
             });
         }
-        let announce: Vec<IpAddr> = added.iter().map(|vip| vip.address).collect();
+        // An instance that became master in this reload announced its
+        // former addresses already; this burst replaces that one, so it
+        // names them all.
+        let announced = if was_master { &added } else { &new.vips };
+        let announce: Vec<IpAddr> = announced.iter().map(|vip| vip.address).collect();
         out.push(Effect::AddAddresses {
             plan: Arc::clone(new),
             addresses: added,
             routes: added_routes,
         });
-        if !announce.is_empty() {
+        // A new virtual MAC announces every address below, after the add.
+        let full_burst_follows = was_master && vmac_changed;
+        if !announce.is_empty() && !full_burst_follows {
             out.push(Effect::Announce {
                 member: member.id,
                 plan: Arc::clone(new),
