@@ -28,6 +28,8 @@ mod values;
 #[cfg(test)]
 mod refusal_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod unicast_tests;

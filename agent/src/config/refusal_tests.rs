@@ -7,19 +7,14 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::model::{AddressFamily, Version};
+use super::test_support;
 use super::validate::max_advertised_addresses;
 use super::{TEST_CONFIG_ID, load, parse_str};
 use crate::daemon::plan::{InterfaceInfo, plan};
 
 /// Lines `N` of a file whose first line is 1, as `keepalived.conf:N:C`.
 fn errors_of(text: &str) -> Vec<String> {
-    match parse_str(text, "keepalived.conf") {
-        Ok(loaded) => panic!(
-            "expected errors, got a valid config:\n{text}\n{:?}",
-            loaded.warnings
-        ),
-        Err(e) => e.errors.iter().map(ToString::to_string).collect(),
-    }
+    test_support::refusal_lines(text, "keepalived.conf")
 }
 
 fn vips(addresses: impl Iterator<Item = String>) -> String {

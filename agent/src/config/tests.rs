@@ -6,35 +6,24 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::model::*;
-use super::{ConfigErrors, Loaded, TEST_CONFIG_ID, load, parse_str};
+use super::test_support::{self, warning_lines};
+use super::{ConfigErrors, Loaded, TEST_CONFIG_ID, load};
 
 const SEED_NODE1: &str = include_str!("testdata/keepalived.conf");
 const SEED_NODE2: &str = include_str!("testdata/keepalived-node2.conf");
 
+const FILE: &str = "keepalived.conf";
+
 fn ok(text: &str) -> Loaded {
-    match parse_str(text, "keepalived.conf") {
-        Ok(loaded) => loaded,
-        Err(e) => panic!("expected a valid configuration, got {e}"),
-    }
+    test_support::loads(text, FILE)
 }
 
 fn errors(text: &str) -> ConfigErrors {
-    match parse_str(text, "keepalived.conf") {
-        Ok(loaded) => panic!("expected errors, got {:?}", loaded.config),
-        Err(e) => e,
-    }
+    test_support::refused(text, FILE)
 }
 
 fn error_lines(text: &str) -> Vec<String> {
-    errors(text)
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect()
-}
-
-fn warning_lines(loaded: &Loaded) -> Vec<String> {
-    loaded.warnings.iter().map(ToString::to_string).collect()
+    test_support::refusal_lines(text, FILE)
 }
 
 fn v4(a: u8, b: u8, c: u8, d: u8) -> IpAddr {

@@ -4,33 +4,18 @@
 
 use std::time::Duration;
 
+use super::Loaded;
 use super::model::*;
-use super::{ConfigErrors, Loaded, parse_str};
+use super::test_support::{self, warning_lines};
+
+const FILE: &str = "k.conf";
 
 fn ok(text: &str) -> Loaded {
-    match parse_str(text, "k.conf") {
-        Ok(loaded) => loaded,
-        Err(e) => panic!("expected a valid configuration, got {e}"),
-    }
-}
-
-fn errors(text: &str) -> ConfigErrors {
-    match parse_str(text, "k.conf") {
-        Ok(loaded) => panic!("expected errors, got {:?}", loaded.config.track_processes),
-        Err(e) => e,
-    }
+    test_support::loads(text, FILE)
 }
 
 fn error_lines(text: &str) -> Vec<String> {
-    errors(text)
-        .errors
-        .iter()
-        .map(ToString::to_string)
-        .collect()
-}
-
-fn warning_lines(loaded: &Loaded) -> Vec<String> {
-    loaded.warnings.iter().map(ToString::to_string).collect()
+    test_support::refusal_lines(text, FILE)
 }
 
 /// One tracker whose block is `body` (line 2 is its first statement),

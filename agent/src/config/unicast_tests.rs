@@ -7,38 +7,21 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use agent_common::{INSTANCE_CHECK_UNICAST_SOURCE, INSTANCE_UNICAST};
 
-use super::{Loaded, parse_str, unicast::resolve_interfaces};
+use super::test_support::{self, warning_lines as warnings};
+use super::{Loaded, unicast::resolve_interfaces};
 use crate::{
-    daemon::plan::{self, InstancePlan, InterfaceInfo, NO_UNICAST_PEER, TrackedSource},
+    daemon::plan::{self, InstancePlan, NO_UNICAST_PEER, TrackedSource, test_eth1 as eth1},
     datapath::UnicastPeerFilter,
 };
 
-fn ok(text: &str) -> Loaded {
-    match parse_str(text, "k.conf") {
-        Ok(loaded) => loaded,
-        Err(errors) => panic!("expected a valid configuration, got {errors}"),
-    }
-}
+const FILE: &str = "k.conf";
 
-fn warnings(loaded: &Loaded) -> Vec<String> {
-    loaded.warnings.iter().map(ToString::to_string).collect()
+fn ok(text: &str) -> Loaded {
+    test_support::loads(text, FILE)
 }
 
 fn errors(text: &str) -> Vec<String> {
-    match parse_str(text, "k.conf") {
-        Ok(loaded) => panic!("expected errors, got {:?}", loaded.config),
-        Err(errors) => errors.errors.iter().map(ToString::to_string).collect(),
-    }
-}
-
-fn eth1(name: &str) -> Option<InterfaceInfo> {
-    (name == "eth1").then(|| InterfaceInfo {
-        ifindex: 7,
-        mac: [2, 0, 0, 0, 0, 1],
-        ipv4: vec![Ipv4Addr::new(192, 0, 2, 10)],
-        ipv6_link_local: None,
-        up: true,
-    })
+    test_support::refusal_lines(text, FILE)
 }
 
 fn planned(loaded: &Loaded) -> InstancePlan {

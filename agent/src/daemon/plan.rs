@@ -597,21 +597,26 @@ fn advertised_addresses(family: AddressFamily, vips: &[VirtualAddress]) -> Virtu
     }
 }
 
+/// The interface the tests' configurations name: `eth1` (index 7,
+/// 192.0.2.10, up, no IPv6), and no other.
+#[cfg(test)]
+pub(crate) fn test_eth1(name: &str) -> Option<InterfaceInfo> {
+    (name == "eth1").then(|| InterfaceInfo {
+        ifindex: 7,
+        mac: [2, 0, 0, 0, 0, 1],
+        ipv4: vec![std::net::Ipv4Addr::new(192, 0, 2, 10)],
+        ipv6_link_local: None,
+        up: true,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const SEED: &str = include_str!("../config/testdata/keepalived.conf");
 
-    fn eth1(name: &str) -> Option<InterfaceInfo> {
-        (name == "eth1").then(|| InterfaceInfo {
-            ifindex: 7,
-            mac: [2, 0, 0, 0, 0, 1],
-            ipv4: vec![Ipv4Addr::new(192, 0, 2, 10)],
-            ipv6_link_local: None,
-            up: true,
-        })
-    }
+    use super::test_eth1 as eth1;
 
     fn seed() -> Config {
         crate::config::parse_str(SEED, "keepalived.conf")
