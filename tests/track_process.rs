@@ -141,6 +141,15 @@ fn setup(prefix: &str) -> Result<Setup> {
     Ok(Setup { pair, echoes, b })
 }
 
+/// [`setup`], and one copy of the tracked program running on `a`'s host.
+fn setup_running(prefix: &str) -> Result<(Setup, Program, Process)> {
+    let setup = setup(prefix)?;
+    let program = Program::new(&setup.pair.a)?;
+    let process = program.start(&setup.pair.a)?;
+    wait_running(&program, 1, "tracked process running")?;
+    Ok((setup, program, process))
+}
+
 fn agent(host: &Host, config: &str) -> Result<AgentNode> {
     let netns = events_netns();
     AgentNode::start_with_args(host, config, &["--process-events-netns", netns.as_str()])
@@ -199,10 +208,7 @@ fn effective_priority(node: &AgentNode) -> Result<u64> {
 /// again (it preempts).
 #[test]
 fn the_process_dying_faults_the_master_and_its_return_restores_it() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tpfault")?;
-    let program = Program::new(&pair.a)?;
-    let process = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, process) = setup_running("tpfault")?;
     let a = tracking_agent(&pair, &program, "")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     b.wait_for_state(INSTANCE, "BACKUP", WAIT)?;
@@ -232,10 +238,7 @@ fn the_process_dying_faults_the_master_and_its_return_restores_it() -> Result<()
 /// BACKUP at 200 - 150 = 50 while the process is gone.
 #[test]
 fn a_weighted_process_lowers_the_priority_and_the_backup_takes_over() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tpweight")?;
-    let program = Program::new(&pair.a)?;
-    let process = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, process) = setup_running("tpweight")?;
     let a = tracking_agent(&pair, &program, " weight -150\n")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     ensure!(
@@ -270,10 +273,7 @@ fn a_weighted_process_lowers_the_priority_and_the_backup_takes_over() -> Result<
 /// again; `quorum_max 2`: a third is too many.
 #[test]
 fn the_quorum_counts_processes() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tpquorum")?;
-    let program = Program::new(&pair.a)?;
-    let first = program.start(&pair.a)?;
-    wait_running(&program, 1, "one tracked process running")?;
+    let (Setup { pair, echoes, b }, program, first) = setup_running("tpquorum")?;
     let a = tracking_agent(&pair, &program, " quorum 2\n quorum_max 2\n")?;
     a.wait_for_state(INSTANCE, "FAULT", WAIT)?;
     b.wait_for_state(INSTANCE, "MASTER", WAIT)?;
@@ -343,10 +343,7 @@ fn a_reload_adds_and_removes_a_tracker() -> Result<()> {
 /// member, so the group's process dying faults it.
 #[test]
 fn a_sync_group_s_process_faults_its_members() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tpgroup")?;
-    let program = Program::new(&pair.a)?;
-    let process = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, process) = setup_running("tpgroup")?;
     let group = format!(
         "{}vrrp_sync_group G {{\n group {{\n  {INSTANCE}\n }}\n track_process {{\n  proc\n }}\n}}\n",
         tracker(&program, "")
@@ -367,10 +364,7 @@ fn a_sync_group_s_process_faults_its_members() -> Result<()> {
 /// second instead, and still follows the process.
 #[test]
 fn outside_the_initial_namespace_the_agent_falls_back_to_reading_proc() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tppoll")?;
-    let program = Program::new(&pair.a)?;
-    let process = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, process) = setup_running("tppoll")?;
     let a = AgentNode::start(
         &pair.a,
         &config(&pair.a_if, 200, &tracker(&program, ""), TRACKED),
@@ -443,10 +437,7 @@ fn config_test_and_dump_show_the_tracker() -> Result<()> {
 /// again, which finds the process gone: FAULT.
 #[test]
 fn lost_events_are_recovered_by_reading_proc_again() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tplost")?;
-    let program = Program::new(&pair.a)?;
-    let process = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, process) = setup_running("tplost")?;
     let a = agent(
         &pair.a,
         &config(
@@ -489,10 +480,7 @@ fn lost_events_are_recovered_by_reading_proc_again() -> Result<()> {
 /// once the delay is over.
 #[test]
 fn terminate_delay_hides_a_quick_restart() -> Result<()> {
-    let Setup { pair, echoes, b } = setup("tpdelay")?;
-    let program = Program::new(&pair.a)?;
-    let first = program.start(&pair.a)?;
-    wait_running(&program, 1, "tracked process running")?;
+    let (Setup { pair, echoes, b }, program, first) = setup_running("tpdelay")?;
     let a = tracking_agent(&pair, &program, " terminate_delay 3\n")?;
     a.wait_for_state(INSTANCE, "MASTER", WAIT)?;
     let transitions = a.instance(INSTANCE)?["transitions"].clone();
