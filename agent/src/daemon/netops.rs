@@ -49,7 +49,7 @@ pub enum NetCommand {
     /// that announcements drawing clients to the addresses follow them.
     Add {
         set: VirtualSet,
-        added: Option<oneshot::Sender<()>>,
+        added: oneshot::Sender<()>,
     },
     Remove(VirtualSet),
     /// At startup: clear configured addresses a previous run left behind.
@@ -161,9 +161,7 @@ pub async fn run(handle: netlink::Handle, mut commands: mpsc::UnboundedReceiver<
                         warn!(%instance, %error, "adding a virtual route failed");
                     }
                 }
-                if let Some(added) = added {
-                    let _ = added.send(());
-                }
+                let _ = added.send(());
             }
             NetCommand::Remove(VirtualSet {
                 instance,
@@ -335,7 +333,7 @@ mod tests {
                         addresses: vec![vip],
                         routes: vec![route],
                     },
-                    added: Some(added),
+                    added,
                 })
                 .unwrap();
             answer.await.expect("the network task answers an add");

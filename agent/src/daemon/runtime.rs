@@ -768,10 +768,7 @@ impl Runtime {
                 let set = VirtualSet::of(&plan, &addresses, &routes);
                 let (added, answer) = oneshot::channel();
                 self.addresses_added.insert(plan.name.clone(), answer);
-                let _ = self.net.send(NetCommand::Add {
-                    set,
-                    added: Some(added),
-                });
+                let _ = self.net.send(NetCommand::Add { set, added });
             }
             Effect::RemoveAddresses {
                 plan,
