@@ -140,6 +140,18 @@ pub fn configs(lab: &PairLab, advert: Advert) -> [String; 2] {
     ]
 }
 
+/// When things happened in one run: on the probe clock, or as epoch
+/// seconds to compare with captured frames.
+struct RunMoments {
+    fault_at: Duration,
+    fault_epoch: f64,
+    took_over_epoch: f64,
+    /// From the fault to the backup logging MASTER.
+    takeover: Duration,
+    /// Just before the client flushes its neighbour cache.
+    observed_until: Duration,
+}
+
 /// One run: fresh lab, elect r1, probe, take r1 away, measure.
 pub fn run_once(
     implementation: Implementation,
@@ -191,7 +203,7 @@ pub fn run_once(
     let sampling = AtomicBool::new(record_timeline);
     let routers = [&master, &backup];
 
-    let (fault_at, takeover, states) = thread::scope(|scope| -> Result<_> {
+    let (moments, states) = thread::scope(|scope| -> Result<_> {
         // One sampler per router: a query to a dying daemon can block until
         // the kernel has torn it down, and must not hold up the other's.
         let samplers = routers.map(|router| {
@@ -236,24 +248,25 @@ pub fn run_once(
             if fault == Fault::Sigstop {
                 master.process().signal(libc::SIGCONT)?;
             }
-            Ok((
+            Ok(RunMoments {
                 fault_at,
                 fault_epoch,
                 took_over_epoch,
                 takeover,
                 observed_until,
-            ))
+            })
         })();
         sampling.store(false, Ordering::Relaxed);
         let states = samplers.map(|sampler| sampler.join().unwrap_or_default());
-        let (fault_at, fault_epoch, took_over_epoch, takeover, observed_until) = outcome?;
-        Ok((
-            fault_at,
-            (fault_epoch, took_over_epoch, takeover, observed_until),
-            states,
-        ))
+        Ok((outcome?, states))
     })?;
-    let (fault_epoch, took_over_epoch, takeover, observed_until) = takeover;
+    let RunMoments {
+        fault_at,
+        fault_epoch,
+        took_over_epoch,
+        takeover,
+        observed_until,
+    } = moments;
     wire_capture.stop()?;
     let wire = wire::moments(&wire_frames(&wire_capture, &backup_mac)?, fault_epoch);
     let zombie_replies = match zombie_capture {
